@@ -1,0 +1,110 @@
+/*
+ * conf.h - baton configuration: INI text -> typed, fully validated structure.
+ *
+ * Nothing is started from a configuration until conf_load() has accepted all
+ * of it; a rejected file leaves the caller's running state untouched.
+ */
+#ifndef BATON_CONF_H
+#define BATON_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_NAME_MAX      64    /* listener/backend/server names */
+#define CONF_PATH_MAX      1024
+#define CONF_ERR_MAX       1024  /* one "FILE:LINE: message" */
+#define CONF_TEXT_MAX      (1u << 20) /* largest configuration file accepted */
+
+#define CONF_DEFAULT_PATH  "/etc/baton/baton.ini"
+
+enum conf_log_level {
+    CONF_LOG_ERROR = 0,
+    CONF_LOG_WARN,
+    CONF_LOG_INFO,
+    CONF_LOG_DEBUG
+};
+
+enum conf_balance {
+    CONF_BALANCE_ROUNDROBIN = 0,
+    CONF_BALANCE_LEASTCONN,
+    CONF_BALANCE_RANDOM,
+    CONF_BALANCE_SOURCE
+};
+
+/* A resolved socket address plus the text the operator wrote (for logs). */
+struct conf_addr {
+    struct sockaddr_storage ss;
+    socklen_t               len;
+    char                    text[80];   /* "127.0.0.1:8080" or "[::1]:8080" */
+};
+
+struct conf_server {
+    char             name[CONF_NAME_MAX];
+    struct conf_addr addr;
+    unsigned         weight;            /* 1..256, default 1 */
+    int              line;              /* where it was declared */
+};
+
+struct conf_backend {
+    char                name[CONF_NAME_MAX];
+    struct conf_server *servers;
+    size_t              nservers;
+    enum conf_balance   balance;        /* default roundrobin */
+    uint64_t            connect_timeout_ms; /* default 3000 */
+    unsigned            retries;        /* default 2 */
+    int                 line;           /* first line of the section */
+};
+
+struct conf_listener {
+    char                 name[CONF_NAME_MAX];
+    struct conf_addr    *binds;
+    size_t               nbinds;
+    char                 backend_name[CONF_NAME_MAX];
+    struct conf_backend *backend;       /* resolved by validation */
+    uint64_t             idle_timeout_ms;   /* default 300000 (5m); 0 = none */
+    uint64_t             max_connections;   /* default 0 = only the global limit */
+    unsigned             backlog;           /* default 511 */
+    int                  line;
+};
+
+struct conf_global {
+    unsigned            threads;        /* 0 in the file means auto; resolved >= 1 */
+    char                control[CONF_PATH_MAX]; /* control socket path */
+    enum conf_log_level log_level;      /* default info */
+    char                access_log[CONF_PATH_MAX]; /* "stderr", "off" or a path */
+    uint64_t            max_connections;    /* default 100000 */
+    uint64_t            drain_timeout_ms;   /* default 30000 */
+    uint64_t            buffer_size;        /* per-direction relay buffer, default 16k */
+};
+
+struct conf {
+    char                  path[CONF_PATH_MAX]; /* file it was read from */
+    struct conf_global    global;
+    struct conf_listener *listeners;
+    size_t                nlisteners;
+    struct conf_backend  *backends;
+    size_t                nbackends;
+};
+
+/*
+ * Parse and validate.  On success returns 0 and fills *out (free with
+ * conf_free).  On failure returns -1, *out is left zeroed, and err holds
+ * every problem found, one "FILE:LINE: message" per line (the first line is
+ * the first problem).  `path` is used for messages and conf->path.
+ */
+int  conf_load_file(const char *path, struct conf *out, char *err, size_t errlen);
+int  conf_load_text(const char *path, const char *text, struct conf *out,
+                    char *err, size_t errlen);
+void conf_free(struct conf *c);
+
+/* Reads a whole file (<= CONF_TEXT_MAX) into a NUL-terminated malloc'd buffer. */
+char *conf_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+const char *conf_balance_name(enum conf_balance b);
+const char *conf_log_level_name(enum conf_log_level l);
+
+const struct conf_backend  *conf_find_backend(const struct conf *c, const char *name);
+const struct conf_listener *conf_find_listener(const struct conf *c, const char *name);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * message.h - typed handoff messages: one struct per message type, one
+ * encoder and one decoder each.  Decoders check every field and that the
+ * payload holds exactly the message (no trailing bytes), and report what
+ * was wrong in `why`.
+ */
+#ifndef BATON_HANDOFF_MESSAGE_H
+#define BATON_HANDOFF_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define HANDOFF_NAME_MAX    64
+#define HANDOFF_ADDR_MAX    80
+#define HANDOFF_REASON_MAX  512
+#define HANDOFF_VERSION_MAX 64
+#define HANDOFF_STATUS_LISTENERS_MAX 256
+
+struct handoff_hello {
+    uint32_t pid;
+    char     version[HANDOFF_VERSION_MAX];   /* baton version of the sender */
+};
+
+struct handoff_config {
+    uint32_t       generation;
+    char           path[1024];
+    const uint8_t *text;      /* points into the received payload (decode) */
+    uint32_t       textlen;
+};
+
+struct handoff_listener {
+    char name[HANDOFF_NAME_MAX];
+    char addr[HANDOFF_ADDR_MAX];   /* configured address, e.g. "127.0.0.1:0" */
+    int  fd;                       /* attached descriptor (taken from the message) */
+};
+
+struct handoff_failed {
+    char reason[HANDOFF_REASON_MAX];
+};
+
+struct handoff_status_req {
+    uint32_t id;
+};
+
+struct handoff_listener_stats {
+    char     name[HANDOFF_NAME_MAX];
+    uint64_t active;
+    uint64_t total;
+};
+
+struct handoff_status {
+    uint32_t id;
+    uint32_t pid;
+    uint64_t active;          /* open client connections */
+    uint64_t total;           /* accepted since start */
+    uint64_t bytes_in;        /* client -> server */
+    uint64_t bytes_out;       /* server -> client */
+    uint32_t nlisteners;
+    struct handoff_listener_stats listeners[HANDOFF_STATUS_LISTENERS_MAX];
+};
+
+/* Each encoder fills a fresh message (handoff_msg_init done inside); the
+ * caller sends and frees it.  Returns 0 or -1 (out of memory / too big). */
+int handoff_encode_hello(struct handoff_msg *m, uint32_t seq, const struct handoff_hello *v);
+int handoff_encode_config(struct handoff_msg *m, uint32_t seq, const struct handoff_config *v);
+int handoff_encode_listener(struct handoff_msg *m, uint32_t seq, const struct handoff_listener *v);
+int handoff_encode_failed(struct handoff_msg *m, uint32_t seq, const struct handoff_failed *v);
+int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq, const struct handoff_status_req *v);
+int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v);
+/* START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING carry no payload. */
+int handoff_encode_empty(struct handoff_msg *m, uint16_t type, uint32_t seq);
+
+/* A received message: header, payload and attached fds (owned). */
+struct handoff_in {
+    struct handoff_hdr hdr;
+    uint8_t           *payload;
+    int                fds[HANDOFF_MAX_FDS];
+    unsigned           nfds;
+};
+void handoff_in_free(struct handoff_in *in);   /* closes fds not taken */
+
+/* Decoders: 0 on success, -1 with why set.  A decoder that takes an fd sets
+ * the message's slot to -1 so handoff_in_free won't close it. */
+int handoff_decode_hello(struct handoff_in *in, struct handoff_hello *v, char *why, size_t n);
+int handoff_decode_config(struct handoff_in *in, struct handoff_config *v, char *why, size_t n);
+int handoff_decode_listener(struct handoff_in *in, struct handoff_listener *v, char *why, size_t n);
+int handoff_decode_failed(struct handoff_in *in, struct handoff_failed *v, char *why, size_t n);
+int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *v, char *why, size_t n);
+int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why, size_t n);
+int handoff_decode_empty(struct handoff_in *in, char *why, size_t n);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * transport.h - how bytes and descriptors move between two baton processes.
+ * One implementation per OS, selected at link time:
+ *   transport_unix.c  AF_UNIX stream socketpair, descriptors via SCM_RIGHTS
+ *   transport_win.c   (later) pipe + WSADuplicateSocket/WSAPROTOCOL_INFOW
+ */
+#ifndef BATON_HANDOFF_TRANSPORT_H
+#define BATON_HANDOFF_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Two connected endpoints, both non-blocking and close-on-exec. */
+int handoff_transport_pair(int fds[2]);
+
+/* Sends up to len bytes; the nfds descriptors travel with the first byte.
+ * Returns bytes sent (descriptors were sent iff > 0), or -1 with errno
+ * (EAGAIN when it would block). */
+ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t len,
+                               const int *fds, unsigned nfds);
+
+/* Receives up to len bytes; descriptors that arrive are appended to fds
+ * (at most maxfds in total; extra ones are closed and the call fails with
+ * EMSGSIZE).  Received descriptors are close-on-exec.
+ * Returns bytes (> 0), 0 on EOF, -1 with errno. */
+ssize_t handoff_transport_recv(int fd, void *buf, size_t len,
+                               int *fds, unsigned *nfds, unsigned maxfds);
+
+/* Waits until fd is readable (for_write = 0) or writable; 1 ready,
+ * 0 timeout, -1 error. */
+int handoff_transport_wait(int fd, int for_write, int timeout_ms);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * wire.h - the handoff wire format: what crosses between master and worker
+ * (and, later, between an old and a new worker).
+ *
+ * Every message is a fixed 16-byte header followed by `len` payload bytes:
+ *
+ *   offset  size  field
+ *   0       2     magic    0xBA70 ("baton")
+ *   2       1     version  HANDOFF_WIRE_VERSION
+ *   3       1     nfds     descriptors attached to this message (0..HANDOFF_MAX_FDS)
+ *   4       2     type     enum handoff_type
+ *   6       2     flags    reserved, must be 0
+ *   8       4     seq      sender's sequence number (for logs and replies)
+ *   12      4     len      payload length (0..HANDOFF_MAX_PAYLOAD)
+ *
+ * All integers are big-endian.  Payload fields are read only through the
+ * bounds-checked getters below (OpenBSD ibuf style): a getter that would
+ * read past the end fails and marks the reader as failed, so a decoder can
+ * run all its reads and check once.
+ */
+#ifndef BATON_HANDOFF_WIRE_H
+#define BATON_HANDOFF_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HANDOFF_MAGIC        0xBA70u
+#define HANDOFF_WIRE_VERSION 1u
+#define HANDOFF_HDR_LEN      16u
+#define HANDOFF_MAX_PAYLOAD  (2u << 20)   /* 2 MiB: a whole config file fits */
+#define HANDOFF_MAX_FDS      16u
+#define HANDOFF_STR_MAX      4096u        /* longest string field */
+
+enum handoff_type {
+    HANDOFF_HELLO = 1,       /* worker -> master: pid, version string */
+    HANDOFF_CONFIG,          /* master -> worker: generation, config path + text */
+    HANDOFF_LISTENER,        /* master -> worker: listener name, address; 1 fd */
+    HANDOFF_START,           /* master -> worker: all listeners sent, start serving */
+    HANDOFF_READY,           /* worker -> master: serving */
+    HANDOFF_FAILED,          /* worker -> master: could not start; reason */
+    HANDOFF_STOP_ACCEPTING,  /* master -> worker: close listeners, keep connections */
+    HANDOFF_DRAIN,           /* master -> worker: stop accepting, finish connections, exit */
+    HANDOFF_STATUS_REQ,      /* master -> worker: request id */
+    HANDOFF_STATUS,          /* worker -> master: request id, counters */
+    HANDOFF_RESUME_ACCEPTING,/* master -> worker: rollback, accept again */
+    /* Reserved for live connection handoff (worker -> worker). */
+    HANDOFF_CONN = 32,       /* one established connection: state + 2 fds */
+    HANDOFF_CONN_DONE,       /* all connections sent */
+    HANDOFF_TYPE_MAX
+};
+
+struct handoff_hdr {
+    uint16_t magic;
+    uint8_t  version;
+    uint8_t  nfds;
+    uint16_t type;
+    uint16_t flags;
+    uint32_t seq;
+    uint32_t len;
+};
+
+/* A growable message being built. */
+struct handoff_msg {
+    uint8_t *buf;        /* header + payload */
+    size_t   len;        /* bytes used, >= HANDOFF_HDR_LEN */
+    size_t   cap;
+    int      fds[HANDOFF_MAX_FDS];
+    unsigned nfds;
+    int      failed;     /* an append ran out of memory or over a limit */
+};
+
+/* A read-only view of a received payload. */
+struct handoff_reader {
+    const uint8_t *p;
+    size_t         len;
+    size_t         off;
+    int            failed;
+};
+
+const char *handoff_type_name(uint16_t type);
+
+/* Header encode/decode.  decode returns 0, or -1 with `why` set when the
+ * header is invalid (bad magic, version, type, flags, nfds, or len). */
+void handoff_hdr_encode(const struct handoff_hdr *h, uint8_t out[HANDOFF_HDR_LEN]);
+int  handoff_hdr_decode(const uint8_t in[HANDOFF_HDR_LEN], struct handoff_hdr *h,
+                        char *why, size_t whylen);
+
+/* Building.  init returns -1 on allocation failure.  Appends set
+ * msg->failed instead of returning errors; check it (or handoff_msg_finish's
+ * return) once at the end. */
+int  handoff_msg_init(struct handoff_msg *m, uint16_t type, uint32_t seq);
+void handoff_msg_put_u8(struct handoff_msg *m, uint8_t v);
+void handoff_msg_put_u16(struct handoff_msg *m, uint16_t v);
+void handoff_msg_put_u32(struct handoff_msg *m, uint32_t v);
+void handoff_msg_put_u64(struct handoff_msg *m, uint64_t v);
+void handoff_msg_put_bytes(struct handoff_msg *m, const void *p, size_t n); /* u32 length + bytes */
+void handoff_msg_put_str(struct handoff_msg *m, const char *s);            /* u16 length + bytes */
+void handoff_msg_add_fd(struct handoff_msg *m, int fd);  /* fd is not owned by the message */
+int  handoff_msg_finish(struct handoff_msg *m);          /* writes header; 0 or -1 */
+void handoff_msg_free(struct handoff_msg *m);
+
+/* Reading. */
+void handoff_reader_init(struct handoff_reader *r, const void *p, size_t len);
+int  handoff_get_u8(struct handoff_reader *r, uint8_t *v);
+int  handoff_get_u16(struct handoff_reader *r, uint16_t *v);
+int  handoff_get_u32(struct handoff_reader *r, uint32_t *v);
+int  handoff_get_u64(struct handoff_reader *r, uint64_t *v);
+/* Points into the payload; no copy.  Length limited by `max`. */
+int  handoff_get_bytes(struct handoff_reader *r, const uint8_t **p, uint32_t *n, uint32_t max);
+/* Copies into buf (NUL-terminated); fails if it does not fit, is longer than
+ * HANDOFF_STR_MAX, or contains a NUL byte. */
+int  handoff_get_str(struct handoff_reader *r, char *buf, size_t buflen);
+/* 0 if every byte was consumed and no getter failed. */
+int  handoff_reader_done(const struct handoff_reader *r);
+
+#endif

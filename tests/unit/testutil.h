@@ -1,0 +1,27 @@
+/*
+ * testutil.h - minimal assertions for baton's C unit tests.  Each failed
+ * check prints FILE:LINE and what differed; test_summary() prints the
+ * closing "N passed, N failed" line and returns the exit code.
+ */
+#ifndef BATON_TESTUTIL_H
+#define BATON_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+extern unsigned test_passed, test_failed;
+
+void test_check(int ok, const char *file, int line, const char *expr);
+void test_check_str(const char *got, const char *want, const char *file, int line,
+                    const char *expr);
+void test_check_u64(uint64_t got, uint64_t want, const char *file, int line,
+                    const char *expr);
+int  test_summary(const char *suite);
+/* Reads a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
+char *test_read_file(const char *path);
+
+#define CHECK(e)           test_check(!!(e), __FILE__, __LINE__, #e)
+#define CHECK_STR(g, w)    test_check_str((g), (w), __FILE__, __LINE__, #g)
+#define CHECK_U64(g, w)    test_check_u64((uint64_t)(g), (uint64_t)(w), __FILE__, __LINE__, #g)
+
+#endif
