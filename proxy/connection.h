@@ -1,0 +1,92 @@
+/*
+ * connection.h - one proxied client connection: a plain struct with an
+ * explicit state, two sockets and one pipe per direction.  Everything here
+ * is plain data so a later generation can receive it (live handoff).
+ */
+#ifndef BATON_PROXY_CONNECTION_H
+#define BATON_PROXY_CONNECTION_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#define PROXY_MAX_ATTEMPTS 17   /* first try + retries (<= 16) */
+
+enum proxy_conn_state {
+    PROXY_CONN_CONNECTING = 0,  /* client accepted, connecting to a server */
+    PROXY_CONN_RELAYING,        /* bytes flow both ways until both are shut */
+    PROXY_CONN_CLOSED
+};
+
+enum proxy_end {
+    PROXY_END_NONE = 0,
+    PROXY_END_CLIENT_CLOSE,
+    PROXY_END_SERVER_CLOSE,
+    PROXY_END_IDLE_TIMEOUT,
+    PROXY_END_CONNECT_FAILED,
+    PROXY_END_DRAIN_TIMEOUT,
+    PROXY_END_SHUTDOWN,
+    PROXY_END_ERROR
+};
+
+struct proxy_side {
+    int          fd;
+    struct event rev;          /* readable */
+    struct event wev;          /* writable (or connected) */
+    unsigned     reading:1;    /* rev added */
+    unsigned     writing:1;    /* wev added */
+};
+
+/* One direction: bytes read from `src` that `dst` has not taken yet. */
+struct proxy_pipe {
+    char        *buf;          /* allocated only while bytes are pending */
+    uint32_t     off, len;     /* pending bytes are buf[off..len) */
+    uint64_t     bytes;        /* relayed so far */
+    unsigned     eof:1;        /* src sent FIN */
+    unsigned     shut:1;       /* FIN passed on to dst */
+};
+
+struct proxy_loop;
+struct proxy_listener;
+struct proxy_server;
+
+struct proxy_conn {
+    struct proxy_conn       *prev, *next;
+    struct proxy_loop       *loop;
+    struct proxy_listener   *listener;
+    struct proxy_server     *server;     /* current or last attempted */
+    enum proxy_conn_state    state;
+    enum proxy_end           end;
+
+    struct proxy_side        client, upstream;
+    struct proxy_pipe        up;         /* client -> server */
+    struct proxy_pipe        down;       /* server -> client */
+    struct event             timer;      /* connect timeout, then idle timeout */
+
+    uint64_t                 start_ms, last_ms;
+    struct sockaddr_storage  peer;
+    socklen_t                peerlen;
+    struct proxy_server     *tried[PROXY_MAX_ATTEMPTS];
+    unsigned                 ntried;
+    int                      connected;  /* counted in server->active */
+};
+
+/* Takes ownership of cfd (already counted against the listener limits). */
+void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd,
+                      const struct sockaddr_storage *peer, socklen_t peerlen);
+/* Ends a connection now with the given reason (drain timeout, shutdown). */
+void proxy_conn_close(struct proxy_conn *c, enum proxy_end why);
+const char *proxy_end_name(enum proxy_end e);
+
+/* relay.c: move bytes for one direction; return -1 when the connection
+ * was closed as a result. */
+int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
+                     struct proxy_pipe *p);
+int proxy_relay_write(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
+                      struct proxy_pipe *p);
+void proxy_side_watch_read(struct proxy_side *s, int on);
+void proxy_side_watch_write(struct proxy_side *s, int on);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * loop.c - an event-loop thread of the worker.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connection.h"
+#include "log.h"
+#include "netutil.h"
+#include "worker.h"
+
+static void loop_resume_accepts(struct proxy_loop *loop)
+{
+    if (!loop->accepting || loop->draining)
+        return;
+    for (size_t i = 0; i < loop->naccepts; i++) {
+        struct proxy_accept *a = &loop->accepts[i];
+
+        a->paused = 0;
+        proxy_accept_watch(a, 1);
+    }
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_loop *loop = arg;
+
+    loop->retry_armed = 0;
+    loop_resume_accepts(loop);
+}
+
+void proxy_loop_pause_accepts(struct proxy_loop *loop, struct proxy_accept *only,
+                              uint64_t retry_ms)
+{
+    struct timeval tv = { .tv_sec = (time_t)(retry_ms / 1000),
+                          .tv_usec = (suseconds_t)(retry_ms % 1000) * 1000 };
+
+    for (size_t i = 0; i < loop->naccepts; i++) {
+        struct proxy_accept *a = &loop->accepts[i];
+
+        if (only != NULL && a != only)
+            continue;
+        a->paused = 1;
+        proxy_accept_watch(a, 0);
+    }
+    /* Slots freed by another loop's connections are not announced here, so
+     * look again after a while. */
+    if (!loop->retry_armed) {
+        if (evtimer_add(&loop->retry_ev, &tv) == 0)
+            loop->retry_armed = 1;
+        else
+            proxy_log_error("loop %u: cannot arm accept retry timer", loop->index);
+    }
+}
+
+static int loop_any_paused(const struct proxy_loop *loop)
+{
+    for (size_t i = 0; i < loop->naccepts; i++)
+        if (loop->accepts[i].paused)
+            return 1;
+    return 0;
+}
+
+void proxy_loop_conn_closed(struct proxy_loop *loop)
+{
+    if (loop->draining) {
+        if (loop->nconns == 0)
+            event_base_loopbreak(loop->base);
+        return;
+    }
+    if (loop_any_paused(loop))
+        loop_resume_accepts(loop);
+}
+
+static void loop_close_accepts(struct proxy_loop *loop)
+{
+    for (size_t i = 0; i < loop->naccepts; i++)
+        proxy_accept_close(&loop->accepts[i]);
+}
+
+static void loop_close_conns(struct proxy_loop *loop, enum proxy_end why)
+{
+    while (loop->conns != NULL)
+        proxy_conn_close(loop->conns, why);
+}
+
+static void loop_handle(struct proxy_loop *loop, enum proxy_loop_cmd cmd)
+{
+    switch (cmd) {
+    case PROXY_LOOP_STOP_ACCEPTING:
+        loop->accepting = 0;
+        for (size_t i = 0; i < loop->naccepts; i++)
+            proxy_accept_watch(&loop->accepts[i], 0);
+        break;
+    case PROXY_LOOP_RESUME_ACCEPTING:
+        loop->accepting = 1;
+        loop_resume_accepts(loop);
+        break;
+    case PROXY_LOOP_DRAIN:
+        loop->draining = 1;
+        loop_close_accepts(loop);
+        if (loop->nconns == 0)
+            event_base_loopbreak(loop->base);
+        break;
+    case PROXY_LOOP_DRAIN_TIMEOUT:
+        loop->draining = 1;
+        loop_close_accepts(loop);
+        loop_close_conns(loop, PROXY_END_DRAIN_TIMEOUT);
+        event_base_loopbreak(loop->base);
+        break;
+    case PROXY_LOOP_EXIT:
+        loop->draining = 1;
+        loop_close_accepts(loop);
+        loop_close_conns(loop, PROXY_END_SHUTDOWN);
+        event_base_loopbreak(loop->base);
+        break;
+    default:
+        proxy_log_error("loop %u: unknown command %d", loop->index, (int)cmd);
+        break;
+    }
+}
+
+static void cmd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_loop *loop = arg;
+    char cmds[16];
+    ssize_t n = read(fd, cmds, sizeof(cmds));
+
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            proxy_log_error("loop %u: command pipe: %s", loop->index, strerror(errno));
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++)
+        loop_handle(loop, (enum proxy_loop_cmd)cmds[i]);
+}
+
+int proxy_loop_command(struct proxy_loop *loop, enum proxy_loop_cmd cmd)
+{
+    char c = (char)cmd;
+
+    for (;;) {
+        if (write(loop->cmd_fd[1], &c, 1) == 1)
+            return 0;
+        if (errno != EINTR) {
+            proxy_log_error("loop %u: cannot send command: %s", loop->index, strerror(errno));
+            return -1;
+        }
+    }
+}
+
+int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned index)
+{
+    struct event_config *cfg;
+    size_t n = 0;
+
+    memset(loop, 0, sizeof(*loop));
+    loop->worker = w;
+    loop->index = index;
+    loop->accepting = 1;
+    loop->cmd_fd[0] = loop->cmd_fd[1] = -1;
+    /* Only this loop's thread touches its base. */
+    cfg = event_config_new();
+    if (cfg == NULL || event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) != 0)
+        goto fail_cfg;
+    loop->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (loop->base == NULL)
+        return -1;
+    if (pipe2(loop->cmd_fd, O_NONBLOCK | O_CLOEXEC) != 0)
+        return -1;
+    if (event_assign(&loop->cmd_ev, loop->base, loop->cmd_fd[0], EV_READ | EV_PERSIST,
+                     cmd_cb, loop) != 0 || event_add(&loop->cmd_ev, NULL) != 0)
+        return -1;
+    if (evtimer_assign(&loop->retry_ev, loop->base, retry_cb, loop) != 0)
+        return -1;
+    loop->scratch_len = (size_t)w->conf.global.buffer_size;
+    loop->scratch = malloc(loop->scratch_len);
+    if (loop->scratch == NULL)
+        return -1;
+    loop->balance = calloc(w->nbackends, sizeof(*loop->balance));
+    if (w->nbackends > 0 && loop->balance == NULL)
+        return -1;
+    for (size_t i = 0; i < w->nbackends; i++)
+        if (proxy_balance_init(&loop->balance[i], &w->backends[i],
+                               proxy_now_ms() * 2654435761u + index + i + 1) != 0)
+            return -1;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        n += w->listeners[i].nfds;
+    loop->accepts = calloc(n ? n : 1, sizeof(*loop->accepts));
+    if (loop->accepts == NULL)
+        return -1;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct proxy_listener *l = &w->listeners[i];
+
+        for (size_t j = 0; j < l->nfds; j++) {
+            if (proxy_accept_init(&loop->accepts[loop->naccepts], loop, l, l->fds[j]) != 0)
+                return -1;
+            loop->naccepts++;
+        }
+    }
+    return 0;
+fail_cfg:
+    if (cfg != NULL)
+        event_config_free(cfg);
+    return -1;
+}
+
+static void *loop_thread(void *arg)
+{
+    struct proxy_loop *loop = arg;
+    char done = 'd';
+
+    for (size_t i = 0; i < loop->naccepts; i++)
+        proxy_accept_watch(&loop->accepts[i], 1);
+    if (event_base_dispatch(loop->base) < 0)
+        proxy_log_error("loop %u: event loop failed", loop->index);
+    /* Whatever made the loop stop, nothing of it may outlive the thread. */
+    loop_close_accepts(loop);
+    loop_close_conns(loop, PROXY_END_SHUTDOWN);
+    while (write(loop->worker->done_fd[1], &done, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+int proxy_loop_start(struct proxy_loop *loop)
+{
+    int rc = pthread_create(&loop->thread, NULL, loop_thread, loop);
+
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    loop->started = 1;
+    return 0;
+}
+
+void proxy_loop_join(struct proxy_loop *loop)
+{
+    if (loop->started) {
+        int rc = pthread_join(loop->thread, NULL);
+
+        if (rc != 0)
+            proxy_log_error("loop %u: pthread_join: %s", loop->index, strerror(rc));
+        loop->started = 0;
+    }
+}
+
+void proxy_loop_free(struct proxy_loop *loop)
+{
+    loop_close_accepts(loop);
+    loop_close_conns(loop, PROXY_END_SHUTDOWN);
+    if (loop->base != NULL) {
+        event_del(&loop->cmd_ev);
+        event_del(&loop->retry_ev);
+    }
+    for (size_t i = 0; loop->balance != NULL && i < loop->worker->nbackends; i++)
+        proxy_balance_free(&loop->balance[i]);
+    free(loop->balance);
+    free(loop->accepts);
+    free(loop->scratch);
+    for (int i = 0; i < 2; i++)
+        if (loop->cmd_fd[i] >= 0)
+            close(loop->cmd_fd[i]);
+    if (loop->base != NULL)
+        event_base_free(loop->base);
+    memset(loop, 0, sizeof(*loop));
+}

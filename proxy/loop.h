@@ -1,0 +1,66 @@
+/*
+ * loop.h - one event-loop thread of the worker.  Each loop owns its
+ * connections outright; other threads talk to it only through its command
+ * pipe, so libevent runs without locks.
+ */
+#ifndef BATON_PROXY_LOOP_H
+#define BATON_PROXY_LOOP_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "backend.h"
+#include "listener.h"
+
+struct proxy_worker;
+struct proxy_conn;
+
+enum proxy_loop_cmd {
+    PROXY_LOOP_STOP_ACCEPTING = 'S',
+    PROXY_LOOP_RESUME_ACCEPTING = 'R',
+    PROXY_LOOP_DRAIN = 'D',          /* close listeners, exit once idle */
+    PROXY_LOOP_DRAIN_TIMEOUT = 'T',  /* close what is left (drain_timeout), exit */
+    PROXY_LOOP_EXIT = 'X'            /* fast stop: close everything now */
+};
+
+struct proxy_loop {
+    struct proxy_worker  *worker;
+    unsigned              index;
+    struct event_base    *base;
+    pthread_t             thread;
+    int                   started;
+
+    struct proxy_accept  *accepts;
+    size_t                naccepts;
+    int                   accepting;     /* not told to stop accepting */
+    int                   draining;
+    struct event          retry_ev;      /* resumes paused accepts */
+    int                   retry_armed;
+    uint64_t              emfile_logged_ms;
+
+    int                   cmd_fd[2];     /* [0] read by the loop */
+    struct event          cmd_ev;
+
+    struct proxy_conn    *conns;         /* doubly linked, for drain/stop */
+    uint64_t              nconns;
+    struct proxy_balance *balance;       /* one per backend */
+    char                 *scratch;       /* read buffer shared by this loop's conns */
+    size_t                scratch_len;
+};
+
+int  proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned index);
+int  proxy_loop_start(struct proxy_loop *loop);
+void proxy_loop_join(struct proxy_loop *loop);
+void proxy_loop_free(struct proxy_loop *loop);
+int  proxy_loop_command(struct proxy_loop *loop, enum proxy_loop_cmd cmd);
+
+/* Accept path helpers used by listener.c and connection.c. */
+void proxy_loop_pause_accepts(struct proxy_loop *loop, struct proxy_accept *only,
+                              uint64_t retry_ms);
+void proxy_loop_conn_closed(struct proxy_loop *loop);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * main.c - the baton command line.
+ *
+ *   baton [-c FILE]                 run (master in the foreground)
+ *   baton -t [-c FILE]              check the configuration
+ *   baton -s SIGNAL [-c FILE]       status | stop | quit | reload
+ *   baton -v | -h
+ *   baton --worker FD               internal: started by the master
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "conf.h"
+#include "control.h"
+#include "log.h"
+#include "master.h"
+#include "worker.h"
+
+#define EXIT_USAGE 2
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: baton [-c FILE]            run in the foreground\n"
+            "       baton -t [-c FILE]         check the configuration and exit\n"
+            "       baton -s CMD [-c FILE]     send CMD to the running master:\n"
+            "                                  status, stop (fast), quit (graceful), reload\n"
+            "       baton -v                   print the version\n"
+            "       baton -h                   print this help\n"
+            "The default configuration file is %s.\n", CONF_DEFAULT_PATH);
+}
+
+/* Loads and validates; prints every error.  Returns 0 or -1. */
+static int load_config(const char *path, int explicit_path, struct conf *c, char **text)
+{
+    static char err[CONF_ERR_MAX * 32];
+    size_t len;
+
+    *text = conf_read_file(path, &len, err, sizeof(err));
+    if (*text == NULL) {
+        fprintf(stderr, "%s%s", err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+        if (!explicit_path)
+            fprintf(stderr, "baton: no -c given, tried the default %s\n", path);
+        return -1;
+    }
+    if (conf_load_text(path, *text, c, err, sizeof(err)) != 0) {
+        fputs(err, stderr);
+        if (err[0] && err[strlen(err) - 1] != '\n')
+            fputc('\n', stderr);
+        free(*text);
+        *text = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+struct control_peek {
+    char path[CONF_PATH_MAX];
+};
+
+static int peek_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct control_peek *p = user;
+
+    if (strcmp(section, "global") == 0 && strcmp(name, "control") == 0)
+        snprintf(p->path, sizeof(p->path), "%s", value);
+    return 1;
+}
+
+/* `-s` must reach a running master even when the file on disk has since
+ * been broken by an edit (that is when `-s reload` reports the errors), so
+ * only the control path is read here. */
+static int control_path(const char *conf_path, char *out, size_t n)
+{
+    struct control_peek p = { .path = "/run/baton/baton.sock" };
+    int rc = ini_parse(conf_path, peek_handler, &p);
+
+    if (rc == -1) {
+        fprintf(stderr, "baton: cannot open configuration %s: %s\n", conf_path, strerror(errno));
+        return -1;
+    }
+    snprintf(out, n, "%s", p.path);
+    return 0;
+}
+
+static int parse_fd(const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0 || v > 1 << 20)
+        return -1;
+    return (int)v;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "worker", required_argument, NULL, 'W' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'v' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = CONF_DEFAULT_PATH, *cmd = NULL;
+    int explicit_path = 0, test = 0, opt, fd;
+    struct conf c;
+    char *text;
+
+    memset(&c, 0, sizeof(c));
+    while ((opt = getopt_long(argc, argv, "c:ts:vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            explicit_path = 1;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 's':
+            cmd = optarg;
+            break;
+        case 'v':
+            printf("baton %s\n", BATON_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'W':
+            fd = parse_fd(optarg);
+            if (fd < 0) {
+                fprintf(stderr, "baton: --worker needs a descriptor number, got '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            return proxy_worker_main(fd);
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "baton: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (cmd != NULL) {
+        char ctl[CONF_PATH_MAX];
+
+        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stop") != 0 &&
+            strcmp(cmd, "quit") != 0 && strcmp(cmd, "reload") != 0) {
+            fprintf(stderr, "baton: unknown command '%s' for -s (expected status, stop, quit "
+                    "or reload)\n", cmd);
+            return EXIT_USAGE;
+        }
+        if (control_path(path, ctl, sizeof(ctl)) != 0)
+            return 1;
+        return proxy_control_request(ctl, cmd, PROXY_CONTROL_TIMEOUT_MS);
+    }
+    if (load_config(path, explicit_path, &c, &text) != 0)
+        return 1;
+    if (test) {
+        printf("configuration OK\n");
+        conf_free(&c);
+        free(text);
+        return 0;
+    }
+    return proxy_master_main(&c, text);
+}

@@ -1,0 +1,1051 @@
+/*
+ * master.c - the master process (see master.h for the generation states).
+ *
+ * The master binds every listening socket itself and keeps its copy open
+ * for as long as the address is configured, so a worker that crashes or is
+ * replaced never takes the socket's accept queue with it: clients that
+ * connect in between wait in the kernel and are accepted by the next
+ * worker.
+ */
+#include "master.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "channel.h"
+#include "control.h"
+#include "log.h"
+#include "message.h"
+#include "netutil.h"
+#include "process.h"
+#include "transport.h"
+
+#define RESPAWN_MAX_DELAY_MS  5000
+#define STOP_KILL_AFTER_MS    10000
+#define STATUS_TIMEOUT_MS     2000
+
+enum gen_state { GEN_STARTING, GEN_ACTIVE, GEN_DRAINING };
+enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_QUITTING };
+
+struct master;
+
+struct gen {
+    struct master          *m;
+    struct gen             *next;
+    unsigned                id;
+    pid_t                   pid;
+    enum gen_state          state;
+    int                     is_reload;   /* runs the configuration being loaded */
+    struct handoff_channel  ch;
+    int                     ch_open;
+    struct event           *rev, *wev, *timer;
+    uint64_t                started_ms;
+    char                    version[HANDOFF_VERSION_MAX];
+    char                    failure[HANDOFF_REASON_MAX];
+    struct handoff_status  *status;      /* last STATUS received */
+};
+
+/* A listening socket.  During a reload a socket can belong to the running
+ * configuration, to the one being loaded, or to both. */
+struct msock {
+    char             name[CONF_NAME_MAX];       /* listener in the running config */
+    char             next_name[CONF_NAME_MAX];  /* listener in the config being loaded */
+    struct conf_addr addr;
+    char             actual[80];
+    int              fd;
+    int              in_current, in_next;
+};
+
+enum ctl_state { CTL_READING, CTL_WAITING, CTL_REPLIED };
+
+struct ctl {
+    struct master      *m;
+    struct ctl         *next;
+    struct bufferevent *bev;
+    enum ctl_state      state;
+    uint32_t            status_id;
+    unsigned            waiting;     /* STATUS replies still expected */
+    struct event       *timer;
+};
+
+struct master {
+    char               exe[PATH_MAX];
+    struct conf        conf;         /* running configuration */
+    char              *text;
+    struct conf        next_conf;    /* being loaded by a reload */
+    char              *next_text;
+    struct event_base *base;
+    struct msock      *socks;
+    size_t             nsocks;
+    struct gen        *gens;
+    unsigned           last_gen;
+    struct gen        *upgrading;    /* the STARTING generation of a reload */
+    struct ctl        *reload_ctl;   /* who waits for the reload outcome */
+    int                ctl_fd;
+    struct event      *ctl_ev;
+    struct ctl        *ctls;
+    struct event      *sig_ev[7];
+    struct event      *respawn_timer, *kill_timer;
+    enum master_state  state;
+    int                ever_ready;
+    int                exit_code;
+    uint64_t           start_ms, last_spawn_ms;
+    unsigned           fast_crashes;
+    uint32_t           status_seq;
+};
+
+static void gen_flush(struct gen *g);
+static void master_spawn(struct master *m, int is_reload);
+static void ctl_reply(struct ctl *c, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void master_status_reply(struct ctl *c);
+
+static const char *gen_state_name(enum gen_state s)
+{
+    return s == GEN_STARTING ? "starting" : s == GEN_ACTIVE ? "active" : "draining";
+}
+
+static void timer_add_ms(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+    if (evtimer_add(ev, &tv) != 0)
+        proxy_log_error("master: cannot arm a timer");
+}
+
+/* ---- listening sockets ---------------------------------------------- */
+
+static void msock_close(struct msock *s)
+{
+    if (s->fd >= 0 && close(s->fd) != 0)
+        proxy_log_warn("close listener %s: %s", s->actual, strerror(errno));
+    s->fd = -1;
+}
+
+static int addr_equal(const struct conf_addr *a, const struct conf_addr *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* Drops sockets that belong to neither configuration. */
+static void msocks_compact(struct master *m)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < m->nsocks; i++) {
+        if (!m->socks[i].in_current && !m->socks[i].in_next) {
+            proxy_log_info("listener %s on %s closed", m->socks[i].name, m->socks[i].actual);
+            msock_close(&m->socks[i]);
+            continue;
+        }
+        m->socks[j++] = m->socks[i];
+    }
+    m->nsocks = j;
+}
+
+/*
+ * Marks, for configuration c, the sockets it needs: an address that is
+ * already bound is reused (never closed and re-bound, so its accept queue
+ * survives); new addresses are bound now.  Returns -1 with why if a bind
+ * fails; nothing already running is affected either way.
+ */
+static int msocks_prepare(struct master *m, const struct conf *c, int next, char *why, size_t n)
+{
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const struct conf_listener *l = &c->listeners[i];
+
+        for (size_t b = 0; b < l->nbinds; b++) {
+            struct msock *s = NULL, *grown;
+            char reason[256];
+            int fd;
+
+            for (size_t k = 0; k < m->nsocks && s == NULL; k++)
+                if (addr_equal(&m->socks[k].addr, &l->binds[b]) &&
+                    !(next ? m->socks[k].in_next : m->socks[k].in_current))
+                    s = &m->socks[k];
+            if (s == NULL) {
+                fd = proxy_listen(&l->binds[b], l->backlog, reason, sizeof(reason));
+                if (fd < 0) {
+                    snprintf(why, n, "listener %s: %s", l->name, reason);
+                    return -1;
+                }
+                grown = realloc(m->socks, (m->nsocks + 1) * sizeof(*m->socks));
+                if (grown == NULL) {
+                    close(fd);
+                    snprintf(why, n, "out of memory");
+                    return -1;
+                }
+                m->socks = grown;
+                s = &m->socks[m->nsocks++];
+                memset(s, 0, sizeof(*s));
+                s->fd = fd;
+                s->addr = l->binds[b];
+                proxy_sockname(fd, s->actual, sizeof(s->actual));
+                proxy_log_info("listener %s bound to %s", l->name, s->actual);
+            }
+            if (next) {
+                s->in_next = 1;
+                snprintf(s->next_name, sizeof(s->next_name), "%s", l->name);
+            } else {
+                s->in_current = 1;
+                snprintf(s->name, sizeof(s->name), "%s", l->name);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- generations ----------------------------------------------------- */
+
+static struct gen *gen_find_pid(struct master *m, pid_t pid)
+{
+    for (struct gen *g = m->gens; g != NULL; g = g->next)
+        if (g->pid == pid)
+            return g;
+    return NULL;
+}
+
+static void gen_close_channel(struct gen *g)
+{
+    if (!g->ch_open)
+        return;
+    event_del(g->rev);
+    event_del(g->wev);
+    handoff_channel_close(&g->ch);
+    g->ch_open = 0;
+}
+
+static void gen_free(struct gen *g)
+{
+    struct gen **pp;
+
+    for (pp = &g->m->gens; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    gen_close_channel(g);
+    if (g->rev != NULL)
+        event_free(g->rev);
+    if (g->wev != NULL)
+        event_free(g->wev);
+    if (g->timer != NULL)
+        event_free(g->timer);
+    free(g->status);
+    free(g);
+}
+
+static void gen_send(struct gen *g, struct handoff_msg *m)
+{
+    if (!g->ch_open || handoff_channel_send(&g->ch, m) != 0)
+        proxy_log_error("worker %ld generation %u: cannot queue a message (%s)", (long)g->pid,
+                        g->id, g->ch_open ? "out of memory or queue full" : "channel closed");
+    handoff_msg_free(m);
+    gen_flush(g);
+}
+
+static void gen_send_empty(struct gen *g, uint16_t type)
+{
+    struct handoff_msg msg;
+
+    if (handoff_encode_empty(&msg, type, g->ch.seq++) == 0)
+        gen_send(g, &msg);
+}
+
+static void gen_send_setup(struct gen *g)
+{
+    struct master *m = g->m;
+    const char *text = g->is_reload ? m->next_text : m->text;
+    const struct conf *c = g->is_reload ? &m->next_conf : &m->conf;
+    struct handoff_config cfg = { .generation = g->id };
+    struct handoff_msg msg;
+
+    snprintf(cfg.path, sizeof(cfg.path), "%s", c->path);
+    cfg.text = (const uint8_t *)text;
+    cfg.textlen = (uint32_t)strlen(text);
+    if (handoff_encode_config(&msg, g->ch.seq++, &cfg) != 0) {
+        proxy_log_error("worker generation %u: cannot encode configuration", g->id);
+        return;
+    }
+    gen_send(g, &msg);
+    for (size_t i = 0; i < m->nsocks; i++) {
+        struct msock *s = &m->socks[i];
+        struct handoff_listener hl;
+
+        if (!(g->is_reload ? s->in_next : s->in_current) || s->fd < 0)
+            continue;
+        memset(&hl, 0, sizeof(hl));
+        snprintf(hl.name, sizeof(hl.name), "%s", g->is_reload ? s->next_name : s->name);
+        snprintf(hl.addr, sizeof(hl.addr), "%s", s->addr.text);
+        hl.fd = s->fd;
+        if (handoff_encode_listener(&msg, g->ch.seq++, &hl) == 0)
+            gen_send(g, &msg);
+    }
+    gen_send_empty(g, HANDOFF_START);
+}
+
+/* The reload's new generation is serving: retire the old ones and make the
+ * loaded configuration the running one. */
+static void reload_commit(struct master *m, struct gen *g)
+{
+    for (struct gen *o = m->gens; o != NULL; o = o->next) {
+        if (o == g || o->state != GEN_ACTIVE)
+            continue;
+        o->state = GEN_DRAINING;
+        gen_send_empty(o, HANDOFF_DRAIN);
+    }
+    g->is_reload = 0;
+    m->upgrading = NULL;
+    conf_free(&m->conf);
+    m->conf = m->next_conf;
+    memset(&m->next_conf, 0, sizeof(m->next_conf));
+    free(m->text);
+    m->text = m->next_text;
+    m->next_text = NULL;
+    for (size_t i = 0; i < m->nsocks; i++) {
+        m->socks[i].in_current = m->socks[i].in_next;
+        m->socks[i].in_next = 0;
+        memcpy(m->socks[i].name, m->socks[i].next_name, sizeof(m->socks[i].name));
+    }
+    msocks_compact(m);
+    proxy_log_set_level(m->conf.global.log_level);
+    proxy_log_info("reload complete: generation %u (worker %ld) is active", g->id, (long)g->pid);
+    if (m->reload_ctl != NULL) {
+        ctl_reply(m->reload_ctl, 1, "reloaded: generation %u worker pid %ld\n", g->id,
+                  (long)g->pid);
+        m->reload_ctl = NULL;
+    }
+}
+
+/* The reload's new generation failed: forget the loaded configuration; the
+ * running generation was never told to stop. */
+static void reload_abort(struct master *m, const char *reason)
+{
+    m->upgrading = NULL;
+    conf_free(&m->next_conf);
+    free(m->next_text);
+    m->next_text = NULL;
+    for (size_t i = 0; i < m->nsocks; i++)
+        m->socks[i].in_next = 0;
+    msocks_compact(m);
+    proxy_log_error("reload failed: %s; the running generation keeps serving", reason);
+    if (m->reload_ctl != NULL) {
+        ctl_reply(m->reload_ctl, 0, "reload failed: %s\n", reason);
+        m->reload_ctl = NULL;
+    }
+}
+
+static void gen_ready(struct gen *g)
+{
+    struct master *m = g->m;
+
+    if (g->state != GEN_STARTING) {
+        proxy_log_warn("worker %ld generation %u: READY while %s ignored", (long)g->pid, g->id,
+                       gen_state_name(g->state));
+        return;
+    }
+    g->state = GEN_ACTIVE;
+    evtimer_del(g->timer);
+    proxy_log_info("worker %ld generation %u ready", (long)g->pid, g->id);
+    m->ever_ready = 1;
+    if (m->state != MASTER_RUNNING) {
+        /* A stop arrived while it started: it was already signalled. */
+        return;
+    }
+    if (g->is_reload)
+        reload_commit(m, g);
+}
+
+static void gen_status(struct gen *g, struct handoff_in *in)
+{
+    struct handoff_status *st = calloc(1, sizeof(*st));
+    char why[256];
+
+    if (st == NULL)
+        return;
+    if (handoff_decode_status(in, st, why, sizeof(why)) != 0) {
+        proxy_log_warn("worker %ld generation %u: bad STATUS: %s", (long)g->pid, g->id, why);
+        free(st);
+        return;
+    }
+    free(g->status);
+    g->status = st;
+    for (struct ctl *c = g->m->ctls; c != NULL; c = c->next)
+        if (c->state == CTL_WAITING && c->status_id == st->id && c->waiting > 0 &&
+            --c->waiting == 0)
+            master_status_reply(c);
+}
+
+static void gen_handle(struct gen *g, struct handoff_in *in)
+{
+    struct handoff_hello hello;
+    struct handoff_failed failed;
+    char why[256];
+
+    switch (in->hdr.type) {
+    case HANDOFF_HELLO:
+        if (handoff_decode_hello(in, &hello, why, sizeof(why)) != 0) {
+            proxy_log_error("worker %ld generation %u: bad HELLO: %s", (long)g->pid, g->id, why);
+            kill(g->pid, SIGKILL);
+            return;
+        }
+        memcpy(g->version, hello.version, sizeof(g->version));
+        gen_send_setup(g);
+        return;
+    case HANDOFF_READY:
+        if (handoff_decode_empty(in, why, sizeof(why)) == 0)
+            gen_ready(g);
+        else
+            proxy_log_warn("worker %ld generation %u: bad READY: %s", (long)g->pid, g->id, why);
+        return;
+    case HANDOFF_FAILED:
+        if (handoff_decode_failed(in, &failed, why, sizeof(why)) != 0)
+            snprintf(failed.reason, sizeof(failed.reason), "(unreadable reason: %s)", why);
+        memcpy(g->failure, failed.reason, sizeof(g->failure));
+        proxy_log_error("worker %ld generation %u failed to start: %s", (long)g->pid, g->id,
+                        g->failure);
+        return;
+    case HANDOFF_STATUS:
+        gen_status(g, in);
+        return;
+    default:
+        proxy_log_warn("worker %ld generation %u: unexpected %s message ignored", (long)g->pid,
+                       g->id, handoff_type_name(in->hdr.type));
+        return;
+    }
+}
+
+static void gen_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gen *g = arg;
+    struct handoff_in in;
+    char why[256];
+    ssize_t n = handoff_channel_read(&g->ch);
+    int rc;
+
+    if (n == -2)
+        return;
+    while (g->ch_open && (rc = handoff_channel_next(&g->ch, &in, why, sizeof(why))) == 1) {
+        gen_handle(g, &in);
+        handoff_in_free(&in);
+    }
+    if (g->ch_open && rc < 0) {
+        proxy_log_error("worker %ld generation %u: malformed message: %s; stopping it",
+                        (long)g->pid, g->id, why);
+        gen_close_channel(g);
+        kill(g->pid, SIGKILL);
+        return;
+    }
+    if (n <= 0) {
+        if (n < 0)
+            proxy_log_warn("worker %ld generation %u: channel: %s", (long)g->pid, g->id,
+                           strerror(errno));
+        gen_close_channel(g);   /* the exit itself is seen through SIGCHLD */
+    }
+}
+
+static void gen_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gen_flush(arg);
+}
+
+static void gen_flush(struct gen *g)
+{
+    int rc;
+
+    if (!g->ch_open)
+        return;
+    rc = handoff_channel_flush(&g->ch);
+    if (rc == 0)
+        event_add(g->wev, NULL);
+    else
+        event_del(g->wev);
+    if (rc < 0)
+        proxy_log_warn("worker %ld generation %u: channel write: %s", (long)g->pid, g->id,
+                       strerror(errno));
+}
+
+static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gen *g = arg;
+
+    if (g->state != GEN_STARTING)
+        return;
+    snprintf(g->failure, sizeof(g->failure), "not ready within %d ms",
+             PROXY_UPGRADE_TIMEOUT_MS);
+    proxy_log_error("worker %ld generation %u %s; killing it", (long)g->pid, g->id, g->failure);
+    kill(g->pid, SIGKILL);
+}
+
+static void master_spawn(struct master *m, int is_reload)
+{
+    struct gen *g = calloc(1, sizeof(*g));
+    char why[256];
+    int fds[2];
+
+    if (g == NULL || handoff_transport_pair(fds) != 0) {
+        proxy_log_error("master: cannot start a worker: %s", strerror(errno));
+        free(g);
+        goto fail;
+    }
+    g->m = m;
+    g->id = ++m->last_gen;
+    g->is_reload = is_reload;
+    g->state = GEN_STARTING;
+    if (proxy_process_spawn_worker(m->exe, fds[1], &g->pid, why, sizeof(why)) != 0) {
+        proxy_log_error("master: cannot start a worker: %s", why);
+        close(fds[0]);
+        close(fds[1]);
+        free(g);
+        goto fail;
+    }
+    close(fds[1]);
+    if (handoff_channel_init(&g->ch, fds[0], g->pid) != 0) {
+        proxy_log_error("master: worker channel: %s", strerror(errno));
+        close(fds[0]);
+        kill(g->pid, SIGKILL);
+        g->ch_open = 0;
+    } else {
+        g->ch_open = 1;
+    }
+    g->rev = event_new(m->base, fds[0], EV_READ | EV_PERSIST, gen_read_cb, g);
+    g->wev = event_new(m->base, fds[0], EV_WRITE, gen_write_cb, g);
+    g->timer = evtimer_new(m->base, gen_timeout_cb, g);
+    if (g->rev == NULL || g->wev == NULL || g->timer == NULL ||
+        (g->ch_open && event_add(g->rev, NULL) != 0)) {
+        proxy_log_error("master: cannot watch worker %ld", (long)g->pid);
+        kill(g->pid, SIGKILL);
+    }
+    g->started_ms = m->last_spawn_ms = proxy_now_ms();
+    g->next = m->gens;
+    m->gens = g;
+    if (g->timer != NULL)
+        timer_add_ms(g->timer, PROXY_UPGRADE_TIMEOUT_MS);
+    if (is_reload)
+        m->upgrading = g;
+    proxy_log_info("worker %ld generation %u starting", (long)g->pid, g->id);
+    return;
+fail:
+    if (is_reload)
+        reload_abort(m, "cannot start a worker");
+    else if (m->respawn_timer != NULL)
+        timer_add_ms(m->respawn_timer, 1000);
+}
+
+static void respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+
+    if (m->state == MASTER_RUNNING)
+        master_spawn(m, 0);
+}
+
+static int master_has_serving_gen(const struct master *m)
+{
+    for (const struct gen *g = m->gens; g != NULL; g = g->next)
+        if (g->state == GEN_ACTIVE || (g->state == GEN_STARTING && !g->is_reload))
+            return 1;
+    return 0;
+}
+
+static void master_reaped(struct master *m, struct gen *g, int status)
+{
+    char desc[128], reason[HANDOFF_REASON_MAX + 256];
+    enum gen_state was = g->state;
+    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0, was_reload;
+    uint64_t lived, delay;
+
+    proxy_process_describe_status(status, desc, sizeof(desc));
+    if (clean && (was == GEN_DRAINING || m->state != MASTER_RUNNING))
+        proxy_log_info("worker %ld generation %u %s", (long)g->pid, g->id, desc);
+    else
+        proxy_log_error("worker %ld generation %u %s", (long)g->pid, g->id, desc);
+    snprintf(reason, sizeof(reason), "new worker %ld generation %u %s%s%s", (long)g->pid, g->id,
+             desc, g->failure[0] ? ": " : "", g->failure);
+    lived = proxy_now_ms() - g->started_ms;
+    was_reload = m->upgrading == g;
+    gen_free(g);
+    if (was_reload)
+        reload_abort(m, m->state == MASTER_RUNNING ? reason : "the master is stopping");
+    if (m->state != MASTER_RUNNING) {
+        if (m->gens == NULL)
+            event_base_loopbreak(m->base);
+        return;
+    }
+    /* A failed reload leaves the running generation as it was. */
+    if (was == GEN_DRAINING || was_reload)
+        return;
+    if (!m->ever_ready) {
+        proxy_log_error("master: the first worker could not start; exiting");
+        m->exit_code = 1;
+        event_base_loopbreak(m->base);
+        return;
+    }
+    if (master_has_serving_gen(m))
+        return;
+    /* A worker that keeps dying at once must not turn into a fork loop. */
+    m->fast_crashes = lived < 1000 ? m->fast_crashes + 1 : 0;
+    delay = m->fast_crashes == 0 ? 0 : 100u << (m->fast_crashes < 6 ? m->fast_crashes : 6);
+    if (delay > RESPAWN_MAX_DELAY_MS)
+        delay = RESPAWN_MAX_DELAY_MS;
+    if (delay == 0) {
+        proxy_log_info("master: starting a new worker");
+        master_spawn(m, 0);
+    } else {
+        proxy_log_warn("master: starting a new worker in %" PRIu64 " ms", delay);
+        timer_add_ms(m->respawn_timer, delay);
+    }
+}
+
+static void sigchld_cb(struct master *m)
+{
+    pid_t pid;
+    int status;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct gen *g = gen_find_pid(m, pid);
+
+        if (g != NULL)
+            master_reaped(m, g, status);
+    }
+}
+
+/* ---- stop, quit, reload --------------------------------------------- */
+
+static void kill_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+
+    for (struct gen *g = m->gens; g != NULL; g = g->next) {
+        proxy_log_warn("worker %ld generation %u did not exit in time; killing it",
+                       (long)g->pid, g->id);
+        kill(g->pid, SIGKILL);
+    }
+}
+
+static void master_stop(struct master *m, int graceful)
+{
+    if (m->state != MASTER_RUNNING) {
+        /* A second fast stop during a graceful one hurries it up. */
+        if (!graceful && m->state == MASTER_QUITTING) {
+            m->state = MASTER_STOPPING;
+            for (struct gen *g = m->gens; g != NULL; g = g->next)
+                kill(g->pid, SIGTERM);
+        }
+        return;
+    }
+    m->state = graceful ? MASTER_QUITTING : MASTER_STOPPING;
+    proxy_log_info("master: %s", graceful ? "graceful stop: draining workers"
+                                          : "fast stop");
+    if (graceful) {
+        /* New clients are refused from now on rather than queued for
+         * nobody: the master's copy of each socket goes first. */
+        for (size_t i = 0; i < m->nsocks; i++)
+            msock_close(&m->socks[i]);
+    }
+    for (struct gen *g = m->gens; g != NULL; g = g->next)
+        kill(g->pid, graceful ? SIGQUIT : SIGTERM);
+    timer_add_ms(m->kill_timer, graceful ? m->conf.global.drain_timeout_ms + STOP_KILL_AFTER_MS
+                                         : STOP_KILL_AFTER_MS);
+    evtimer_del(m->respawn_timer);
+    if (m->gens == NULL)
+        event_base_loopbreak(m->base);
+}
+
+/* Starts a reload; returns 0 if a new generation is starting, or -1 with
+ * why (nothing changed). */
+static int master_reload(struct master *m, char *why, size_t n)
+{
+    char err[CONF_ERR_MAX * 4];
+    char *text;
+    size_t len;
+
+    if (m->state != MASTER_RUNNING) {
+        snprintf(why, n, "the master is stopping");
+        return -1;
+    }
+    if (m->upgrading != NULL) {
+        snprintf(why, n, "a reload is already in progress (generation %u starting); "
+                 "try again when it completes", m->upgrading->id);
+        return -1;
+    }
+    text = conf_read_file(m->conf.path, &len, err, sizeof(err));
+    if (text == NULL) {
+        snprintf(why, n, "%s", err);
+        return -1;
+    }
+    if (conf_load_text(m->conf.path, text, &m->next_conf, err, sizeof(err)) != 0) {
+        free(text);
+        snprintf(why, n, "configuration rejected:\n%s", err);
+        return -1;
+    }
+    m->next_text = text;
+    if (msocks_prepare(m, &m->next_conf, 1, why, n) != 0) {
+        conf_free(&m->next_conf);
+        free(m->next_text);
+        m->next_text = NULL;
+        for (size_t i = 0; i < m->nsocks; i++)
+            m->socks[i].in_next = 0;
+        msocks_compact(m);
+        return -1;
+    }
+    proxy_log_info("reload: configuration %s accepted, starting generation %u", m->conf.path,
+                   m->last_gen + 1);
+    master_spawn(m, 1);
+    return m->upgrading != NULL ? 0 : (snprintf(why, n, "cannot start a worker"), -1);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct master *m = arg;
+    char why[CONF_ERR_MAX * 8];
+
+    switch (sig) {
+    case SIGCHLD:
+        sigchld_cb(m);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        master_stop(m, 0);
+        break;
+    case SIGQUIT:
+        master_stop(m, 1);
+        break;
+    case SIGHUP:
+    case SIGUSR2:
+        proxy_log_info("master: %s: reloading", sig == SIGHUP ? "SIGHUP" : "SIGUSR2");
+        if (master_reload(m, why, sizeof(why)) != 0)
+            proxy_log_error("reload refused: %s", why);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- control socket --------------------------------------------------- */
+
+static void ctl_free(struct ctl *c)
+{
+    struct ctl **pp;
+
+    for (pp = &c->m->ctls; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    if (c->m->reload_ctl == c)
+        c->m->reload_ctl = NULL;
+    if (c->timer != NULL)
+        event_free(c->timer);
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+static void ctl_reply(struct ctl *c, int ok, const char *fmt, ...)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    va_list ap;
+
+    evbuffer_add_printf(out, "%s", ok ? "OK\n" : "ERR ");
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(out, fmt, ap);
+    va_end(ap);
+    c->state = CTL_REPLIED;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void master_status_reply(struct ctl *c)
+{
+    struct master *m = c->m;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (c->timer != NULL)
+        evtimer_del(c->timer);
+    evbuffer_add_printf(out, "OK\nbaton version=%s\n", BATON_VERSION);
+    evbuffer_add_printf(out, "master pid=%ld uptime=%" PRIu64 "s config=%s\n", (long)getpid(),
+                        (proxy_now_ms() - m->start_ms) / 1000, m->conf.path);
+    for (struct gen *g = m->gens; g != NULL; g = g->next) {
+        const struct handoff_status *st = g->status;
+
+        evbuffer_add_printf(out, "worker generation=%u pid=%ld state=%s connections=%" PRIu64
+                            " total=%" PRIu64 " version=%s uptime=%" PRIu64 "s\n",
+                            g->id, (long)g->pid, gen_state_name(g->state),
+                            st ? st->active : 0, st ? st->total : 0,
+                            g->version[0] ? g->version : "-",
+                            (proxy_now_ms() - g->started_ms) / 1000);
+    }
+    for (size_t i = 0; i < m->conf.nlisteners; i++) {
+        const char *name = m->conf.listeners[i].name;
+        uint64_t active = 0, total = 0;
+        int first = 1;
+
+        for (struct gen *g = m->gens; g != NULL; g = g->next)
+            for (uint32_t k = 0; g->status != NULL && k < g->status->nlisteners; k++)
+                if (strcmp(g->status->listeners[k].name, name) == 0) {
+                    active += g->status->listeners[k].active;
+                    total += g->status->listeners[k].total;
+                }
+        evbuffer_add_printf(out, "listener name=%s address=", name);
+        for (size_t s = 0; s < m->nsocks; s++) {
+            if (!m->socks[s].in_current || strcmp(m->socks[s].name, name) != 0)
+                continue;
+            evbuffer_add_printf(out, "%s%s", first ? "" : ",", m->socks[s].actual);
+            first = 0;
+        }
+        evbuffer_add_printf(out, " connections=%" PRIu64 " total=%" PRIu64 "\n", active, total);
+    }
+    c->state = CTL_REPLIED;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void ctl_status_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl *c = arg;
+
+    /* Report what arrived; a worker too busy to answer shows its last figures. */
+    if (c->state == CTL_WAITING)
+        master_status_reply(c);
+}
+
+static void ctl_status(struct ctl *c)
+{
+    struct master *m = c->m;
+    struct handoff_status_req req = { .id = ++m->status_seq };
+    struct handoff_msg msg;
+
+    c->status_id = req.id;
+    c->waiting = 0;
+    c->state = CTL_WAITING;
+    for (struct gen *g = m->gens; g != NULL; g = g->next) {
+        if (!g->ch_open || g->state == GEN_STARTING)
+            continue;
+        if (handoff_encode_status_req(&msg, g->ch.seq++, &req) != 0)
+            continue;
+        gen_send(g, &msg);
+        c->waiting++;
+    }
+    if (c->waiting == 0) {
+        master_status_reply(c);
+        return;
+    }
+    c->timer = evtimer_new(m->base, ctl_status_timeout_cb, c);
+    if (c->timer == NULL) {
+        master_status_reply(c);
+        return;
+    }
+    timer_add_ms(c->timer, STATUS_TIMEOUT_MS);
+}
+
+static void ctl_command(struct ctl *c, const char *cmd)
+{
+    struct master *m = c->m;
+    char why[CONF_ERR_MAX * 8];
+
+    if (strcmp(cmd, "status") == 0) {
+        ctl_status(c);
+    } else if (strcmp(cmd, "stop") == 0) {
+        ctl_reply(c, 1, "stopping\n");
+        master_stop(m, 0);
+    } else if (strcmp(cmd, "quit") == 0) {
+        ctl_reply(c, 1, "quitting: draining connections\n");
+        master_stop(m, 1);
+    } else if (strcmp(cmd, "reload") == 0) {
+        if (master_reload(m, why, sizeof(why)) != 0) {
+            proxy_log_error("reload refused: %s", why);
+            ctl_reply(c, 0, "reload refused: %s\n", why);
+        } else {
+            c->state = CTL_WAITING;
+            m->reload_ctl = c;
+        }
+    } else {
+        ctl_reply(c, 0, "unknown command '%.40s' (expected status, stop, quit or reload)\n",
+                  cmd);
+    }
+}
+
+static void ctl_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct ctl *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char *line;
+
+    if (c->state != CTL_READING)
+        return;
+    line = evbuffer_readln(in, NULL, EVBUFFER_EOL_CRLF);
+    if (line == NULL) {
+        if (evbuffer_get_length(in) > 256)
+            ctl_reply(c, 0, "command line too long\n");
+        return;
+    }
+    ctl_command(c, line);
+    free(line);
+}
+
+static void ctl_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct ctl *c = arg;
+
+    if (c->state == CTL_REPLIED && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        ctl_free(c);
+}
+
+static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct ctl *c = arg;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        /* The client went away; a reload it started still completes. */
+        ctl_free(c);
+    }
+}
+
+static void ctl_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    struct ctl *c;
+    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (cfd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            proxy_log_warn("control socket accept: %s", strerror(errno));
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->bev = bufferevent_socket_new(m->base, cfd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        proxy_log_error("control socket: out of memory");
+        free(c);
+        close(cfd);
+        return;
+    }
+    c->m = m;
+    c->state = CTL_READING;
+    c->next = m->ctls;
+    m->ctls = c;
+    bufferevent_setcb(c->bev, ctl_read_cb, ctl_write_cb, ctl_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static int master_setup_events(struct master *m)
+{
+    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR2 };
+
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        m->sig_ev[i] = evsignal_new(m->base, sigs[i], signal_cb, m);
+        if (m->sig_ev[i] == NULL || event_add(m->sig_ev[i], NULL) != 0)
+            return -1;
+    }
+    m->ctl_ev = event_new(m->base, m->ctl_fd, EV_READ | EV_PERSIST, ctl_accept_cb, m);
+    m->respawn_timer = evtimer_new(m->base, respawn_cb, m);
+    m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
+    if (m->ctl_ev == NULL || m->respawn_timer == NULL || m->kill_timer == NULL ||
+        event_add(m->ctl_ev, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+static void master_free(struct master *m)
+{
+    while (m->ctls != NULL) {
+        if (m->ctls->state != CTL_REPLIED)
+            ctl_reply(m->ctls, 0, "the master is exiting\n");
+        ctl_free(m->ctls);
+    }
+    while (m->gens != NULL)
+        gen_free(m->gens);
+    for (size_t i = 0; i < sizeof(m->sig_ev) / sizeof(m->sig_ev[0]); i++)
+        if (m->sig_ev[i] != NULL)
+            event_free(m->sig_ev[i]);
+    if (m->ctl_ev != NULL)
+        event_free(m->ctl_ev);
+    if (m->respawn_timer != NULL)
+        event_free(m->respawn_timer);
+    if (m->kill_timer != NULL)
+        event_free(m->kill_timer);
+    if (m->ctl_fd >= 0) {
+        close(m->ctl_fd);
+        if (unlink(m->conf.global.control) != 0 && errno != ENOENT)
+            proxy_log_warn("cannot remove control socket %s: %s", m->conf.global.control,
+                           strerror(errno));
+    }
+    for (size_t i = 0; i < m->nsocks; i++)
+        msock_close(&m->socks[i]);
+    free(m->socks);
+    if (m->base != NULL)
+        event_base_free(m->base);
+    conf_free(&m->conf);
+    conf_free(&m->next_conf);
+    free(m->text);
+    free(m->next_text);
+}
+
+int proxy_master_main(struct conf *conf, char *conf_text)
+{
+    struct master *m = calloc(1, sizeof(*m));
+    char why[512];
+    int rc = 1;
+
+    if (m == NULL) {
+        conf_free(conf);
+        free(conf_text);
+        return 1;
+    }
+    m->conf = *conf;
+    memset(conf, 0, sizeof(*conf));
+    m->text = conf_text;
+    m->ctl_fd = -1;
+    m->start_ms = proxy_now_ms();
+    proxy_log_set_level(m->conf.global.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (proxy_process_self_exe(m->exe, sizeof(m->exe)) != 0) {
+        proxy_log_error("master: cannot find its own executable: %s", strerror(errno));
+        goto out;
+    }
+    m->base = event_base_new();
+    if (m->base == NULL) {
+        proxy_log_error("master: cannot create event base");
+        goto out;
+    }
+    m->ctl_fd = proxy_control_listen(m->conf.global.control, why, sizeof(why));
+    if (m->ctl_fd < 0) {
+        proxy_log_error("master: %s", why);
+        goto out;
+    }
+    if (msocks_prepare(m, &m->conf, 0, why, sizeof(why)) != 0) {
+        proxy_log_error("master: %s", why);
+        goto out;
+    }
+    if (master_setup_events(m) != 0) {
+        proxy_log_error("master: cannot set up events");
+        goto out;
+    }
+    proxy_log_info("master %ld started (baton %s, config %s)", (long)getpid(), BATON_VERSION,
+                   m->conf.path);
+    master_spawn(m, 0);
+    if (m->gens == NULL)
+        goto out;
+    if (event_base_dispatch(m->base) < 0)
+        proxy_log_error("master: event loop failed");
+    rc = m->exit_code;
+out:
+    master_free(m);
+    free(m);
+    proxy_log_info("master exiting");
+    return rc;
+}

@@ -1,0 +1,25 @@
+/*
+ * master.h - the master process: stable PID, owns the listening sockets and
+ * the control socket, runs worker generations and never proxies traffic.
+ *
+ * Generation states:
+ *
+ *   spawn --> STARTING --READY--> ACTIVE --(reload done / quit)--> DRAINING
+ *                |                   |                                |
+ *                +--FAILED/exit/timeout (rollback: old stays ACTIVE)   |
+ *                                    +--crash: respawn a new one       |
+ *                                                          exit <-----+
+ */
+#ifndef BATON_PROXY_MASTER_H
+#define BATON_PROXY_MASTER_H
+
+#include "conf.h"
+
+#define PROXY_UPGRADE_TIMEOUT_MS 10000
+
+/* Runs the master on a configuration that has already been validated
+ * (conf and its text, which is handed to workers verbatim).  Takes
+ * ownership of both.  Returns the process exit status. */
+int proxy_master_main(struct conf *conf, char *conf_text);
+
+#endif

@@ -1,0 +1,427 @@
+/*
+ * worker.c - the worker process.
+ *
+ * Start-up is a fixed conversation with the master (blocking, bounded):
+ *   worker -> HELLO; master -> CONFIG, LISTENER x n, START; worker -> READY
+ * after which the worker's main thread only serves the channel and signals
+ * while the loop threads proxy.  A worker that cannot start says why in a
+ * FAILED message and exits 1, so the master can log the reason.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "log.h"
+#include "message.h"
+#include "netutil.h"
+
+#define WORKER_STARTUP_TIMEOUT_MS 30000
+
+static void worker_flush(struct proxy_worker *w);
+
+static void worker_send(struct proxy_worker *w, struct handoff_msg *m)
+{
+    if (handoff_channel_send(&w->ch, m) != 0)
+        proxy_log_error("worker: cannot queue a message for the master");
+    handoff_msg_free(m);
+    worker_flush(w);
+}
+
+static int worker_fail(struct proxy_worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int worker_fail(struct proxy_worker *w, const char *fmt, ...)
+{
+    struct handoff_failed f;
+    struct handoff_msg m;
+    char why[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(f.reason, sizeof(f.reason), fmt, ap);
+    va_end(ap);
+    proxy_log_error("worker: %s", f.reason);
+    if (handoff_encode_failed(&m, w->ch.seq++, &f) == 0) {
+        if (handoff_channel_send_sync(&w->ch, &m, 2000, why, sizeof(why)) != 0)
+            proxy_log_error("worker: cannot report failure to the master: %s", why);
+        handoff_msg_free(&m);
+    }
+    return 1;
+}
+
+static void worker_start_drain(struct proxy_worker *w, const char *why)
+{
+    struct timeval tv;
+    uint64_t ms = w->conf.global.drain_timeout_ms;
+
+    if (w->draining)
+        return;
+    w->draining = 1;
+    proxy_log_info("worker generation %u: draining (%s), %lu connection(s) open",
+                   w->generation, why, (unsigned long)atomic_load(&w->active));
+    for (unsigned i = 0; i < w->nloops; i++)
+        proxy_loop_command(&w->loops[i], PROXY_LOOP_DRAIN);
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    if (evtimer_add(w->drain_timer, &tv) != 0)
+        proxy_log_error("worker: cannot arm drain timer");
+}
+
+static void worker_stop_now(struct proxy_worker *w, const char *why)
+{
+    proxy_log_info("worker generation %u: stopping now (%s)", w->generation, why);
+    w->draining = 1;
+    for (unsigned i = 0; i < w->nloops; i++)
+        proxy_loop_command(&w->loops[i], PROXY_LOOP_EXIT);
+}
+
+static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+
+    proxy_log_warn("worker generation %u: drain_timeout reached, closing %lu connection(s)",
+                   w->generation, (unsigned long)atomic_load(&w->active));
+    for (unsigned i = 0; i < w->nloops; i++)
+        proxy_loop_command(&w->loops[i], PROXY_LOOP_DRAIN_TIMEOUT);
+}
+
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof(buf));
+
+    if (n > 0)
+        w->loops_done += (unsigned)n;
+    if (w->loops_done >= w->nloops)
+        event_base_loopbreak(w->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+
+    if (sig == SIGQUIT)
+        worker_start_drain(w, "SIGQUIT");
+    else if (sig == SIGHUP)
+        proxy_log_info("worker: SIGHUP ignored (reloads are run by the master)");
+    else
+        worker_stop_now(w, sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
+{
+    struct handoff_status_req req;
+    struct handoff_status *st;
+    struct handoff_msg m;
+    char why[256];
+
+    if (handoff_decode_status_req(in, &req, why, sizeof(why)) != 0) {
+        proxy_log_warn("worker: bad STATUS_REQ from master: %s", why);
+        return;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return;
+    st->id = req.id;
+    st->pid = (uint32_t)getpid();
+    st->active = atomic_load(&w->active);
+    st->total = atomic_load(&w->total);
+    st->bytes_in = atomic_load(&w->bytes_in);
+    st->bytes_out = atomic_load(&w->bytes_out);
+    for (size_t i = 0; i < w->nlisteners && i < HANDOFF_STATUS_LISTENERS_MAX; i++) {
+        struct handoff_listener_stats *ls = &st->listeners[st->nlisteners++];
+
+        snprintf(ls->name, sizeof(ls->name), "%s", w->listeners[i].conf->name);
+        ls->active = atomic_load(&w->listeners[i].active);
+        ls->total = atomic_load(&w->listeners[i].total);
+    }
+    if (handoff_encode_status(&m, w->ch.seq++, st) == 0)
+        worker_send(w, &m);
+    free(st);
+}
+
+static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
+{
+    char why[256];
+
+    switch (in->hdr.type) {
+    case HANDOFF_STATUS_REQ:
+        worker_send_status(w, in);
+        return;
+    case HANDOFF_STOP_ACCEPTING:
+    case HANDOFF_RESUME_ACCEPTING:
+    case HANDOFF_DRAIN:
+        if (handoff_decode_empty(in, why, sizeof(why)) != 0) {
+            proxy_log_warn("worker: bad %s from master: %s", handoff_type_name(in->hdr.type), why);
+            return;
+        }
+        break;
+    default:
+        proxy_log_warn("worker: unexpected %s message from master ignored",
+                       handoff_type_name(in->hdr.type));
+        return;
+    }
+    if (in->hdr.type == HANDOFF_DRAIN) {
+        worker_start_drain(w, "asked by master");
+        return;
+    }
+    for (unsigned i = 0; i < w->nloops; i++)
+        proxy_loop_command(&w->loops[i], in->hdr.type == HANDOFF_STOP_ACCEPTING
+                                             ? PROXY_LOOP_STOP_ACCEPTING
+                                             : PROXY_LOOP_RESUME_ACCEPTING);
+}
+
+static void channel_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+    struct handoff_in in;
+    char why[256];
+    ssize_t n = handoff_channel_read(&w->ch);
+    int rc;
+
+    if (n == -2)
+        return;
+    while ((rc = handoff_channel_next(&w->ch, &in, why, sizeof(why))) == 1) {
+        worker_handle(w, &in);
+        handoff_in_free(&in);
+    }
+    if (rc < 0) {
+        proxy_log_error("worker: malformed message from master: %s", why);
+        n = 0;
+    }
+    if (n <= 0) {
+        /* Without a master nobody can restart or upgrade us: finish what is
+         * open and go. */
+        event_del(w->ch_read_ev);
+        worker_start_drain(w, n == 0 ? "master channel closed" : "master channel error");
+    }
+}
+
+static void channel_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    worker_flush(arg);
+}
+
+static void worker_flush(struct proxy_worker *w)
+{
+    int rc = handoff_channel_flush(&w->ch);
+
+    if (rc == 0 && w->ch_write_ev != NULL)
+        event_add(w->ch_write_ev, NULL);
+    else if (w->ch_write_ev != NULL)
+        event_del(w->ch_write_ev);
+    if (rc < 0)
+        proxy_log_error("worker: writing to master: %s", strerror(errno));
+}
+
+/* Receives CONFIG, LISTENERs and START. */
+static int worker_receive_setup(struct proxy_worker *w)
+{
+    struct handoff_config cfg;
+    struct handoff_in in;
+    char why[512], err[CONF_ERR_MAX * 4];
+    char *text;
+
+    if (handoff_channel_recv_sync(&w->ch, &in, WORKER_STARTUP_TIMEOUT_MS, why, sizeof(why)) != 1)
+        return worker_fail(w, "waiting for configuration: %s", why);
+    if (in.hdr.type != HANDOFF_CONFIG || handoff_decode_config(&in, &cfg, why, sizeof(why)) != 0) {
+        if (in.hdr.type != HANDOFF_CONFIG)
+            snprintf(why, sizeof(why), "expected CONFIG, got %s", handoff_type_name(in.hdr.type));
+        handoff_in_free(&in);
+        return worker_fail(w, "bad configuration message: %s", why);
+    }
+    text = strndup((const char *)cfg.text, cfg.textlen);
+    w->generation = cfg.generation;
+    if (text == NULL || conf_load_text(cfg.path, text, &w->conf, err, sizeof(err)) != 0) {
+        free(text);
+        handoff_in_free(&in);
+        err[strcspn(err, "\n")] = '\0';
+        return worker_fail(w, "configuration rejected: %s", err);
+    }
+    free(text);
+    handoff_in_free(&in);
+    proxy_log_set_level(w->conf.global.log_level);
+
+    w->nlisteners = w->conf.nlisteners;
+    w->listeners = calloc(w->nlisteners, sizeof(*w->listeners));
+    if (w->listeners == NULL)
+        return worker_fail(w, "out of memory");
+    for (size_t i = 0; i < w->nlisteners; i++)
+        w->listeners[i].conf = &w->conf.listeners[i];
+    for (;;) {
+        struct handoff_listener hl;
+        struct proxy_listener *l = NULL;
+        char actual[80];
+
+        if (handoff_channel_recv_sync(&w->ch, &in, WORKER_STARTUP_TIMEOUT_MS, why,
+                                      sizeof(why)) != 1)
+            return worker_fail(w, "waiting for listeners: %s", why);
+        if (in.hdr.type == HANDOFF_START) {
+            handoff_in_free(&in);
+            break;
+        }
+        if (in.hdr.type != HANDOFF_LISTENER ||
+            handoff_decode_listener(&in, &hl, why, sizeof(why)) != 0) {
+            if (in.hdr.type != HANDOFF_LISTENER)
+                snprintf(why, sizeof(why), "expected LISTENER or START, got %s",
+                         handoff_type_name(in.hdr.type));
+            handoff_in_free(&in);
+            return worker_fail(w, "bad listener message: %s", why);
+        }
+        handoff_in_free(&in);
+        for (size_t i = 0; i < w->nlisteners; i++)
+            if (strcmp(w->listeners[i].conf->name, hl.name) == 0)
+                l = &w->listeners[i];
+        proxy_sockname(hl.fd, actual, sizeof(actual));
+        if (l == NULL || proxy_listener_add_fd(l, hl.fd, actual) != 0) {
+            close(hl.fd);
+            return worker_fail(w, l == NULL ? "socket for unknown listener '%s'"
+                                            : "out of memory adding listener '%s'", hl.name);
+        }
+    }
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].nfds == 0)
+            return worker_fail(w, "no socket received for listener '%s'",
+                               w->listeners[i].conf->name);
+    return 0;
+}
+
+static int worker_build(struct proxy_worker *w)
+{
+    char why[512];
+
+    w->access_fd = proxy_accesslog_open(w->conf.global.access_log, why, sizeof(why));
+    if (w->access_fd == -2)
+        return worker_fail(w, "%s", why);
+    w->nbackends = w->conf.nbackends;
+    w->backends = calloc(w->nbackends, sizeof(*w->backends));
+    if (w->backends == NULL)
+        return worker_fail(w, "out of memory");
+    for (size_t i = 0; i < w->nbackends; i++)
+        if (proxy_backend_init(&w->backends[i], &w->conf.backends[i], i) != 0)
+            return worker_fail(w, "out of memory");
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        const struct conf_backend *cb = w->listeners[i].conf->backend;
+
+        w->listeners[i].backend = &w->backends[cb - w->conf.backends];
+    }
+    w->nloops = w->conf.global.threads;
+    w->loops = calloc(w->nloops, sizeof(*w->loops));
+    if (w->loops == NULL)
+        return worker_fail(w, "out of memory");
+    for (unsigned i = 0; i < w->nloops; i++)
+        if (proxy_loop_init(&w->loops[i], w, i) != 0)
+            return worker_fail(w, "cannot set up event loop %u: %s", i, strerror(errno));
+    return 0;
+}
+
+static int worker_events(struct proxy_worker *w)
+{
+    w->base = event_base_new();
+    if (w->base == NULL || pipe2(w->done_fd, O_NONBLOCK | O_CLOEXEC) != 0)
+        return worker_fail(w, "cannot create event base");
+    w->ch_read_ev = event_new(w->base, w->ch.fd, EV_READ | EV_PERSIST, channel_read_cb, w);
+    w->ch_write_ev = event_new(w->base, w->ch.fd, EV_WRITE, channel_write_cb, w);
+    w->sig_term_ev = evsignal_new(w->base, SIGTERM, signal_cb, w);
+    w->sig_int_ev = evsignal_new(w->base, SIGINT, signal_cb, w);
+    w->sig_quit_ev = evsignal_new(w->base, SIGQUIT, signal_cb, w);
+    w->sig_hup_ev = evsignal_new(w->base, SIGHUP, signal_cb, w);
+    w->drain_timer = evtimer_new(w->base, drain_timer_cb, w);
+    w->done_ev = event_new(w->base, w->done_fd[0], EV_READ | EV_PERSIST, done_cb, w);
+    if (!w->ch_read_ev || !w->ch_write_ev || !w->sig_term_ev || !w->sig_int_ev ||
+        !w->sig_quit_ev || !w->sig_hup_ev || !w->drain_timer || !w->done_ev ||
+        event_add(w->ch_read_ev, NULL) || event_add(w->sig_term_ev, NULL) ||
+        event_add(w->sig_int_ev, NULL) || event_add(w->sig_quit_ev, NULL) ||
+        event_add(w->sig_hup_ev, NULL) || event_add(w->done_ev, NULL))
+        return worker_fail(w, "cannot set up events");
+    return 0;
+}
+
+static void worker_free(struct proxy_worker *w)
+{
+    struct event *evs[] = { w->ch_read_ev, w->ch_write_ev, w->sig_term_ev, w->sig_int_ev,
+                            w->sig_quit_ev, w->sig_hup_ev, w->drain_timer, w->done_ev };
+
+    for (unsigned i = 0; w->loops != NULL && i < w->nloops; i++) {
+        proxy_loop_join(&w->loops[i]);
+        proxy_loop_free(&w->loops[i]);
+    }
+    free(w->loops);
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i] != NULL)
+            event_free(evs[i]);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    for (size_t i = 0; w->listeners != NULL && i < w->nlisteners; i++)
+        proxy_listener_free(&w->listeners[i]);
+    free(w->listeners);
+    for (size_t i = 0; w->backends != NULL && i < w->nbackends; i++)
+        proxy_backend_free(&w->backends[i]);
+    free(w->backends);
+    if (w->access_fd > STDERR_FILENO)
+        close(w->access_fd);
+    for (int i = 0; i < 2; i++)
+        if (w->done_fd[i] > 0)
+            close(w->done_fd[i]);
+    handoff_channel_close(&w->ch);
+    conf_free(&w->conf);
+}
+
+int proxy_worker_main(int channel_fd)
+{
+    struct proxy_worker *w = calloc(1, sizeof(*w));
+    struct handoff_hello hello = { .pid = (uint32_t)getpid() };
+    struct handoff_msg m;
+    char why[256];
+    int rc = 1;
+
+    if (w == NULL)
+        return 1;
+    w->access_fd = -1;
+    w->done_fd[0] = w->done_fd[1] = -1;
+    signal(SIGPIPE, SIG_IGN);
+    if (handoff_channel_init(&w->ch, channel_fd, getppid()) != 0) {
+        proxy_log_error("worker: bad channel descriptor %d: %s", channel_fd, strerror(errno));
+        free(w);
+        return 1;
+    }
+    snprintf(hello.version, sizeof(hello.version), "%s", BATON_VERSION);
+    if (handoff_encode_hello(&m, w->ch.seq++, &hello) != 0 ||
+        handoff_channel_send_sync(&w->ch, &m, WORKER_STARTUP_TIMEOUT_MS, why, sizeof(why)) != 0) {
+        proxy_log_error("worker: cannot greet the master: %s", why);
+        handoff_msg_free(&m);
+        goto out;
+    }
+    handoff_msg_free(&m);
+    if (worker_receive_setup(w) != 0 || worker_build(w) != 0 || worker_events(w) != 0)
+        goto out;
+    for (unsigned i = 0; i < w->nloops; i++)
+        if (proxy_loop_start(&w->loops[i]) != 0) {
+            worker_fail(w, "cannot start thread %u: %s", i, strerror(errno));
+            worker_stop_now(w, "start-up failed");
+            goto out;
+        }
+    if (handoff_encode_empty(&m, HANDOFF_READY, w->ch.seq++) != 0)
+        goto out;
+    worker_send(w, &m);
+    if (event_base_dispatch(w->base) < 0)
+        proxy_log_error("worker: event loop failed");
+    rc = 0;
+    proxy_log_info("worker generation %u exiting", w->generation);
+out:
+    if (w->loops != NULL && rc != 0)
+        for (unsigned i = 0; i < w->nloops; i++)
+            if (w->loops[i].started)
+                proxy_loop_command(&w->loops[i], PROXY_LOOP_EXIT);
+    worker_free(w);
+    free(w);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/*
+ * worker.h - the worker process: receives its configuration and listening
+ * sockets from the master over the handoff channel, runs `threads` event
+ * loops that do all proxying, and answers the master's commands.
+ */
+#ifndef BATON_PROXY_WORKER_H
+#define BATON_PROXY_WORKER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "backend.h"
+#include "channel.h"
+#include "conf.h"
+#include "listener.h"
+#include "loop.h"
+
+struct proxy_worker {
+    struct conf             conf;
+    unsigned                generation;
+
+    struct proxy_listener  *listeners;
+    size_t                  nlisteners;
+    struct proxy_backend   *backends;
+    size_t                  nbackends;
+    struct proxy_loop      *loops;
+    unsigned                nloops;
+
+    _Atomic uint64_t        active;      /* open client connections */
+    _Atomic uint64_t        total;
+    _Atomic uint64_t        bytes_in;    /* client -> server, closed connections */
+    _Atomic uint64_t        bytes_out;
+
+    int                     access_fd;   /* -1 = access log off */
+
+    /* Main thread: channel to the master, signals, loop completion. */
+    struct event_base      *base;
+    struct handoff_channel  ch;
+    struct event           *ch_read_ev, *ch_write_ev;
+    struct event           *sig_term_ev, *sig_int_ev, *sig_quit_ev, *sig_hup_ev;
+    struct event           *drain_timer;
+    int                     done_fd[2];  /* loops write one byte when they finish */
+    struct event           *done_ev;
+    unsigned                loops_done;
+    int                     draining;
+};
+
+/* Entry point of `baton --worker FD`; returns the process exit status. */
+int proxy_worker_main(int channel_fd);
+
+#endif
