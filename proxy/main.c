@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,7 @@ int main(int argc, char **argv)
     const char *path = CONF_DEFAULT_PATH, *cmd = NULL;
     int explicit_path = 0, test = 0, opt, fd;
     struct conf c;
-    char *text;
+    char *text, abspath[PATH_MAX];
 
     memset(&c, 0, sizeof(c));
     while ((opt = getopt_long(argc, argv, "c:ts:vh", longopts, NULL)) != -1) {
@@ -162,6 +163,9 @@ int main(int argc, char **argv)
             return 1;
         return proxy_control_request(ctl, cmd, PROXY_CONTROL_TIMEOUT_MS);
     }
+    /* Reloads re-read the file by this name, whatever the cwd is by then. */
+    if (realpath(path, abspath) != NULL)
+        path = abspath;
     if (load_config(path, explicit_path, &c, &text) != 0)
         return 1;
     if (test) {

@@ -68,6 +68,11 @@ static void worker_start_drain(struct proxy_worker *w, const char *why)
                    w->generation, why, (unsigned long)atomic_load(&w->active));
     for (unsigned i = 0; i < w->nloops; i++)
         proxy_loop_command(&w->loops[i], PROXY_LOOP_DRAIN);
+    /* The loops close their own duplicates; once ours go too, a socket the
+     * master no longer holds (graceful stop) refuses new clients instead of
+     * queueing them for nobody. */
+    for (size_t i = 0; i < w->nlisteners; i++)
+        proxy_listener_free(&w->listeners[i]);
     tv.tv_sec = (time_t)(ms / 1000);
     tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
     if (evtimer_add(w->drain_timer, &tv) != 0)

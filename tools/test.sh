@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds baton twice (plain, and with
+# AddressSanitizer + UBSan) and runs the whole test suite against each.
+# Exits non-zero on any failure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/tools/deps.sh"
+
+jobs=$(nproc)
+status=0
+run_suite() {
+    local name=$1 dir=$2; shift 2
+    echo "== baton: $name build =="
+    "$root/tools/build.sh" "$dir" "$@"
+    echo "== baton: $name tests =="
+    # The integration tests open thousands of sockets.
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 900) || status=1
+}
+
+run_suite release "$root/build/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite asan "$root/build/asan" -DCMAKE_BUILD_TYPE=Debug -DBATON_SANITIZE=ON
+
+if [ $status -ne 0 ]; then
+    echo "baton: some tests failed" >&2
+fi
+exit $status
