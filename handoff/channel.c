@@ -1,0 +1,380 @@
+/*
+ * channel.c - framed, non-blocking message channel over a handoff transport.
+ */
+#include "channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport.h"
+
+#define OUT_MAX   ((size_t)64 << 20)   /* queued output bound */
+#define READ_MIN  ((size_t)16 << 10)   /* grow rbuf below this much free room */
+/* A complete message of maximum size plus one read's worth of the next. */
+#define RBUF_MAX  ((size_t)HANDOFF_HDR_LEN + HANDOFF_MAX_PAYLOAD + ((size_t)64 << 10))
+
+struct handoff_outmsg {
+    struct handoff_outmsg *next;
+    size_t   len;
+    int      fds[HANDOFF_MAX_FDS];   /* our dups; closed once sent */
+    unsigned nfds;
+    uint8_t  data[];
+};
+
+static void close_fds(int *fds, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (fds[i] >= 0)
+            (void)close(fds[i]);
+        fds[i] = -1;
+    }
+}
+
+static int set_flags(int fd)
+{
+    int fl;
+
+    if ((fl = fcntl(fd, F_GETFL)) == -1)
+        return -1;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+        return -1;
+    if ((fl = fcntl(fd, F_GETFD)) == -1)
+        return -1;
+    if (!(fl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+        return -1;
+    return 0;
+}
+
+int handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid)
+{
+    memset(ch, 0, sizeof(*ch));
+    ch->fd = -1;
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    /* On failure the caller still owns fd. */
+    if (set_flags(fd) == -1)
+        return -1;
+    ch->fd = fd;
+    ch->peer_pid = peer_pid;
+    ch->seq = 1;
+    return 0;
+}
+
+static void out_pop(struct handoff_channel *ch)
+{
+    struct handoff_outmsg *o = ch->out_head;
+
+    ch->out_head = o->next;
+    if (ch->out_head == NULL)
+        ch->out_tail = NULL;
+    ch->out_bytes -= o->len - ch->out_off;
+    ch->out_off = 0;
+    close_fds(o->fds, o->nfds);
+    free(o);
+}
+
+void handoff_channel_close(struct handoff_channel *ch)
+{
+    while (ch->out_head != NULL)
+        out_pop(ch);
+    close_fds(ch->fdq, ch->nfdq);
+    ch->nfdq = 0;
+    free(ch->rbuf);
+    ch->rbuf = NULL;
+    ch->rlen = ch->rcap = 0;
+    if (ch->fd >= 0)
+        (void)close(ch->fd);
+    ch->fd = -1;
+}
+
+/* Output */
+
+/* Accepts only what handoff_msg_finish produced, so a half-built message
+ * cannot desynchronise the stream. */
+static int msg_sendable(const struct handoff_msg *m)
+{
+    struct handoff_hdr h;
+    char why[128];
+
+    if (m->failed || m->buf == NULL || m->len < HANDOFF_HDR_LEN)
+        return 0;
+    if (handoff_hdr_decode(m->buf, &h, why, sizeof(why)) == -1)
+        return 0;
+    return h.len == m->len - HANDOFF_HDR_LEN && h.nfds == m->nfds;
+}
+
+int handoff_channel_send(struct handoff_channel *ch, struct handoff_msg *m)
+{
+    struct handoff_outmsg *o;
+    unsigned i;
+
+    if (!msg_sendable(m)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (m->len > OUT_MAX - ch->out_bytes) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    if ((o = malloc(sizeof(*o) + m->len)) == NULL)
+        return -1;
+    o->next = NULL;
+    o->len = m->len;
+    o->nfds = 0;
+    memcpy(o->data, m->buf, m->len);
+    /* Dup now: the caller may close its descriptors before we flush. */
+    for (i = 0; i < m->nfds; i++) {
+        if ((o->fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
+            int saved = errno;
+
+            close_fds(o->fds, o->nfds);
+            free(o);
+            errno = saved;
+            return -1;
+        }
+        o->nfds++;
+    }
+    if (ch->out_tail != NULL)
+        ch->out_tail->next = o;
+    else
+        ch->out_head = o;
+    ch->out_tail = o;
+    ch->out_bytes += o->len;
+    return 0;
+}
+
+int handoff_channel_flush(struct handoff_channel *ch)
+{
+    struct handoff_outmsg *o;
+    ssize_t n;
+
+    while ((o = ch->out_head) != NULL) {
+        /* Descriptors ride on a message's first byte only. */
+        int first = ch->out_off == 0;
+
+        n = handoff_transport_send(ch->fd, ch->peer_pid, o->data + ch->out_off,
+                                   o->len - ch->out_off, first ? o->fds : NULL,
+                                   first ? o->nfds : 0);
+        if (n == -1)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        if (n == 0)
+            return 0;
+        if (first) {
+            /* In flight now; the kernel holds its own references. */
+            close_fds(o->fds, o->nfds);
+            o->nfds = 0;
+        }
+        ch->out_off += (size_t)n;
+        ch->out_bytes -= (size_t)n;
+        if (ch->out_off == o->len)
+            out_pop(ch);
+    }
+    return 1;
+}
+
+int handoff_channel_pending(const struct handoff_channel *ch)
+{
+    return ch->out_head != NULL;
+}
+
+/* Input */
+
+static int rbuf_grow(struct handoff_channel *ch)
+{
+    size_t cap;
+    uint8_t *p;
+
+    if (ch->rcap - ch->rlen >= READ_MIN)
+        return 0;
+    if (ch->rcap >= RBUF_MAX) {
+        /* Full only if the caller reads without draining messages. */
+        if (ch->rlen < ch->rcap)
+            return 0;
+        errno = ENOBUFS;
+        return -1;
+    }
+    cap = ch->rcap == 0 ? (size_t)64 << 10 : ch->rcap * 2;
+    if (cap > RBUF_MAX)
+        cap = RBUF_MAX;
+    if ((p = realloc(ch->rbuf, cap)) == NULL)
+        return -1;
+    ch->rbuf = p;
+    ch->rcap = cap;
+    return 0;
+}
+
+ssize_t handoff_channel_read(struct handoff_channel *ch)
+{
+    ssize_t n;
+
+    if (rbuf_grow(ch) == -1)
+        return -1;
+    /* Leave room for what one recvmsg can deliver so none get dropped. */
+    if (ch->nfdq + HANDOFF_MAX_FDS * 2 > HANDOFF_FDQ_MAX) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    n = handoff_transport_recv(ch->fd, ch->rbuf + ch->rlen, ch->rcap - ch->rlen,
+                               ch->fdq, &ch->nfdq, HANDOFF_FDQ_MAX);
+    if (n == -1)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? -2 : -1;
+    if (n == 0)
+        ch->eof = 1;
+    ch->rlen += (size_t)n;
+    return n;
+}
+
+int handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
+                         char *why, size_t whylen)
+{
+    struct handoff_hdr h;
+    size_t total;
+    unsigned i;
+
+    memset(in, 0, sizeof(*in));
+    for (i = 0; i < HANDOFF_MAX_FDS; i++)
+        in->fds[i] = -1;
+
+    if (ch->rlen < HANDOFF_HDR_LEN) {
+        if (ch->eof && ch->rlen > 0) {
+            snprintf(why, whylen, "peer closed the channel inside a message header "
+                     "(%zu of %u bytes)", ch->rlen, HANDOFF_HDR_LEN);
+            return -1;
+        }
+        return 0;
+    }
+    if (handoff_hdr_decode(ch->rbuf, &h, why, whylen) == -1)
+        return -1;
+    total = HANDOFF_HDR_LEN + (size_t)h.len;
+    if (ch->rlen < total) {
+        if (ch->eof) {
+            snprintf(why, whylen, "peer closed the channel inside a %s message "
+                     "(%zu of %zu bytes)", handoff_type_name(h.type), ch->rlen, total);
+            return -1;
+        }
+        return 0;
+    }
+    if (ch->nfdq < h.nfds) {
+        snprintf(why, whylen, "%s message declares %u descriptor%s but only %u arrived",
+                 handoff_type_name(h.type), (unsigned)h.nfds, h.nfds == 1 ? "" : "s",
+                 ch->nfdq);
+        return -1;
+    }
+    if (h.len > 0) {
+        if ((in->payload = malloc(h.len)) == NULL) {
+            snprintf(why, whylen, "out of memory for a %u-byte %s payload",
+                     (unsigned)h.len, handoff_type_name(h.type));
+            return -1;
+        }
+        memcpy(in->payload, ch->rbuf + HANDOFF_HDR_LEN, h.len);
+    }
+    in->hdr = h;
+    in->nfds = h.nfds;
+    if (h.nfds > 0) {
+        memcpy(in->fds, ch->fdq, sizeof(int) * h.nfds);
+        ch->nfdq -= h.nfds;
+        memmove(ch->fdq, ch->fdq + h.nfds, sizeof(int) * ch->nfdq);
+    }
+    ch->rlen -= total;
+    memmove(ch->rbuf, ch->rbuf + total, ch->rlen);
+    return 1;
+}
+
+/* Blocking helpers.  A negative timeout_ms waits without limit; the
+ * deadline is on the monotonic clock so wall-clock steps cannot cut a
+ * start-up handshake short or stretch it. */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+        return 0;
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left before deadline (-1: none); 0 once it has passed. */
+static int time_left(long long deadline)
+{
+    long long rem;
+
+    if (deadline < 0)
+        return -1;
+    rem = deadline - now_ms();
+    if (rem <= 0)
+        return 0;
+    return rem > 0x7fffffff ? 0x7fffffff : (int)rem;
+}
+
+static int wait_ready(struct handoff_channel *ch, int for_write, long long deadline,
+                      int timeout_ms, const char *what, char *why, size_t whylen)
+{
+    int r = handoff_transport_wait(ch->fd, for_write, time_left(deadline));
+
+    if (r == 0)
+        snprintf(why, whylen, "timed out after %d ms %s", timeout_ms, what);
+    else if (r == -1)
+        snprintf(why, whylen, "waiting to %s: %s", for_write ? "send" : "receive",
+                 strerror(errno));
+    return r == 1 ? 0 : -1;
+}
+
+int handoff_channel_send_sync(struct handoff_channel *ch, struct handoff_msg *m,
+                              int timeout_ms, char *why, size_t whylen)
+{
+    long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
+    int r;
+
+    if (handoff_channel_send(ch, m) == -1) {
+        snprintf(why, whylen, "cannot queue %s message: %s",
+                 m->buf != NULL && m->len >= HANDOFF_HDR_LEN ?
+                 handoff_type_name((uint16_t)(m->buf[4] << 8 | m->buf[5])) : "unbuilt",
+                 strerror(errno));
+        return -1;
+    }
+    while ((r = handoff_channel_flush(ch)) != 1) {
+        if (r == -1) {
+            snprintf(why, whylen, "send: %s", strerror(errno));
+            return -1;
+        }
+        if (wait_ready(ch, 1, deadline, timeout_ms, "sending", why, whylen) == -1)
+            return -1;
+    }
+    return 0;
+}
+
+int handoff_channel_recv_sync(struct handoff_channel *ch, struct handoff_in *in,
+                              int timeout_ms, char *why, size_t whylen)
+{
+    long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
+    ssize_t n;
+    int r;
+
+    for (;;) {
+        if ((r = handoff_channel_next(ch, in, why, whylen)) != 0)
+            return r;
+        if (ch->eof) {
+            snprintf(why, whylen, "peer closed the channel");
+            return -1;
+        }
+        n = handoff_channel_read(ch);
+        if (n >= 0)
+            continue;
+        if (n == -1) {
+            snprintf(why, whylen, "receive: %s", strerror(errno));
+            return -1;
+        }
+        if (wait_ready(ch, 0, deadline, timeout_ms, "waiting for a message", why,
+                       whylen) == -1)
+            return -1;
+    }
+}

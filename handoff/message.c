@@ -1,0 +1,448 @@
+/*
+ * message.c - typed handoff messages.
+ *
+ * Payload layouts (integers big-endian, str = u16 length + bytes without
+ * NUL, bytes = u32 length + bytes):
+ *
+ *   HELLO       u32 pid, str version
+ *   CONFIG      u32 generation, str path, bytes text
+ *   LISTENER    str name, str addr; 1 descriptor
+ *   FAILED      str reason
+ *   STATUS_REQ  u32 id
+ *   STATUS      u32 id, u32 pid, u64 active, u64 total, u64 bytes_in,
+ *               u64 bytes_out, u32 nlisteners,
+ *               nlisteners x (str name, u64 active, u64 total)
+ *   START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING: empty
+ */
+#include "message.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * Decoding state: the reader plus the first error, so a decoder can list its
+ * fields in order and check once at the end, while `why` still names the
+ * field that was wrong rather than just "malformed".
+ */
+struct dec {
+    struct handoff_reader r;
+    const char *msg;          /* message type name, prefixes every why */
+    char       *why;
+    size_t      whylen;
+    int         err;
+};
+
+static void dec_fail(struct dec *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void dec_fail(struct dec *d, const char *fmt, ...)
+{
+    char detail[256];
+    va_list ap;
+
+    if (d->err)
+        return;
+    d->err = 1;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    if (d->whylen > 0)
+        snprintf(d->why, d->whylen, "%s: %s", d->msg, detail);
+}
+
+static size_t dec_left(const struct dec *d)
+{
+    return d->r.off <= d->r.len ? d->r.len - d->r.off : 0;
+}
+
+/* Checks type and descriptor count, then starts reading the payload. */
+static int dec_begin(struct dec *d, const struct handoff_in *in, uint16_t type,
+                     unsigned nfds, char *why, size_t whylen)
+{
+    memset(d, 0, sizeof(*d));
+    d->msg = handoff_type_name(type);
+    d->why = why;
+    d->whylen = whylen;
+    if (in->hdr.type != type)
+        dec_fail(d, "expected a %s message, got %s (type %u)", d->msg,
+                 handoff_type_name(in->hdr.type), (unsigned)in->hdr.type);
+    else if (in->nfds != nfds)
+        dec_fail(d, "expected %u descriptor%s, got %u", nfds, nfds == 1 ? "" : "s",
+                 in->nfds);
+    else if (in->hdr.len > HANDOFF_MAX_PAYLOAD)
+        dec_fail(d, "payload of %u bytes (max %u)", (unsigned)in->hdr.len,
+                 HANDOFF_MAX_PAYLOAD);
+    else if (in->payload == NULL && in->hdr.len > 0)
+        dec_fail(d, "payload of %u bytes is missing", (unsigned)in->hdr.len);
+    handoff_reader_init(&d->r, in->payload, in->hdr.len);
+    return d->err ? -1 : 0;
+}
+
+static void dec_u32(struct dec *d, const char *field, uint32_t *v)
+{
+    *v = 0;
+    if (!d->err && handoff_get_u32(&d->r, v) == -1)
+        dec_fail(d, "%s missing (payload truncated)", field);
+}
+
+static void dec_u64(struct dec *d, const char *field, uint64_t *v)
+{
+    *v = 0;
+    if (!d->err && handoff_get_u64(&d->r, v) == -1)
+        dec_fail(d, "%s missing (payload truncated)", field);
+}
+
+/* Explains why handoff_get_str refused the string at the current offset. */
+static void dec_str_why(struct dec *d, const char *field, size_t size)
+{
+    const uint8_t *p = d->r.p + d->r.off;
+    size_t left = dec_left(d), len;
+
+    if (left < 2) {
+        dec_fail(d, "%s missing (payload truncated)", field);
+        return;
+    }
+    len = (size_t)p[0] << 8 | p[1];
+    if (len > HANDOFF_STR_MAX || len >= size)
+        dec_fail(d, "%s too long: %zu bytes (max %zu)", field, len,
+                 size - 1 < HANDOFF_STR_MAX ? size - 1 : (size_t)HANDOFF_STR_MAX);
+    else if (len > left - 2)
+        dec_fail(d, "%s truncated: declares %zu bytes, %zu present", field, len,
+                 left - 2);
+    else
+        dec_fail(d, "%s contains a NUL byte", field);
+}
+
+static void dec_str(struct dec *d, const char *field, char *buf, size_t size)
+{
+    struct handoff_reader saved = d->r;
+
+    buf[0] = '\0';
+    if (d->err)
+        return;
+    if (handoff_get_str(&d->r, buf, size) == -1) {
+        d->r = saved;
+        dec_str_why(d, field, size);
+    }
+}
+
+static void dec_bytes(struct dec *d, const char *field, const uint8_t **p, uint32_t *n,
+                      uint32_t max)
+{
+    struct handoff_reader saved = d->r;
+    uint32_t len;
+
+    *p = NULL;
+    *n = 0;
+    if (d->err)
+        return;
+    if (handoff_get_bytes(&d->r, p, n, max) == 0)
+        return;
+    d->r = saved;
+    if (handoff_get_u32(&d->r, &len) == -1)
+        dec_fail(d, "%s missing (payload truncated)", field);
+    else if (len > max)
+        dec_fail(d, "%s too long: %u bytes (max %u)", field, (unsigned)len, (unsigned)max);
+    else
+        dec_fail(d, "%s truncated: declares %u bytes, %zu present", field,
+                 (unsigned)len, dec_left(d));
+}
+
+/* Ends decoding: the payload must hold exactly the message. */
+static int dec_end(struct dec *d)
+{
+    if (!d->err && handoff_reader_done(&d->r) == -1)
+        dec_fail(d, "%zu unexpected bytes after the message", dec_left(d));
+    return d->err ? -1 : 0;
+}
+
+/* A fixed-size char array field must be NUL-terminated to be encodable. */
+static int str_ok(const char *s, size_t size)
+{
+    return strnlen(s, size) < size;
+}
+
+static int enc_end(struct handoff_msg *m)
+{
+    if (handoff_msg_finish(m) == 0)
+        return 0;
+    handoff_msg_free(m);
+    return -1;
+}
+
+/* Refuses to encode what the receiver would reject (or what cannot even be
+ * read safely, like an unterminated string field). */
+static int enc_fail(struct handoff_msg *m)
+{
+    handoff_msg_free(m);
+    m->failed = 1;
+    return -1;
+}
+
+static int enc_begin(struct handoff_msg *m, uint16_t type, uint32_t seq)
+{
+    if (handoff_msg_init(m, type, seq) == -1) {
+        handoff_msg_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* Encoders: on failure the message is already freed; freeing it again is harmless. */
+
+int handoff_encode_hello(struct handoff_msg *m, uint32_t seq, const struct handoff_hello *v)
+{
+    if (enc_begin(m, HANDOFF_HELLO, seq) == -1)
+        return -1;
+    if (!str_ok(v->version, sizeof(v->version)))
+        return enc_fail(m);
+    handoff_msg_put_u32(m, v->pid);
+    handoff_msg_put_str(m, v->version);
+    return enc_end(m);
+}
+
+int handoff_encode_config(struct handoff_msg *m, uint32_t seq, const struct handoff_config *v)
+{
+    if (enc_begin(m, HANDOFF_CONFIG, seq) == -1)
+        return -1;
+    /* The receiver rejects these; failing here names the sender as culprit. */
+    if (!str_ok(v->path, sizeof(v->path)) || v->textlen > HANDOFF_MAX_PAYLOAD ||
+        (v->textlen > 0 && (v->text == NULL || memchr(v->text, '\0', v->textlen) != NULL)))
+        return enc_fail(m);
+    handoff_msg_put_u32(m, v->generation);
+    handoff_msg_put_str(m, v->path);
+    handoff_msg_put_bytes(m, v->text, v->textlen);
+    return enc_end(m);
+}
+
+int handoff_encode_listener(struct handoff_msg *m, uint32_t seq,
+                            const struct handoff_listener *v)
+{
+    if (enc_begin(m, HANDOFF_LISTENER, seq) == -1)
+        return -1;
+    if (!str_ok(v->name, sizeof(v->name)) || !str_ok(v->addr, sizeof(v->addr)))
+        return enc_fail(m);
+    handoff_msg_put_str(m, v->name);
+    handoff_msg_put_str(m, v->addr);
+    handoff_msg_add_fd(m, v->fd);
+    return enc_end(m);
+}
+
+int handoff_encode_failed(struct handoff_msg *m, uint32_t seq, const struct handoff_failed *v)
+{
+    if (enc_begin(m, HANDOFF_FAILED, seq) == -1)
+        return -1;
+    if (!str_ok(v->reason, sizeof(v->reason)))
+        return enc_fail(m);
+    handoff_msg_put_str(m, v->reason);
+    return enc_end(m);
+}
+
+int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq,
+                              const struct handoff_status_req *v)
+{
+    if (enc_begin(m, HANDOFF_STATUS_REQ, seq) == -1)
+        return -1;
+    handoff_msg_put_u32(m, v->id);
+    return enc_end(m);
+}
+
+int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v)
+{
+    uint32_t i;
+
+    if (enc_begin(m, HANDOFF_STATUS, seq) == -1)
+        return -1;
+    if (v->nlisteners > HANDOFF_STATUS_LISTENERS_MAX)
+        return enc_fail(m);
+    handoff_msg_put_u32(m, v->id);
+    handoff_msg_put_u32(m, v->pid);
+    handoff_msg_put_u64(m, v->active);
+    handoff_msg_put_u64(m, v->total);
+    handoff_msg_put_u64(m, v->bytes_in);
+    handoff_msg_put_u64(m, v->bytes_out);
+    handoff_msg_put_u32(m, v->nlisteners);
+    for (i = 0; i < v->nlisteners; i++) {
+        const struct handoff_listener_stats *l = &v->listeners[i];
+
+        if (!str_ok(l->name, sizeof(l->name)))
+            return enc_fail(m);
+        handoff_msg_put_str(m, l->name);
+        handoff_msg_put_u64(m, l->active);
+        handoff_msg_put_u64(m, l->total);
+    }
+    return enc_end(m);
+}
+
+static int type_is_empty(uint16_t type)
+{
+    switch (type) {
+    case HANDOFF_START:
+    case HANDOFF_READY:
+    case HANDOFF_STOP_ACCEPTING:
+    case HANDOFF_DRAIN:
+    case HANDOFF_RESUME_ACCEPTING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int handoff_encode_empty(struct handoff_msg *m, uint16_t type, uint32_t seq)
+{
+    if (enc_begin(m, type, seq) == -1)
+        return -1;
+    if (!type_is_empty(type))
+        return enc_fail(m);
+    return enc_end(m);
+}
+
+/* Received messages */
+
+void handoff_in_free(struct handoff_in *in)
+{
+    unsigned i;
+
+    for (i = 0; i < in->nfds && i < HANDOFF_MAX_FDS; i++) {
+        if (in->fds[i] >= 0)
+            (void)close(in->fds[i]);
+        in->fds[i] = -1;
+    }
+    in->nfds = 0;
+    free(in->payload);
+    in->payload = NULL;
+}
+
+int handoff_decode_hello(struct handoff_in *in, struct handoff_hello *v, char *why, size_t n)
+{
+    struct dec d;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_HELLO, 0, why, n) == -1)
+        return -1;
+    dec_u32(&d, "pid", &v->pid);
+    dec_str(&d, "version", v->version, sizeof(v->version));
+    return dec_end(&d);
+}
+
+int handoff_decode_config(struct handoff_in *in, struct handoff_config *v, char *why,
+                          size_t n)
+{
+    struct dec d;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_CONFIG, 0, why, n) == -1)
+        return -1;
+    dec_u32(&d, "generation", &v->generation);
+    dec_str(&d, "path", v->path, sizeof(v->path));
+    dec_bytes(&d, "text", &v->text, &v->textlen, HANDOFF_MAX_PAYLOAD);
+    if (!d.err && v->textlen > 0 && memchr(v->text, '\0', v->textlen) != NULL)
+        dec_fail(&d, "text contains a NUL byte");
+    if (dec_end(&d) == -1) {
+        v->text = NULL;
+        v->textlen = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int handoff_decode_listener(struct handoff_in *in, struct handoff_listener *v, char *why,
+                            size_t n)
+{
+    struct dec d;
+
+    memset(v, 0, sizeof(*v));
+    v->fd = -1;
+    if (dec_begin(&d, in, HANDOFF_LISTENER, 1, why, n) == -1)
+        return -1;
+    dec_str(&d, "name", v->name, sizeof(v->name));
+    dec_str(&d, "addr", v->addr, sizeof(v->addr));
+    if (!d.err && in->fds[0] < 0)
+        dec_fail(&d, "descriptor already taken");
+    if (dec_end(&d) == -1)
+        return -1;
+    v->fd = in->fds[0];
+    in->fds[0] = -1;
+    return 0;
+}
+
+int handoff_decode_failed(struct handoff_in *in, struct handoff_failed *v, char *why,
+                          size_t n)
+{
+    struct dec d;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_FAILED, 0, why, n) == -1)
+        return -1;
+    dec_str(&d, "reason", v->reason, sizeof(v->reason));
+    return dec_end(&d);
+}
+
+int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *v,
+                              char *why, size_t n)
+{
+    struct dec d;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_STATUS_REQ, 0, why, n) == -1)
+        return -1;
+    dec_u32(&d, "id", &v->id);
+    return dec_end(&d);
+}
+
+int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why,
+                          size_t n)
+{
+    char field[64];
+    struct dec d;
+    uint32_t i;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_STATUS, 0, why, n) == -1)
+        return -1;
+    dec_u32(&d, "id", &v->id);
+    dec_u32(&d, "pid", &v->pid);
+    dec_u64(&d, "active", &v->active);
+    dec_u64(&d, "total", &v->total);
+    dec_u64(&d, "bytes_in", &v->bytes_in);
+    dec_u64(&d, "bytes_out", &v->bytes_out);
+    dec_u32(&d, "nlisteners", &v->nlisteners);
+    if (!d.err && v->nlisteners > HANDOFF_STATUS_LISTENERS_MAX)
+        dec_fail(&d, "%u listeners (max %u)", (unsigned)v->nlisteners,
+                 HANDOFF_STATUS_LISTENERS_MAX);
+    for (i = 0; !d.err && i < v->nlisteners; i++) {
+        struct handoff_listener_stats *l = &v->listeners[i];
+
+        snprintf(field, sizeof(field), "listener %u name", (unsigned)i);
+        dec_str(&d, field, l->name, sizeof(l->name));
+        snprintf(field, sizeof(field), "listener %u active", (unsigned)i);
+        dec_u64(&d, field, &l->active);
+        snprintf(field, sizeof(field), "listener %u total", (unsigned)i);
+        dec_u64(&d, field, &l->total);
+    }
+    if (dec_end(&d) == -1) {
+        v->nlisteners = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int handoff_decode_empty(struct handoff_in *in, char *why, size_t n)
+{
+    struct dec d;
+
+    if (!type_is_empty(in->hdr.type)) {
+        snprintf(why, n, "expected an empty message (START, READY, STOP_ACCEPTING, "
+                 "DRAIN or RESUME_ACCEPTING), got %s (type %u)",
+                 handoff_type_name(in->hdr.type), (unsigned)in->hdr.type);
+        return -1;
+    }
+    if (dec_begin(&d, in, in->hdr.type, 0, why, n) == -1)
+        return -1;
+    if (in->hdr.len != 0)
+        dec_fail(&d, "expected an empty payload, got %u bytes", (unsigned)in->hdr.len);
+    return dec_end(&d);
+}

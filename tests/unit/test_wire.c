@@ -1,0 +1,1021 @@
+/*
+ * test_wire.c - handoff wire format: header, builder, getters and every
+ * typed message, including hostile input (truncation, trailing bytes,
+ * oversized fields, random garbage, wrong descriptor counts).
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "message.h"
+#include "testutil.h"
+#include "wire.h"
+
+/* Checks that a `why` explanation mentions the expected words. */
+#define CHECK_WHY(why, sub) check_why((why), (sub), __FILE__, __LINE__)
+
+static void check_why(const char *why, const char *sub, const char *file, int line)
+{
+    int ok = strstr(why, sub) != NULL;
+
+    test_check(ok, file, line, "why mentions expected text");
+    if (!ok)
+        fprintf(stderr, "    why:  %s\n    want: ...%s...\n", why, sub);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Deterministic PRNG (xorshift32) so failures reproduce. */
+static uint32_t rng_state = 0x2545f491u;
+
+static uint32_t rng(void)
+{
+    uint32_t x = rng_state;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return rng_state = x;
+}
+
+static int devnull(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Turns a built message into a received one, as the channel would: the
+ * payload is copied and the attached descriptors are dup'ed. */
+static int to_in(const struct handoff_msg *m, struct handoff_in *in)
+{
+    char why[256];
+    unsigned i;
+
+    memset(in, 0, sizeof(*in));
+    for (i = 0; i < HANDOFF_MAX_FDS; i++)
+        in->fds[i] = -1;
+    if (handoff_hdr_decode(m->buf, &in->hdr, why, sizeof(why)) == -1)
+        return -1;
+    if (in->hdr.len > 0) {
+        in->payload = malloc(in->hdr.len);
+        if (in->payload == NULL)
+            return -1;
+        memcpy(in->payload, m->buf + HANDOFF_HDR_LEN, in->hdr.len);
+    }
+    for (i = 0; i < m->nfds; i++)
+        in->fds[in->nfds++] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0);
+    return 0;
+}
+
+/* A received message with an arbitrary payload and nfds /dev/null fds. */
+static void make_in(struct handoff_in *in, uint16_t type, const void *p, size_t len,
+                    unsigned nfds)
+{
+    unsigned i;
+
+    memset(in, 0, sizeof(*in));
+    for (i = 0; i < HANDOFF_MAX_FDS; i++)
+        in->fds[i] = -1;
+    in->hdr.magic = HANDOFF_MAGIC;
+    in->hdr.version = HANDOFF_WIRE_VERSION;
+    in->hdr.type = type;
+    in->hdr.len = (uint32_t)len;
+    in->hdr.nfds = (uint8_t)nfds;
+    if (len > 0) {
+        in->payload = malloc(len);
+        memcpy(in->payload, p, len);
+    }
+    for (i = 0; i < nfds; i++)
+        in->fds[in->nfds++] = devnull();
+}
+
+/* Runs the decoder for in's type (or `type` if nonzero); 0 or -1. */
+static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
+{
+    static struct handoff_status st;   /* large: keep it off the stack */
+    struct handoff_hello h;
+    struct handoff_config c;
+    struct handoff_listener l;
+    struct handoff_failed f;
+    struct handoff_status_req sr;
+    int r;
+
+    switch (type != 0 ? type : in->hdr.type) {
+    case HANDOFF_HELLO:
+        return handoff_decode_hello(in, &h, why, n);
+    case HANDOFF_CONFIG:
+        return handoff_decode_config(in, &c, why, n);
+    case HANDOFF_LISTENER:
+        r = handoff_decode_listener(in, &l, why, n);
+        if (r == 0)
+            close(l.fd);
+        else if (l.fd != -1)
+            return -2;   /* a failed decode must not hand out an fd */
+        return r;
+    case HANDOFF_FAILED:
+        return handoff_decode_failed(in, &f, why, n);
+    case HANDOFF_STATUS_REQ:
+        return handoff_decode_status_req(in, &sr, why, n);
+    case HANDOFF_STATUS:
+        return handoff_decode_status(in, &st, why, n);
+    default:
+        return handoff_decode_empty(in, why, n);
+    }
+}
+
+static const uint16_t all_types[] = {
+    HANDOFF_HELLO, HANDOFF_CONFIG, HANDOFF_LISTENER, HANDOFF_START, HANDOFF_READY,
+    HANDOFF_FAILED, HANDOFF_STOP_ACCEPTING, HANDOFF_DRAIN, HANDOFF_STATUS_REQ,
+    HANDOFF_STATUS, HANDOFF_RESUME_ACCEPTING,
+};
+#define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
+
+static unsigned type_nfds(uint16_t type)
+{
+    return type == HANDOFF_LISTENER ? 1 : 0;
+}
+
+static int build_is_empty(uint16_t type)
+{
+    return type == HANDOFF_START || type == HANDOFF_READY ||
+           type == HANDOFF_STOP_ACCEPTING || type == HANDOFF_DRAIN ||
+           type == HANDOFF_RESUME_ACCEPTING;
+}
+
+/* Header */
+
+static void valid_hdr(struct handoff_hdr *h)
+{
+    h->magic = HANDOFF_MAGIC;
+    h->version = HANDOFF_WIRE_VERSION;
+    h->nfds = 2;
+    h->type = HANDOFF_STATUS;
+    h->flags = 0;
+    h->seq = 0x01020304;
+    h->len = 0x00010203;
+}
+
+static void test_hdr_roundtrip(void)
+{
+    static const uint8_t want[HANDOFF_HDR_LEN] = {
+        0xba, 0x70, 0x01, 0x02, 0x00, 0x0a, 0x00, 0x00,
+        0x01, 0x02, 0x03, 0x04, 0x00, 0x01, 0x02, 0x03,
+    };
+    struct handoff_hdr h, g;
+    uint8_t buf[HANDOFF_HDR_LEN];
+    char why[256] = "";
+
+    valid_hdr(&h);
+    handoff_hdr_encode(&h, buf);
+    CHECK(memcmp(buf, want, sizeof(buf)) == 0);
+    CHECK(handoff_hdr_decode(buf, &g, why, sizeof(why)) == 0);
+    CHECK(g.magic == h.magic && g.version == h.version && g.nfds == h.nfds &&
+          g.type == h.type && g.flags == h.flags && g.seq == h.seq && g.len == h.len);
+
+    /* Limits themselves are accepted. */
+    h.nfds = HANDOFF_MAX_FDS;
+    h.len = HANDOFF_MAX_PAYLOAD;
+    h.type = HANDOFF_CONN_DONE;
+    h.seq = 0xffffffffu;
+    handoff_hdr_encode(&h, buf);
+    CHECK(handoff_hdr_decode(buf, &g, why, sizeof(why)) == 0);
+    CHECK_U64(g.seq, 0xffffffffu);
+    CHECK_U64(g.len, HANDOFF_MAX_PAYLOAD);
+}
+
+static void check_hdr_rejected(const struct handoff_hdr *h, const char *sub)
+{
+    struct handoff_hdr g;
+    uint8_t buf[HANDOFF_HDR_LEN];
+    char why[256] = "";
+
+    handoff_hdr_encode(h, buf);
+    CHECK(handoff_hdr_decode(buf, &g, why, sizeof(why)) == -1);
+    CHECK_WHY(why, sub);
+}
+
+static void test_hdr_reject(void)
+{
+    static const uint16_t bad_types[] = { 0, 12, 31, 34, 0x100, 0xffff };
+    struct handoff_hdr h;
+    size_t i;
+
+    valid_hdr(&h);
+    h.magic = 0x1234;
+    check_hdr_rejected(&h, "bad magic 0x1234 (expected 0xba70)");
+
+    valid_hdr(&h);
+    h.version = 2;
+    check_hdr_rejected(&h, "version 2");
+    h.version = 0;
+    check_hdr_rejected(&h, "version 0");
+
+    for (i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
+        valid_hdr(&h);
+        h.type = bad_types[i];
+        check_hdr_rejected(&h, "unknown message type");
+    }
+
+    valid_hdr(&h);
+    h.flags = 1;
+    check_hdr_rejected(&h, "flags 0x0001");
+    h.flags = 0x8000;
+    check_hdr_rejected(&h, "flags 0x8000");
+
+    valid_hdr(&h);
+    h.nfds = HANDOFF_MAX_FDS + 1;
+    check_hdr_rejected(&h, "17 descriptors");
+    h.nfds = 255;
+    check_hdr_rejected(&h, "255 descriptors");
+
+    valid_hdr(&h);
+    h.len = HANDOFF_MAX_PAYLOAD + 1;
+    check_hdr_rejected(&h, "payload of 2097153 bytes");
+    h.len = 0xffffffffu;
+    check_hdr_rejected(&h, "max 2097152");
+}
+
+static void test_type_names(void)
+{
+    CHECK_STR(handoff_type_name(HANDOFF_HELLO), "HELLO");
+    CHECK_STR(handoff_type_name(HANDOFF_STATUS_REQ), "STATUS_REQ");
+    CHECK_STR(handoff_type_name(HANDOFF_RESUME_ACCEPTING), "RESUME_ACCEPTING");
+    CHECK_STR(handoff_type_name(HANDOFF_CONN), "CONN");
+    CHECK_STR(handoff_type_name(HANDOFF_CONN_DONE), "CONN_DONE");
+    CHECK_STR(handoff_type_name(0), "UNKNOWN");
+    CHECK_STR(handoff_type_name(20), "UNKNOWN");
+    CHECK_STR(handoff_type_name(0xffff), "UNKNOWN");
+}
+
+/* Builder and getters */
+
+static void test_builder_getters(void)
+{
+    static const uint8_t want[] = {
+        0x7f,
+        0xbe, 0xef,
+        0xde, 0xad, 0xbe, 0xef,
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+        0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c',
+        0x00, 0x02, 'h', 'i',
+        0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00,
+    };
+    struct handoff_reader r;
+    struct handoff_msg m;
+    struct handoff_hdr h;
+    const uint8_t *p;
+    char why[256], s[8];
+    uint8_t u8;
+    uint16_t u16;
+    uint32_t u32, n;
+    uint64_t u64;
+
+    CHECK(handoff_msg_init(&m, HANDOFF_HELLO, 77) == 0);
+    handoff_msg_put_u8(&m, 0x7f);
+    handoff_msg_put_u16(&m, 0xbeef);
+    handoff_msg_put_u32(&m, 0xdeadbeefu);
+    handoff_msg_put_u64(&m, 0x0102030405060708ull);
+    handoff_msg_put_bytes(&m, "abc", 3);
+    handoff_msg_put_str(&m, "hi");
+    handoff_msg_put_str(&m, "");
+    handoff_msg_put_bytes(&m, NULL, 0);
+    CHECK(handoff_msg_finish(&m) == 0);
+    CHECK_U64(m.len, HANDOFF_HDR_LEN + sizeof(want));
+    CHECK(memcmp(m.buf + HANDOFF_HDR_LEN, want, sizeof(want)) == 0);
+    CHECK(handoff_hdr_decode(m.buf, &h, why, sizeof(why)) == 0);
+    CHECK_U64(h.type, HANDOFF_HELLO);
+    CHECK_U64(h.seq, 77);
+    CHECK_U64(h.len, sizeof(want));
+    CHECK_U64(h.nfds, 0);
+
+    handoff_reader_init(&r, m.buf + HANDOFF_HDR_LEN, h.len);
+    CHECK(handoff_get_u8(&r, &u8) == 0 && u8 == 0x7f);
+    CHECK(handoff_get_u16(&r, &u16) == 0 && u16 == 0xbeef);
+    CHECK(handoff_get_u32(&r, &u32) == 0 && u32 == 0xdeadbeefu);
+    CHECK(handoff_get_u64(&r, &u64) == 0 && u64 == 0x0102030405060708ull);
+    CHECK(handoff_get_bytes(&r, &p, &n, 16) == 0 && n == 3 && memcmp(p, "abc", 3) == 0);
+    CHECK(handoff_reader_done(&r) == -1);   /* bytes left */
+    CHECK(handoff_get_str(&r, s, sizeof(s)) == 0);
+    CHECK_STR(s, "hi");
+    CHECK(handoff_get_str(&r, s, sizeof(s)) == 0);
+    CHECK_STR(s, "");
+    CHECK(handoff_get_bytes(&r, &p, &n, 0) == 0 && n == 0);
+    CHECK(handoff_reader_done(&r) == 0);
+    /* Reading past the end fails and sticks. */
+    CHECK(handoff_get_u8(&r, &u8) == -1);
+    CHECK(r.failed);
+    CHECK(handoff_reader_done(&r) == -1);
+    handoff_msg_free(&m);
+
+    /* Getter failures: each one marks the reader failed. */
+    {
+        static const uint8_t two[] = { 0x00, 0x05 };
+        static const uint8_t nul[] = { 0x00, 0x03, 'a', 0, 'b' };
+        static const uint8_t fits[] = { 0x00, 0x07, 'a', 'b', 'c', 'd', 'e', 'f', 'g' };
+        static const uint8_t big[] = { 0x00, 0x00, 0x00, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+
+        handoff_reader_init(&r, two, sizeof(two));
+        CHECK(handoff_get_u32(&r, &u32) == -1 && r.failed);
+        CHECK(handoff_get_u8(&r, &u8) == -1);   /* sticky even though 2 bytes remain */
+
+        handoff_reader_init(&r, two, sizeof(two));
+        CHECK(handoff_get_str(&r, s, sizeof(s)) == -1 && r.failed);   /* truncated */
+
+        handoff_reader_init(&r, nul, sizeof(nul));
+        CHECK(handoff_get_str(&r, s, sizeof(s)) == -1 && r.failed);   /* embedded NUL */
+
+        handoff_reader_init(&r, fits, sizeof(fits));
+        CHECK(handoff_get_str(&r, s, sizeof(s)) == 0 && strcmp(s, "abcdefg") == 0);
+        handoff_reader_init(&r, fits, sizeof(fits));
+        CHECK(handoff_get_str(&r, s, 7) == -1 && r.failed);           /* no room for NUL */
+        handoff_reader_init(&r, fits, sizeof(fits));
+        CHECK(handoff_get_str(&r, s, 0) == -1);
+
+        handoff_reader_init(&r, big, sizeof(big));
+        CHECK(handoff_get_bytes(&r, &p, &n, 8) == -1 && r.failed && p == NULL && n == 0);
+        handoff_reader_init(&r, big, sizeof(big));
+        CHECK(handoff_get_bytes(&r, &p, &n, 9) == 0 && n == 9);
+        handoff_reader_init(&r, big, sizeof(big) - 1);
+        CHECK(handoff_get_bytes(&r, &p, &n, 100) == -1 && r.failed);
+
+        handoff_reader_init(&r, NULL, 0);
+        CHECK(handoff_reader_done(&r) == 0);
+        CHECK(handoff_get_u8(&r, &u8) == -1);
+    }
+
+    /* A string over HANDOFF_STR_MAX is refused even with a large buffer. */
+    {
+        size_t len = HANDOFF_STR_MAX + 1;
+        uint8_t *raw = malloc(len + 2);
+        char *big = malloc(len + 1);
+
+        raw[0] = (uint8_t)(len >> 8);
+        raw[1] = (uint8_t)len;
+        memset(raw + 2, 'x', len);
+        handoff_reader_init(&r, raw, len + 2);
+        CHECK(handoff_get_str(&r, big, len + 1) == -1 && r.failed);
+        raw[0] = (uint8_t)((len - 1) >> 8);
+        raw[1] = (uint8_t)(len - 1);
+        handoff_reader_init(&r, raw, len + 1);
+        CHECK(handoff_get_str(&r, big, len + 1) == 0 && strlen(big) == HANDOFF_STR_MAX);
+        free(raw);
+        free(big);
+    }
+}
+
+static void test_builder_limits(void)
+{
+    struct handoff_msg m;
+    char *s = malloc(HANDOFF_STR_MAX + 2);
+    uint8_t *blob = calloc(1, HANDOFF_MAX_PAYLOAD + 1);
+    unsigned i;
+
+    memset(s, 'x', HANDOFF_STR_MAX + 1);
+    s[HANDOFF_STR_MAX + 1] = '\0';
+
+    CHECK(handoff_msg_init(&m, HANDOFF_FAILED, 1) == 0);
+    handoff_msg_put_str(&m, s);   /* STR_MAX + 1 */
+    CHECK(m.failed);
+    CHECK(handoff_msg_finish(&m) == -1);
+    handoff_msg_free(&m);
+
+    s[HANDOFF_STR_MAX] = '\0';
+    CHECK(handoff_msg_init(&m, HANDOFF_FAILED, 1) == 0);
+    handoff_msg_put_str(&m, s);
+    CHECK(!m.failed && handoff_msg_finish(&m) == 0);
+    handoff_msg_free(&m);
+
+    CHECK(handoff_msg_init(&m, HANDOFF_FAILED, 1) == 0);
+    handoff_msg_put_str(&m, NULL);
+    CHECK(m.failed);
+    handoff_msg_free(&m);
+
+    /* The payload limit counts the length prefix too. */
+    CHECK(handoff_msg_init(&m, HANDOFF_CONFIG, 1) == 0);
+    handoff_msg_put_bytes(&m, blob, HANDOFF_MAX_PAYLOAD - 4);
+    CHECK(!m.failed && handoff_msg_finish(&m) == 0);
+    CHECK_U64(m.len, HANDOFF_HDR_LEN + HANDOFF_MAX_PAYLOAD);
+    handoff_msg_put_u8(&m, 0);
+    CHECK(m.failed && handoff_msg_finish(&m) == -1);
+    handoff_msg_free(&m);
+
+    CHECK(handoff_msg_init(&m, HANDOFF_CONFIG, 1) == 0);
+    handoff_msg_put_bytes(&m, blob, HANDOFF_MAX_PAYLOAD + 1);
+    CHECK(m.failed);
+    handoff_msg_free(&m);
+
+    CHECK(handoff_msg_init(&m, HANDOFF_CONFIG, 1) == 0);
+    handoff_msg_put_bytes(&m, blob, HANDOFF_MAX_PAYLOAD - 3);
+    CHECK(m.failed);
+    handoff_msg_free(&m);
+
+    /* Many small appends cross the limit too. */
+    CHECK(handoff_msg_init(&m, HANDOFF_CONFIG, 1) == 0);
+    for (i = 0; i <= HANDOFF_MAX_PAYLOAD / 8; i++)
+        handoff_msg_put_u64(&m, i);
+    CHECK(m.failed);
+    CHECK(m.len <= HANDOFF_HDR_LEN + HANDOFF_MAX_PAYLOAD);
+    handoff_msg_free(&m);
+
+    CHECK(handoff_msg_init(&m, HANDOFF_CONN, 1) == 0);
+    for (i = 0; i < HANDOFF_MAX_FDS; i++)
+        handoff_msg_add_fd(&m, 0);
+    CHECK(!m.failed && m.nfds == HANDOFF_MAX_FDS);
+    CHECK(handoff_msg_finish(&m) == 0 && m.buf[3] == HANDOFF_MAX_FDS);
+    handoff_msg_add_fd(&m, 0);
+    CHECK(m.failed && handoff_msg_finish(&m) == -1);
+    handoff_msg_free(&m);
+
+    CHECK(handoff_msg_init(&m, HANDOFF_CONN, 1) == 0);
+    handoff_msg_add_fd(&m, -1);
+    CHECK(m.failed);
+    handoff_msg_free(&m);
+    handoff_msg_free(&m);   /* idempotent */
+
+    free(s);
+    free(blob);
+}
+
+/* Typed messages */
+
+static struct handoff_status status_in, status_out;
+
+static void fill_status(struct handoff_status *st, uint32_t n)
+{
+    uint32_t i;
+
+    memset(st, 0, sizeof(*st));
+    st->id = 42;
+    st->pid = 4242;
+    st->active = 1;
+    st->total = 0xffffffffffffffffull;
+    st->bytes_in = 1ull << 40;
+    st->bytes_out = 12345678901ull;
+    st->nlisteners = n;
+    for (i = 0; i < n; i++) {
+        snprintf(st->listeners[i].name, sizeof(st->listeners[i].name), "listener-%u",
+                 (unsigned)i);
+        st->listeners[i].active = i;
+        st->listeners[i].total = (uint64_t)i << 33;
+    }
+}
+
+/* Builds one valid message of each type (index into all_types). */
+static int build(struct handoff_msg *m, uint16_t type, int fd)
+{
+    static const char text[] = "[global]\nworkers = 2\n";
+    struct handoff_hello h = { 1234, "0.1.0" };
+    struct handoff_config c = { 7, "/etc/baton/baton.ini", (const uint8_t *)text,
+                                sizeof(text) - 1 };
+    struct handoff_listener l = { "web", "127.0.0.1:8080", fd };
+    struct handoff_failed f = { "bind 127.0.0.1:80: Permission denied" };
+    struct handoff_status_req sr = { 99 };
+
+    switch (type) {
+    case HANDOFF_HELLO:
+        return handoff_encode_hello(m, 1, &h);
+    case HANDOFF_CONFIG:
+        return handoff_encode_config(m, 2, &c);
+    case HANDOFF_LISTENER:
+        return handoff_encode_listener(m, 3, &l);
+    case HANDOFF_FAILED:
+        return handoff_encode_failed(m, 4, &f);
+    case HANDOFF_STATUS_REQ:
+        return handoff_encode_status_req(m, 5, &sr);
+    case HANDOFF_STATUS:
+        fill_status(&status_in, 3);
+        return handoff_encode_status(m, 6, &status_in);
+    default:
+        return handoff_encode_empty(m, type, 7);
+    }
+}
+
+static void test_roundtrip(void)
+{
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256] = "";
+    int fd = devnull();
+    uint32_t i;
+
+    {
+        struct handoff_hello v, g;
+
+        memset(&v, 0, sizeof(v));
+        v.pid = 0xfffffffeu;
+        strcpy(v.version, "1.2.3-rc1");
+        CHECK(handoff_encode_hello(&m, 11, &v) == 0);
+        CHECK(to_in(&m, &in) == 0);
+        CHECK_U64(in.hdr.seq, 11);
+        CHECK(handoff_decode_hello(&in, &g, why, sizeof(why)) == 0);
+        CHECK_U64(g.pid, v.pid);
+        CHECK_STR(g.version, v.version);
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+    }
+    {
+        static struct handoff_config v, g;
+        size_t len = 100000;
+        uint8_t *text = malloc(len);
+
+        for (i = 0; i < len; i++)
+            text[i] = (uint8_t)(1 + i % 255);
+        v.generation = 3;
+        memset(v.path, 'p', sizeof(v.path) - 1);   /* longest path that fits */
+        v.text = text;
+        v.textlen = (uint32_t)len;
+        CHECK(handoff_encode_config(&m, 12, &v) == 0);
+        CHECK(to_in(&m, &in) == 0);
+        CHECK(handoff_decode_config(&in, &g, why, sizeof(why)) == 0);
+        CHECK_U64(g.generation, 3);
+        CHECK_STR(g.path, v.path);
+        CHECK(g.textlen == len && memcmp(g.text, text, len) == 0);
+        /* text points into the payload */
+        CHECK(g.text >= in.payload && g.text < in.payload + in.hdr.len);
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+
+        v.text = NULL;
+        v.textlen = 0;
+        v.path[0] = '\0';
+        CHECK(handoff_encode_config(&m, 12, &v) == 0);
+        CHECK(to_in(&m, &in) == 0);
+        CHECK(handoff_decode_config(&in, &g, why, sizeof(why)) == 0);
+        CHECK(g.textlen == 0 && g.path[0] == '\0');
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+        free(text);
+    }
+    {
+        struct handoff_listener v = { "api", "[::1]:443", fd }, g;
+
+        CHECK(handoff_encode_listener(&m, 13, &v) == 0);
+        CHECK_U64(m.nfds, 1);
+        CHECK(to_in(&m, &in) == 0);
+        CHECK_U64(in.hdr.nfds, 1);
+        CHECK(handoff_decode_listener(&in, &g, why, sizeof(why)) == 0);
+        CHECK_STR(g.name, "api");
+        CHECK_STR(g.addr, "[::1]:443");
+        CHECK(g.fd >= 0 && g.fd != fd && in.fds[0] == -1);
+        CHECK(fcntl(g.fd, F_GETFD) != -1);
+        handoff_in_free(&in);
+        CHECK(fcntl(g.fd, F_GETFD) != -1);   /* taken, so not closed by in_free */
+        close(g.fd);
+        handoff_msg_free(&m);
+    }
+    {
+        struct handoff_failed v, g;
+
+        memset(v.reason, 'r', sizeof(v.reason) - 1);
+        v.reason[sizeof(v.reason) - 1] = '\0';
+        CHECK(handoff_encode_failed(&m, 14, &v) == 0);
+        CHECK(to_in(&m, &in) == 0);
+        CHECK(handoff_decode_failed(&in, &g, why, sizeof(why)) == 0);
+        CHECK_STR(g.reason, v.reason);
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+    }
+    {
+        struct handoff_status_req v = { 0xabcdef01u }, g;
+
+        CHECK(handoff_encode_status_req(&m, 15, &v) == 0);
+        CHECK(to_in(&m, &in) == 0);
+        CHECK(handoff_decode_status_req(&in, &g, why, sizeof(why)) == 0);
+        CHECK_U64(g.id, v.id);
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+    }
+    {
+        uint32_t counts[] = { 0, 1, 5, HANDOFF_STATUS_LISTENERS_MAX };
+        size_t k;
+
+        for (k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+            int same;
+
+            fill_status(&status_in, counts[k]);
+            CHECK(handoff_encode_status(&m, 16, &status_in) == 0);
+            CHECK(to_in(&m, &in) == 0);
+            CHECK(handoff_decode_status(&in, &status_out, why, sizeof(why)) == 0);
+            same = status_out.id == status_in.id && status_out.pid == status_in.pid &&
+                   status_out.active == status_in.active &&
+                   status_out.total == status_in.total &&
+                   status_out.bytes_in == status_in.bytes_in &&
+                   status_out.bytes_out == status_in.bytes_out &&
+                   status_out.nlisteners == status_in.nlisteners;
+            for (i = 0; same && i < counts[k]; i++)
+                same = strcmp(status_out.listeners[i].name, status_in.listeners[i].name) == 0 &&
+                       status_out.listeners[i].active == status_in.listeners[i].active &&
+                       status_out.listeners[i].total == status_in.listeners[i].total;
+            CHECK(same);
+            handoff_in_free(&in);
+            handoff_msg_free(&m);
+        }
+    }
+    for (i = 0; i < NTYPES; i++) {
+        uint16_t t = all_types[i];
+
+        if (!build_is_empty(t)) {
+            /* Only the payload-less types go through encode_empty. */
+            CHECK(handoff_encode_empty(&m, t, 1) == -1);
+            handoff_msg_free(&m);
+            continue;
+        }
+        CHECK(handoff_encode_empty(&m, t, 17) == 0);
+        CHECK_U64(m.len, HANDOFF_HDR_LEN);
+        CHECK(to_in(&m, &in) == 0);
+        CHECK(in.payload == NULL && in.hdr.type == t);
+        CHECK(handoff_decode_empty(&in, why, sizeof(why)) == 0);
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+    }
+    CHECK(handoff_encode_empty(&m, HANDOFF_CONN_DONE, 1) == -1);
+    handoff_msg_free(&m);
+    close(fd);
+}
+
+/* Every shorter payload of a valid message must be refused. */
+static void test_truncated(void)
+{
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256];
+    size_t i, len, bad = 0, tried = 0;
+    int fd = devnull();
+
+    for (i = 0; i < NTYPES; i++) {
+        uint16_t t = all_types[i];
+
+        CHECK(build(&m, t, fd) == 0);
+        len = m.len - HANDOFF_HDR_LEN;
+        for (size_t cut = 0; cut < len; cut++) {
+            make_in(&in, t, m.buf + HANDOFF_HDR_LEN, cut, type_nfds(t));
+            why[0] = '\0';
+            if (decode_any(&in, 0, why, sizeof(why)) != -1 || why[0] == '\0') {
+                bad++;
+                fprintf(stderr, "    %s: prefix %zu of %zu accepted\n",
+                        handoff_type_name(t), cut, len);
+            }
+            tried++;
+            handoff_in_free(&in);
+        }
+        handoff_msg_free(&m);
+    }
+    CHECK(tried > 100);
+    CHECK_U64(bad, 0);
+
+    /* A sample of the reasons. */
+    CHECK(build(&m, HANDOFF_HELLO, fd) == 0);
+    make_in(&in, HANDOFF_HELLO, m.buf + HANDOFF_HDR_LEN, 2, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "HELLO: pid missing");
+    handoff_in_free(&in);
+    make_in(&in, HANDOFF_HELLO, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN - 1, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "HELLO: version truncated: declares 5 bytes, 4 present");
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    close(fd);
+}
+
+static void test_trailing(void)
+{
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256];
+    size_t i, len;
+    int fd = devnull();
+
+    for (i = 0; i < NTYPES; i++) {
+        uint16_t t = all_types[i];
+        uint8_t *p;
+
+        CHECK(build(&m, t, fd) == 0);
+        len = m.len - HANDOFF_HDR_LEN;
+        p = malloc(len + 3);
+        memcpy(p, m.buf + HANDOFF_HDR_LEN, len);
+        memcpy(p + len, "zzz", 3);
+        make_in(&in, t, p, len + 3, type_nfds(t));
+        why[0] = '\0';
+        CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+        CHECK_WHY(why, handoff_type_name(t));
+        CHECK_WHY(why, build_is_empty(t) ? "got 3 bytes" : "3 unexpected bytes after");
+        handoff_in_free(&in);
+        free(p);
+        handoff_msg_free(&m);
+    }
+    close(fd);
+}
+
+/* Appends a u16-length string with `len` copies of c. */
+static size_t raw_str(uint8_t *p, size_t len, char c)
+{
+    p[0] = (uint8_t)(len >> 8);
+    p[1] = (uint8_t)len;
+    memset(p + 2, c, len);
+    return 2 + len;
+}
+
+static void test_bad_fields(void)
+{
+    static uint8_t raw[HANDOFF_STR_MAX * 3];
+    struct handoff_in in;
+    char why[256];
+    size_t n;
+
+    /* HELLO version: 63 bytes fit, 64 do not. */
+    memset(raw, 0, 4);
+    n = 4 + raw_str(raw + 4, HANDOFF_VERSION_MAX - 1, 'v');
+    make_in(&in, HANDOFF_HELLO, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == 0);
+    handoff_in_free(&in);
+    n = 4 + raw_str(raw + 4, HANDOFF_VERSION_MAX, 'v');
+    make_in(&in, HANDOFF_HELLO, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "HELLO: version too long: 64 bytes (max 63)");
+    handoff_in_free(&in);
+
+    /* Beyond HANDOFF_STR_MAX. */
+    n = raw_str(raw, HANDOFF_STR_MAX + 1, 'r');
+    make_in(&in, HANDOFF_FAILED, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "FAILED: reason too long: 4097 bytes");
+    handoff_in_free(&in);
+
+    n = raw_str(raw, HANDOFF_REASON_MAX, 'r');
+    make_in(&in, HANDOFF_FAILED, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "reason too long: 512 bytes (max 511)");
+    handoff_in_free(&in);
+
+    /* Embedded NUL. */
+    n = raw_str(raw, 10, 'r');
+    raw[5] = '\0';
+    make_in(&in, HANDOFF_FAILED, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "FAILED: reason contains a NUL byte");
+    handoff_in_free(&in);
+
+    /* LISTENER name too long for its field. */
+    n = raw_str(raw, HANDOFF_NAME_MAX, 'n');
+    n += raw_str(raw + n, 4, 'a');
+    make_in(&in, HANDOFF_LISTENER, raw, n, 1);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "LISTENER: name too long");
+    CHECK(in.fds[0] >= 0);   /* not taken on failure */
+    handoff_in_free(&in);
+
+    /* CONFIG text with a NUL; CONFIG path too long. */
+    memset(raw, 0, 4);
+    n = 4 + raw_str(raw + 4, 3, 'p');
+    raw[n++] = 0, raw[n++] = 0, raw[n++] = 0, raw[n++] = 5;
+    memcpy(raw + n, "ab\0cd", 5);
+    n += 5;
+    make_in(&in, HANDOFF_CONFIG, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONFIG: text contains a NUL byte");
+    handoff_in_free(&in);
+    n = 4 + raw_str(raw + 4, 1024, 'p');
+    raw[n++] = 0, raw[n++] = 0, raw[n++] = 0, raw[n++] = 0;
+    make_in(&in, HANDOFF_CONFIG, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONFIG: path too long: 1024 bytes (max 1023)");
+    handoff_in_free(&in);
+    /* text length over the payload maximum */
+    n = 4 + raw_str(raw + 4, 1, 'p');
+    raw[n++] = 0, raw[n++] = 0x20, raw[n++] = 0, raw[n++] = 1;
+    make_in(&in, HANDOFF_CONFIG, raw, n, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONFIG: text too long: 2097153 bytes (max 2097152)");
+    handoff_in_free(&in);
+
+    /* STATUS with too many listeners. */
+    memset(raw, 0, 44);
+    raw[42] = 0x01, raw[43] = 0x01;   /* nlisteners = 257 */
+    make_in(&in, HANDOFF_STATUS, raw, 44, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "STATUS: 257 listeners (max 256)");
+    handoff_in_free(&in);
+    raw[42] = 0, raw[43] = 2;   /* claims 2, carries none */
+    make_in(&in, HANDOFF_STATUS, raw, 44, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "STATUS: listener 0 name missing");
+    handoff_in_free(&in);
+
+    /* Empty messages must be empty. */
+    make_in(&in, HANDOFF_DRAIN, "x", 1, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "DRAIN: expected an empty payload, got 1 bytes");
+    handoff_in_free(&in);
+
+    /* Encoders refuse what decoders would refuse. */
+    {
+        struct handoff_msg m;
+        struct handoff_hello h;
+        struct handoff_config c;
+        struct handoff_listener l;
+
+        memset(&h, 'v', sizeof(h));   /* unterminated version */
+        CHECK(handoff_encode_hello(&m, 1, &h) == -1);
+        handoff_msg_free(&m);
+        memset(&c, 0, sizeof(c));
+        c.text = (const uint8_t *)"a\0b";
+        c.textlen = 3;
+        CHECK(handoff_encode_config(&m, 1, &c) == -1);
+        handoff_msg_free(&m);
+        c.text = NULL;
+        CHECK(handoff_encode_config(&m, 1, &c) == -1);
+        handoff_msg_free(&m);
+        memset(&l, 0, sizeof(l));
+        l.fd = -1;
+        CHECK(handoff_encode_listener(&m, 1, &l) == -1);
+        handoff_msg_free(&m);
+        fill_status(&status_in, 1);
+        status_in.nlisteners = HANDOFF_STATUS_LISTENERS_MAX + 1;
+        CHECK(handoff_encode_status(&m, 1, &status_in) == -1);
+        handoff_msg_free(&m);
+    }
+}
+
+static void test_wrong_fds_and_types(void)
+{
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256];
+    int fd = devnull();
+    size_t i;
+
+    CHECK(build(&m, HANDOFF_LISTENER, fd) == 0);
+    make_in(&in, HANDOFF_LISTENER, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN, 0);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "LISTENER: expected 1 descriptor, got 0");
+    handoff_in_free(&in);
+    make_in(&in, HANDOFF_LISTENER, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN, 2);
+    CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "LISTENER: expected 1 descriptor, got 2");
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+
+    for (i = 0; i < NTYPES; i++) {
+        uint16_t t = all_types[i];
+
+        if (t == HANDOFF_LISTENER)
+            continue;
+        CHECK(build(&m, t, fd) == 0);
+        make_in(&in, t, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN, 1);
+        why[0] = '\0';
+        CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+        CHECK_WHY(why, "expected 0 descriptors, got 1");
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+    }
+
+    /* Each decoder insists on its own type. */
+    CHECK(build(&m, HANDOFF_CONFIG, fd) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(decode_any(&in, HANDOFF_HELLO, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "HELLO: expected a HELLO message, got CONFIG");
+    CHECK(decode_any(&in, HANDOFF_START, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "got CONFIG");
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+
+    make_in(&in, HANDOFF_CONN, NULL, 0, 0);
+    CHECK(decode_any(&in, HANDOFF_START, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "got CONN");
+    handoff_in_free(&in);
+    close(fd);
+}
+
+/* Random input must never crash, leak, or succeed without filling why on
+ * failure. */
+static void test_garbage(void)
+{
+    static uint8_t buf[600];
+    struct handoff_hdr h;
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256];
+    unsigned iter, ok = 0, fail = 0, odd = 0, k;
+    size_t i, len;
+    int fd = devnull();
+
+    for (iter = 0; iter < 5000; iter++) {
+        for (i = 0; i < HANDOFF_HDR_LEN; i++)
+            buf[i] = (uint8_t)rng();
+        /* Half the time start from a valid prefix to reach later checks. */
+        if (iter & 1) {
+            buf[0] = 0xba, buf[1] = 0x70, buf[2] = 1;
+            if (iter & 2) {
+                buf[3] %= 20;                        /* nfds around the limit */
+                buf[4] = 0, buf[5] %= 40;            /* types around the valid ones */
+                buf[6] = buf[7] = 0;
+                buf[12] = 0, buf[13] %= 0x30;        /* len around the limit */
+            }
+        }
+        why[0] = '\0';
+        if (handoff_hdr_decode(buf, &h, why, sizeof(why)) == 0)
+            ok++;
+        else if (why[0] != '\0')
+            fail++;
+        else
+            odd++;
+    }
+    CHECK(ok > 0 && fail > 0);
+    CHECK_U64(odd, 0);
+
+    ok = fail = 0;
+    for (iter = 0; iter < 4000; iter++) {
+        for (k = 0; k < NTYPES; k++) {
+            uint16_t t = all_types[k];
+            int r;
+
+            len = rng() % (iter < 2000 ? 64 : sizeof(buf));
+            for (i = 0; i < len; i++)
+                buf[i] = (uint8_t)rng();
+            /* Short lengths make field-length prefixes plausible. */
+            if (len > 6 && (iter & 1))
+                buf[0] = buf[4] = 0, buf[1] = (uint8_t)(rng() % 8), buf[5] = buf[1];
+            make_in(&in, t, buf, len, rng() % 4 == 0 ? rng() % 3 : type_nfds(t));
+            why[0] = '\0';
+            r = decode_any(&in, 0, why, sizeof(why));
+            if (r == 0)
+                ok++;
+            else if (r == -1 && why[0] != '\0')
+                fail++;
+            else
+                odd++;
+            handoff_in_free(&in);
+        }
+    }
+    CHECK(fail > 0);
+    CHECK_U64(odd, 0);
+
+    /* Mutations of valid messages get deeper into each decoder. */
+    ok = fail = 0;
+    for (iter = 0; iter < 3000; iter++) {
+        uint16_t t = all_types[iter % NTYPES];
+        uint8_t *p;
+        int r;
+
+        CHECK(build(&m, t, fd) == 0);
+        len = m.len - HANDOFF_HDR_LEN;
+        p = malloc(len + 8);
+        memcpy(p, m.buf + HANDOFF_HDR_LEN, len);
+        for (k = rng() % 4 + 1; len > 0 && k > 0; k--)
+            p[rng() % len] = (uint8_t)(rng() % 3 == 0 ? rng() : rng() % 4);
+        if (rng() % 4 == 0)
+            len += rng() % 8;   /* tail of stale bytes */
+        make_in(&in, t, p, len, type_nfds(t));
+        why[0] = '\0';
+        r = decode_any(&in, 0, why, sizeof(why));
+        if (r == 0)
+            ok++;
+        else if (r == -1 && why[0] != '\0')
+            fail++;
+        else
+            odd++;
+        handoff_in_free(&in);
+        free(p);
+        handoff_msg_free(&m);
+    }
+    CHECK(ok > 0 && fail > 0);
+    CHECK_U64(odd, 0);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    int fds_before = count_fds();
+
+    test_hdr_roundtrip();
+    test_hdr_reject();
+    test_type_names();
+    test_builder_getters();
+    test_builder_limits();
+    test_roundtrip();
+    test_truncated();
+    test_trailing();
+    test_bad_fields();
+    test_wrong_fds_and_types();
+    test_garbage();
+
+    CHECK(fds_before > 0);
+    CHECK_U64(count_fds(), fds_before);
+    return test_summary("test_wire");
+}
