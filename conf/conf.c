@@ -1,0 +1,1030 @@
+/*
+ * conf.c - INI text -> struct conf, with every problem reported as
+ * FILE:LINE: message.
+ *
+ * inih does the key = value splitting, but the handler it calls gets no line
+ * number and section names truncated to 49 bytes.  So the text is fed to
+ * inih through our own reader, which counts lines, handles section headers
+ * itself and classifies every line; inih calls the handler for a key line
+ * right after the reader returned it, so the reader's count is that line.
+ *
+ * Errors are collected rather than returned at the first one: an operator
+ * fixing a file wants the whole list in one go.
+ */
+#include "conf.h"
+#include "parse.h"
+
+#include <ini.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LINE_LEN_MAX     4096        /* longest line accepted, newline excluded */
+#define ERRORS_MAX       100         /* beyond this, only a count is reported */
+#define THREADS_MAX      64
+#define CONNECTIONS_MAX  10000000
+#define BACKLOG_MAX      65535
+#define WEIGHT_MAX       256
+#define RETRIES_MAX      16
+#define BUFFER_MIN       (1u << 10)
+#define BUFFER_MAX       (1u << 20)
+#define LABEL_MAX        160
+#define KEYS_MAX         16
+
+#define DEFAULT_CONTROL  "/run/baton/baton.sock"
+
+#define SYNTAX_ERROR     "syntax error (expected [section] or key = value)"
+#define NAME_RULE        "(expected 1 to 63 characters from A-Z a-z 0-9 _ . -)"
+
+enum section { SEC_NONE, SEC_GLOBAL, SEC_LISTENER, SEC_BACKEND, SEC_SKIP };
+
+enum line_kind {
+    LINE_OTHER,     /* blank, comment, header: inih calls no handler */
+    LINE_KEY,       /* key = value: inih will call the handler */
+    LINE_BAD        /* already reported: ignore whatever inih does with it */
+};
+
+struct error {
+    int    line;
+    size_t seq;         /* discovery order, to keep the sort stable */
+    char  *msg;
+};
+
+/*
+ * What the whole-file checks need to know beyond struct conf.  A key that
+ * was present but invalid has been reported already, so "missing key"
+ * checks look at whether it was written, not at whether it took effect.
+ */
+struct meta {
+    unsigned keys;              /* bit i: keys[i] was written */
+    int      backend_line;      /* listeners: line of the backend key */
+};
+
+/* Where each bind was written, for duplicate-address messages. */
+struct bind_ref {
+    size_t listener;
+    size_t index;
+    int    line;
+};
+
+struct loader {
+    const char     *path;
+    const char     *pos;            /* reader cursor */
+    int             lineno;         /* line most recently given to inih */
+    enum line_kind  kind;           /* of that line */
+
+    struct conf    *c;
+    enum section    sec;
+    size_t          cur;            /* current listener or backend */
+    char            label[LABEL_MAX]; /* "[listener web]", for messages */
+    int             seen[KEYS_MAX]; /* per key: line it was set at, 0 = not yet */
+    int             global_line;
+    size_t          listener_headers;
+    struct meta    *lmeta, *bmeta;  /* per listener, per backend */
+    struct bind_ref *binds;
+    size_t          nbinds;
+
+    struct error   *errs;
+    size_t          nerrs, dropped;
+    bool            oom;
+};
+
+typedef int setter(struct loader *l, const char *v, char *why, size_t whylen);
+
+struct key {
+    enum section sec;
+    const char  *name;
+    bool         repeat;
+    setter      *set;
+};
+
+static const char *const log_level_names[] = { "error", "warn", "info", "debug" };
+static const char *const balance_names[] = { "roundrobin", "leastconn", "random", "source" };
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static void add_error(struct loader *l, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Returns base, reallocated if needed to hold element n (it holds n now),
+ * with element n zeroed; NULL if out of memory (base is then untouched).
+ * Capacity is implicit: arrays only grow, doubling whenever n is a power of
+ * two, so no separate capacity needs to be kept for each of them.
+ */
+static void *grow(void *base, size_t n, size_t size)
+{
+    if (n == 0 || (n & (n - 1)) == 0) {
+        base = reallocarray(base, n ? n * 2 : 1, size);
+        if (base == NULL)
+            return NULL;
+    }
+    memset((char *)base + n * size, 0, size);
+    return base;
+}
+
+static void add_error(struct loader *l, int line, const char *fmt, ...)
+{
+    char msg[CONF_ERR_MAX];
+    struct error *e;
+    va_list ap;
+
+    if (l->nerrs >= ERRORS_MAX) {
+        l->dropped++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    e = grow(l->errs, l->nerrs, sizeof(*e));
+    if (e == NULL) {
+        l->oom = true;
+        return;
+    }
+    l->errs = e;
+    e = &l->errs[l->nerrs];
+    e->line = line;
+    e->seq = l->nerrs;
+    e->msg = strdup(msg);
+    if (e->msg == NULL) {
+        l->oom = true;
+        return;
+    }
+    l->nerrs++;
+}
+
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int check_name(const char *s, const char *what, char *why, size_t whylen)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                         "0123456789_.-");
+
+    if (n == 0 || s[n] != '\0' || n >= CONF_NAME_MAX)
+        return fail(why, whylen, "invalid %s name '%.*s%s' " NAME_RULE, what,
+                    CONF_NAME_MAX, s, strlen(s) > CONF_NAME_MAX ? "..." : "");
+    return 0;
+}
+
+/* Index of v in names, or -1 with why listing the choices. */
+static int choose(const char *v, const char *const *names, size_t n, const char *what,
+                  char *why, size_t whylen)
+{
+    size_t i, used;
+
+    for (i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return (int)i;
+    used = (size_t)snprintf(why, whylen, "invalid %s '%.*s' (expected ", what, 64, v);
+    for (i = 0; i < n && used < whylen; i++)
+        used += (size_t)snprintf(why + used, whylen - used, "%s%s",
+                                 i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+    if (used < whylen)
+        snprintf(why + used, whylen - used, ")");
+    return -1;
+}
+
+static int set_path(char *dst, size_t max, const char *v, char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+
+    if (n >= max)
+        return fail(why, whylen, "path is too long (%zu bytes, at most %zu)", n, max - 1);
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static struct conf_listener *cur_listener(struct loader *l)
+{
+    return &l->c->listeners[l->cur];
+}
+
+static struct conf_backend *cur_backend(struct loader *l)
+{
+    return &l->c->backends[l->cur];
+}
+
+/* --- [global] ---------------------------------------------------------- */
+
+static int set_threads(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t n;
+
+    if (strcmp(v, "auto") == 0) {
+        l->c->global.threads = 0;
+        return 0;
+    }
+    if (conf_parse_uint(v, 1, THREADS_MAX, &n, why, whylen) < 0)
+        return fail(why, whylen, "invalid thread count '%.*s' (expected auto or an integer "
+                    "from 1 to %d)", 64, v, THREADS_MAX);
+    l->c->global.threads = (unsigned)n;
+    return 0;
+}
+
+static int set_control(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    /* It becomes a sockaddr_un, whose path is far shorter than a file path. */
+    return set_path(l->c->global.control, sizeof(((struct sockaddr_un *)0)->sun_path),
+                    v, why, whylen);
+}
+
+static int set_log_level(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    int i = choose(v, log_level_names, NELEM(log_level_names), "log level", why, whylen);
+
+    if (i < 0)
+        return -1;
+    l->c->global.log_level = (enum conf_log_level)i;
+    return 0;
+}
+
+static int set_access_log(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return set_path(l->c->global.access_log, sizeof(l->c->global.access_log), v, why, whylen);
+}
+
+static int set_global_max_conn(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return conf_parse_uint(v, 1, CONNECTIONS_MAX, &l->c->global.max_connections, why, whylen);
+}
+
+static int set_drain_timeout(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return conf_parse_duration(v, &l->c->global.drain_timeout_ms, why, whylen);
+}
+
+static int set_buffer_size(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t n;
+
+    if (conf_parse_size(v, &n, why, whylen) < 0)
+        return -1;
+    if (n < BUFFER_MIN || n > BUFFER_MAX)
+        return fail(why, whylen, "size '%s' is out of range (expected 1k to 1m)", v);
+    l->c->global.buffer_size = n;
+    return 0;
+}
+
+/* --- [listener NAME] --------------------------------------------------- */
+
+static uint16_t addr_port(const struct conf_addr *a)
+{
+    /* sin_port and sin6_port share an offset, but say so explicitly. */
+    if (a->ss.ss_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)&a->ss)->sin6_port;
+    return ((const struct sockaddr_in *)&a->ss)->sin_port;
+}
+
+static int set_bind(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct conf_listener *li = cur_listener(l);
+    struct conf_addr a, *binds;
+    struct bind_ref *refs;
+    size_t i;
+
+    if (conf_parse_address(v, &a, why, whylen) < 0)
+        return -1;
+    /* Port 0 asks the kernel for a fresh port each time, so it never clashes. */
+    for (i = 0; i < l->nbinds && addr_port(&a) != 0; i++) {
+        const struct bind_ref *r = &l->binds[i];
+        const struct conf_addr *b = &l->c->listeners[r->listener].binds[r->index];
+
+        if (b->len == a.len && memcmp(&b->ss, &a.ss, a.len) == 0)
+            return fail(why, whylen, "address %s is already bound by listener '%s' at line %d",
+                        a.text, l->c->listeners[r->listener].name, r->line);
+    }
+    refs = grow(l->binds, l->nbinds, sizeof(*refs));
+    if (refs == NULL)
+        return fail(why, whylen, "out of memory");
+    l->binds = refs;
+    binds = grow(li->binds, li->nbinds, sizeof(*binds));
+    if (binds == NULL)
+        return fail(why, whylen, "out of memory");
+    li->binds = binds;
+    refs[l->nbinds++] = (struct bind_ref){ .listener = l->cur, .index = li->nbinds,
+                                           .line = l->lineno };
+    binds[li->nbinds++] = a;
+    return 0;
+}
+
+static int set_listener_backend(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    if (check_name(v, "backend", why, whylen) < 0)
+        return -1;
+    snprintf(cur_listener(l)->backend_name, CONF_NAME_MAX, "%s", v);
+    l->lmeta[l->cur].backend_line = l->lineno;
+    return 0;
+}
+
+static int set_idle_timeout(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return conf_parse_duration(v, &cur_listener(l)->idle_timeout_ms, why, whylen);
+}
+
+static int set_listener_max_conn(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return conf_parse_uint(v, 0, CONNECTIONS_MAX, &cur_listener(l)->max_connections,
+                           why, whylen);
+}
+
+static int set_backlog(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t n;
+
+    if (conf_parse_uint(v, 1, BACKLOG_MAX, &n, why, whylen) < 0)
+        return -1;
+    cur_listener(l)->backlog = (unsigned)n;
+    return 0;
+}
+
+/* --- [backend NAME] ---------------------------------------------------- */
+
+#define SERVER_FORM "(expected NAME ADDRESS [weight=N], e.g. app1 127.0.0.1:9000 weight=2)"
+
+/* "NAME ADDRESS [weight=N]" */
+static int set_server(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct conf_backend *be = cur_backend(l);
+    struct conf_server s = { .weight = 1, .line = l->lineno }, *servers;
+    char buf[LINE_LEN_MAX + 1], *save = NULL, *name, *addr, *opt;
+    bool have_weight = false;
+    uint64_t w;
+    size_t i;
+
+    if (snprintf(buf, sizeof(buf), "%s", v) >= (int)sizeof(buf))
+        return fail(why, whylen, "server line is too long");
+    name = strtok_r(buf, " \t", &save);
+    addr = strtok_r(NULL, " \t", &save);
+    if (name == NULL || addr == NULL)
+        return fail(why, whylen, "invalid server '%.*s' " SERVER_FORM, 64, v);
+    if (check_name(name, "server", why, whylen) < 0)
+        return -1;
+    for (i = 0; i < be->nservers; i++)
+        if (strcmp(be->servers[i].name, name) == 0)
+            return fail(why, whylen, "duplicate server name '%s' (first declared at line %d)",
+                        name, be->servers[i].line);
+    if (conf_parse_address(addr, &s.addr, why, whylen) < 0)
+        return -1;
+    while ((opt = strtok_r(NULL, " \t", &save)) != NULL) {
+        if (strncmp(opt, "weight=", 7) != 0)
+            return fail(why, whylen, "unknown server option '%.*s' (expected weight=N)", 64, opt);
+        if (have_weight)
+            return fail(why, whylen, "weight given twice for server '%s'", name);
+        if (conf_parse_uint(opt + 7, 1, WEIGHT_MAX, &w, NULL, 0) < 0)
+            return fail(why, whylen, "invalid weight '%.*s' for server '%s' (expected an "
+                        "integer from 1 to %d)", 64, opt + 7, name, WEIGHT_MAX);
+        s.weight = (unsigned)w;
+        have_weight = true;
+    }
+    snprintf(s.name, sizeof(s.name), "%s", name);
+    servers = grow(be->servers, be->nservers, sizeof(*servers));
+    if (servers == NULL)
+        return fail(why, whylen, "out of memory");
+    be->servers = servers;
+    servers[be->nservers++] = s;
+    return 0;
+}
+
+static int set_balance(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    int i = choose(v, balance_names, NELEM(balance_names), "balance method", why, whylen);
+
+    if (i < 0)
+        return -1;
+    cur_backend(l)->balance = (enum conf_balance)i;
+    return 0;
+}
+
+static int set_connect_timeout(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms == 0)
+        return fail(why, whylen, "connect timeout must be greater than 0");
+    cur_backend(l)->connect_timeout_ms = ms;
+    return 0;
+}
+
+static int set_retries(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t n;
+
+    if (conf_parse_uint(v, 0, RETRIES_MAX, &n, why, whylen) < 0)
+        return -1;
+    cur_backend(l)->retries = (unsigned)n;
+    return 0;
+}
+
+static const struct key keys[] = {
+    { SEC_GLOBAL,   "threads",         false, set_threads },
+    { SEC_GLOBAL,   "control",         false, set_control },
+    { SEC_GLOBAL,   "log_level",       false, set_log_level },
+    { SEC_GLOBAL,   "access_log",      false, set_access_log },
+    { SEC_GLOBAL,   "max_connections", false, set_global_max_conn },
+    { SEC_GLOBAL,   "drain_timeout",   false, set_drain_timeout },
+    { SEC_GLOBAL,   "buffer_size",     false, set_buffer_size },
+    { SEC_LISTENER, "bind",            true,  set_bind },
+    { SEC_LISTENER, "backend",         false, set_listener_backend },
+    { SEC_LISTENER, "idle_timeout",    false, set_idle_timeout },
+    { SEC_LISTENER, "max_connections", false, set_listener_max_conn },
+    { SEC_LISTENER, "backlog",         false, set_backlog },
+    { SEC_BACKEND,  "server",          true,  set_server },
+    { SEC_BACKEND,  "balance",         false, set_balance },
+    { SEC_BACKEND,  "connect_timeout", false, set_connect_timeout },
+    { SEC_BACKEND,  "retries",         false, set_retries },
+};
+
+_Static_assert(NELEM(keys) <= KEYS_MAX, "KEYS_MAX too small");
+
+/* --- section headers --------------------------------------------------- */
+
+static struct conf_backend *backend_named(const struct conf *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->nbackends; i++)
+        if (strcmp(c->backends[i].name, name) == 0)
+            return &c->backends[i];
+    return NULL;
+}
+
+static struct conf_listener *listener_named(const struct conf *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->nlisteners; i++)
+        if (strcmp(c->listeners[i].name, name) == 0)
+            return &c->listeners[i];
+    return NULL;
+}
+
+static int open_listener(struct loader *l, const char *name)
+{
+    struct conf_listener *li;
+    struct meta *m;
+
+    m = grow(l->lmeta, l->c->nlisteners, sizeof(*m));
+    if (m == NULL)
+        return -1;
+    l->lmeta = m;
+    li = grow(l->c->listeners, l->c->nlisteners, sizeof(*li));
+    if (li == NULL)
+        return -1;
+    l->c->listeners = li;
+    li = &li[l->c->nlisteners];
+    snprintf(li->name, sizeof(li->name), "%s", name);
+    li->idle_timeout_ms = 300000;
+    li->max_connections = 0;
+    li->backlog = 511;
+    li->line = l->lineno;
+    l->cur = l->c->nlisteners++;
+    return 0;
+}
+
+static int open_backend(struct loader *l, const char *name)
+{
+    struct conf_backend *be;
+    struct meta *m;
+
+    m = grow(l->bmeta, l->c->nbackends, sizeof(*m));
+    if (m == NULL)
+        return -1;
+    l->bmeta = m;
+    be = grow(l->c->backends, l->c->nbackends, sizeof(*be));
+    if (be == NULL)
+        return -1;
+    l->c->backends = be;
+    be = &be[l->c->nbackends];
+    snprintf(be->name, sizeof(be->name), "%s", name);
+    be->balance = CONF_BALANCE_ROUNDROBIN;
+    be->connect_timeout_ms = 3000;
+    be->retries = 2;
+    be->line = l->lineno;
+    l->cur = l->c->nbackends++;
+    return 0;
+}
+
+/* Returns the section a header opens; SEC_SKIP (after reporting) if it can't. */
+static enum section open_section(struct loader *l, const char *kind, const char *name)
+{
+    char why[CONF_ERR_MAX];
+    int first = 0;
+
+    if (strcmp(kind, "global") == 0) {
+        if (*name != '\0') {
+            add_error(l, l->lineno, "[global] takes no name (found '%.*s')", 64, name);
+            return SEC_SKIP;
+        }
+        if (l->global_line != 0) {
+            add_error(l, l->lineno, "duplicate section [global] (first declared at line %d)",
+                      l->global_line);
+            return SEC_SKIP;
+        }
+        l->global_line = l->lineno;
+        return SEC_GLOBAL;
+    }
+    if (strcmp(kind, "listener") != 0 && strcmp(kind, "backend") != 0) {
+        add_error(l, l->lineno, "unknown section [%.*s%s%.*s] (expected [global], "
+                  "[listener NAME] or [backend NAME])", 64, kind, *name ? " " : "", 64, name);
+        return SEC_SKIP;
+    }
+    if (kind[0] == 'l')
+        l->listener_headers++;
+    if (*name == '\0') {
+        add_error(l, l->lineno, "missing name in [%s] (expected [%s NAME])", kind, kind);
+        return SEC_SKIP;
+    }
+    if (check_name(name, kind, why, sizeof(why)) < 0) {
+        add_error(l, l->lineno, "%s", why);
+        return SEC_SKIP;
+    }
+    if (kind[0] == 'l' && listener_named(l->c, name) != NULL)
+        first = listener_named(l->c, name)->line;
+    else if (kind[0] == 'b' && backend_named(l->c, name) != NULL)
+        first = backend_named(l->c, name)->line;
+    if (first != 0) {
+        add_error(l, l->lineno, "duplicate section [%s %s] (first declared at line %d)",
+                  kind, name, first);
+        return SEC_SKIP;
+    }
+    if ((kind[0] == 'l' ? open_listener(l, name) : open_backend(l, name)) < 0) {
+        l->oom = true;
+        return SEC_SKIP;
+    }
+    return kind[0] == 'l' ? SEC_LISTENER : SEC_BACKEND;
+}
+
+/* s..end is what is between the brackets of a header. */
+static void on_header(struct loader *l, const char *s, const char *end)
+{
+    char buf[LINE_LEN_MAX + 1], *kind, *name, *p;
+    size_t n = (size_t)(end - s);
+
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    for (kind = buf; isspace((unsigned char)*kind); kind++)
+        ;
+    for (p = kind; *p != '\0' && !isspace((unsigned char)*p); p++)
+        ;
+    for (name = p; isspace((unsigned char)*name); name++)
+        ;
+    *p = '\0';
+    for (p = name + strlen(name); p > name && isspace((unsigned char)p[-1]); p--)
+        ;
+    *p = '\0';
+
+    memset(l->seen, 0, sizeof(l->seen));
+    l->sec = open_section(l, kind, name);
+    snprintf(l->label, sizeof(l->label), "[%.64s%s%.64s]", kind, *name ? " " : "", name);
+}
+
+/* --- reading lines ----------------------------------------------------- */
+
+/*
+ * Like inih's own scan: the first of chars, or the start of an inline
+ * comment (';' after whitespace), or the end of the string.  Mirroring it
+ * exactly is what keeps our idea of each line the same as inih's.
+ */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+
+    for (; *s != '\0' && strchr(chars, *s) == NULL && !(was_space && *s == ';'); s++)
+        was_space = isspace((unsigned char)*s);
+    return s;
+}
+
+static void classify(struct loader *l, const char *line)
+{
+    const char *s = line, *end;
+
+    if (l->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3;
+    while (isspace((unsigned char)*s))
+        s++;
+    l->kind = LINE_OTHER;
+    if (*s == '\0' || *s == ';' || *s == '#')
+        return;
+    if (*s == '[') {
+        end = find_chars_or_comment(s + 1, "]");
+        if (*end != ']') {
+            add_error(l, l->lineno, "syntax error (missing ']' in section header)");
+            l->kind = LINE_BAD;
+            l->sec = SEC_SKIP;
+            return;
+        }
+        on_header(l, s + 1, end);
+        for (s = end + 1; isspace((unsigned char)*s); s++)
+            ;
+        if (*s != '\0' && *s != ';' && *s != '#')
+            add_error(l, l->lineno, "unexpected text after section header %s", l->label);
+        return;
+    }
+    /* inih also splits at ':', which would mangle "server = a [::1]:80"-style typos. */
+    end = find_chars_or_comment(s, "=:");
+    if (*end != '=' || end == s) {
+        add_error(l, l->lineno, SYNTAX_ERROR);
+        l->kind = LINE_BAD;
+        return;
+    }
+    l->kind = LINE_KEY;
+}
+
+/* inih's fgets-style reader over l->pos. */
+static char *read_line(char *buf, int size, void *stream)
+{
+    struct loader *l = stream;
+    const char *p = l->pos;
+    const char *nl;
+    size_t len, content;
+
+    if (*p == '\0')
+        return NULL;
+    nl = strchr(p, '\n');
+    len = nl != NULL ? (size_t)(nl - p) + 1 : strlen(p);
+    l->pos = p + len;
+    l->lineno++;
+    content = len;
+    if (content > 0 && p[content - 1] == '\n')
+        content--;
+    if (content > 0 && p[content - 1] == '\r')
+        content--;
+    /* inih would cut a long line and parse the pieces as separate lines. */
+    if (content > LINE_LEN_MAX || size < 1 || len >= (size_t)size) {
+        add_error(l, l->lineno, "line too long (%zu characters, at most %d)", content,
+                  LINE_LEN_MAX);
+        l->kind = LINE_BAD;
+        /* A lost header must not let its keys land in the section before. */
+        if (p[strspn(p, " \t")] == '[')
+            l->sec = SEC_SKIP;
+        if (size > 0)
+            buf[0] = '\0';
+        return buf;
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    classify(l, buf);
+    return buf;
+}
+
+static const struct key *find_key(enum section sec, const char *name, size_t *index)
+{
+    size_t i;
+
+    for (i = 0; i < NELEM(keys); i++)
+        if (keys[i].sec == sec && strcmp(keys[i].name, name) == 0) {
+            *index = i;
+            return &keys[i];
+        }
+    return NULL;
+}
+
+/* inih's handler; `section` is ignored (it may be truncated), l->sec is right. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *l = user;
+    char why[CONF_ERR_MAX];
+    const struct key *k;
+    size_t i;
+
+    if (l->kind != LINE_KEY)
+        return 1;
+    l->kind = LINE_OTHER;
+    if (l->sec == SEC_SKIP)
+        return 1;
+    if (l->sec == SEC_NONE) {
+        add_error(l, l->lineno, "key '%.*s' is outside any section (expected a [global], "
+                  "[listener NAME] or [backend NAME] header before it)", 64, name);
+        return 1;
+    }
+    k = find_key(l->sec, name, &i);
+    if (k == NULL) {
+        add_error(l, l->lineno, "unknown key '%.*s' in %s", 64, name, l->label);
+        return 1;
+    }
+    if (!k->repeat && l->seen[i] != 0) {
+        add_error(l, l->lineno, "duplicate key '%s' in %s (first set at line %d)", name,
+                  l->label, l->seen[i]);
+        return 1;
+    }
+    l->seen[i] = l->lineno;
+    if (l->sec == SEC_LISTENER)
+        l->lmeta[l->cur].keys |= 1u << i;
+    else if (l->sec == SEC_BACKEND)
+        l->bmeta[l->cur].keys |= 1u << i;
+    if (*value == '\0')
+        add_error(l, l->lineno, "missing value for '%s' in %s", name, l->label);
+    else if (k->set(l, value, why, sizeof(why)) < 0)
+        add_error(l, l->lineno, "%s in %s: %s", name, l->label, why);
+    return 1;
+}
+
+/* --- whole-file checks ------------------------------------------------- */
+
+static bool written(struct meta m, enum section sec, const char *key)
+{
+    size_t i;
+
+    return find_key(sec, key, &i) != NULL && (m.keys & 1u << i) != 0;
+}
+
+static void check_references(struct loader *l)
+{
+    struct conf *c = l->c;
+    long cpus;
+    size_t i;
+
+    if (l->listener_headers == 0)
+        add_error(l, 0, "no [listener] section (at least one is required)");
+    for (i = 0; i < c->nlisteners; i++) {
+        struct conf_listener *li = &c->listeners[i];
+
+        if (!written(l->lmeta[i], SEC_LISTENER, "bind"))
+            add_error(l, li->line, "listener '%s' has no bind address "
+                      "(expected bind = ADDRESS:PORT)", li->name);
+        if (!written(l->lmeta[i], SEC_LISTENER, "backend"))
+            add_error(l, li->line, "listener '%s' has no backend (expected backend = NAME)",
+                      li->name);
+        else if (li->backend_name[0] != '\0' &&
+                 (li->backend = backend_named(c, li->backend_name)) == NULL)
+            add_error(l, l->lmeta[i].backend_line, "listener '%s' uses backend '%s', which is not "
+                      "defined", li->name, li->backend_name);
+    }
+    for (i = 0; i < c->nbackends; i++)
+        if (!written(l->bmeta[i], SEC_BACKEND, "server"))
+            add_error(l, c->backends[i].line, "backend '%s' has no server "
+                      "(expected server = NAME ADDRESS [weight=N])", c->backends[i].name);
+
+    if (c->global.threads == 0) {
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        c->global.threads = cpus < 1 ? 1 : cpus > THREADS_MAX ? THREADS_MAX : (unsigned)cpus;
+    }
+}
+
+static int by_line(const void *a, const void *b)
+{
+    const struct error *x = a, *y = b;
+
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Appends one line to err; a line that doesn't fit is left out whole. */
+static bool put_line(char *err, size_t errlen, size_t *used, const char *path, int line,
+                     const char *msg)
+{
+    int n;
+
+    if (err == NULL || *used + 1 >= errlen)
+        return false;
+    n = snprintf(err + *used, errlen - *used, "%s:%d: %s\n", path, line, msg);
+    if (n < 0 || (size_t)n >= errlen - *used) {
+        if (*used > 0)
+            err[*used] = '\0';
+        else
+            *used = errlen - 1;
+        return false;
+    }
+    *used += (size_t)n;
+    return true;
+}
+
+static void report(struct loader *l, char *err, size_t errlen)
+{
+    char more[64];
+    size_t used = 0, i;
+    bool room = true;
+
+    if (err == NULL || errlen == 0)
+        return;
+    err[0] = '\0';
+    if (l->nerrs > 1)
+        qsort(l->errs, l->nerrs, sizeof(*l->errs), by_line);
+    for (i = 0; i < l->nerrs && room; i++)
+        room = put_line(err, errlen, &used, l->path, l->errs[i].line, l->errs[i].msg);
+    if (l->dropped > 0 && room) {
+        snprintf(more, sizeof(more), "too many errors (%zu more not shown)", l->dropped);
+        room = put_line(err, errlen, &used, l->path, 0, more);
+    }
+    if (l->oom && room)
+        put_line(err, errlen, &used, l->path, 0, "out of memory");
+}
+
+static void set_ini_options(void)
+{
+    /*
+     * This inih keeps its options in process-wide variables, so they are set
+     * on every load rather than trusted; it also means loads must not run
+     * in two threads at once (baton loads from one thread only).
+     */
+    static char start_comments[] = ";#";
+    static char inline_comments[] = ";";
+
+    /* Continuation lines would turn an indented "key = value" into part of
+     * the previous value; indentation is insignificant instead. */
+    ini_allow_multiline = false;
+    ini_allow_bom = true;
+    ini_start_comment_prefixes = start_comments;
+    ini_allow_inline_comments = true;
+    ini_inline_comment_prefixes = inline_comments;
+    ini_use_stack = true;
+    ini_max_line = LINE_LEN_MAX + 3;    /* + "\r\n\0" */
+    ini_allow_realloc = false;
+    ini_stop_on_first_error = false;
+    ini_allow_no_value = false;
+}
+
+static void set_defaults(struct conf *c)
+{
+    c->global.threads = 0;
+    snprintf(c->global.control, sizeof(c->global.control), "%s", DEFAULT_CONTROL);
+    c->global.log_level = CONF_LOG_INFO;
+    snprintf(c->global.access_log, sizeof(c->global.access_log), "stderr");
+    c->global.max_connections = 100000;
+    c->global.drain_timeout_ms = 30000;
+    c->global.buffer_size = 16 * 1024;
+}
+
+/* --- public ------------------------------------------------------------ */
+
+int conf_load_text(const char *path, const char *text, struct conf *out,
+                   char *err, size_t errlen)
+{
+    struct loader l = { .path = path, .pos = text, .sec = SEC_NONE };
+    struct conf c = { 0 };
+    size_t i;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    l.c = &c;
+    set_defaults(&c);
+    if (strlen(path) >= sizeof(c.path))
+        add_error(&l, 0, "path is too long (at most %d bytes)", CONF_PATH_MAX - 1);
+    else
+        memcpy(c.path, path, strlen(path) + 1);
+
+    set_ini_options();
+    rc = ini_parse_stream(read_line, &l, on_key, &l);
+    if (rc > 0) {
+        /* Only a disagreement between inih and classify() gets here. */
+        for (i = 0; i < l.nerrs && l.errs[i].line != rc; i++)
+            ;
+        if (i == l.nerrs)
+            add_error(&l, rc, SYNTAX_ERROR);
+    } else if (rc < 0) {
+        add_error(&l, 0, "cannot parse (ini parser error %d)", rc);
+    }
+    if (!l.oom)
+        check_references(&l);
+
+    rc = l.nerrs > 0 || l.dropped > 0 || l.oom ? -1 : 0;
+    if (rc < 0)
+        report(&l, err, errlen);
+    for (i = 0; i < l.nerrs; i++)
+        free(l.errs[i].msg);
+    free(l.errs);
+    free(l.binds);
+    free(l.lmeta);
+    free(l.bmeta);
+    if (rc < 0)
+        conf_free(&c);
+    else
+        *out = c;
+    return rc;
+}
+
+char *conf_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    ssize_t r;
+    int fd;
+
+    if (err == NULL)
+        errlen = 0;
+    else if (errlen > 0)
+        err[0] = '\0';
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* One byte more than allowed, to tell "exactly the limit" from "over". */
+    buf = malloc(CONF_TEXT_MAX + 2);
+    if (buf == NULL) {
+        snprintf(err, errlen, "%s: cannot read: out of memory", path);
+        close(fd);
+        return NULL;
+    }
+    while (n <= CONF_TEXT_MAX) {
+        r = read(fd, buf + n, CONF_TEXT_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > CONF_TEXT_MAX) {
+        snprintf(err, errlen, "%s: file is too large (more than %u bytes)", path,
+                 CONF_TEXT_MAX);
+        goto fail;
+    }
+    buf[n] = '\0';
+    /* The text is handled as a C string; a NUL would silently end it early. */
+    if (memchr(buf, '\0', n) != NULL) {
+        snprintf(err, errlen, "%s: contains a NUL byte (not a text file?)", path);
+        goto fail;
+    }
+    close(fd);
+    if (len != NULL)
+        *len = n;
+    return buf;
+
+fail:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+int conf_load_file(const char *path, struct conf *out, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    text = conf_read_file(path, &len, err, errlen);
+    if (text == NULL) {
+        /* Keep the promise that every error line ends in a newline. */
+        if (err != NULL && errlen > 0 && strlen(err) + 1 < errlen)
+            strcat(err, "\n");
+        return -1;
+    }
+    rc = conf_load_text(path, text, out, err, errlen);
+    free(text);
+    return rc;
+}
+
+void conf_free(struct conf *c)
+{
+    size_t i;
+
+    if (c == NULL)
+        return;
+    for (i = 0; i < c->nlisteners; i++)
+        free(c->listeners[i].binds);
+    for (i = 0; i < c->nbackends; i++)
+        free(c->backends[i].servers);
+    free(c->listeners);
+    free(c->backends);
+    memset(c, 0, sizeof(*c));
+}
+
+const char *conf_balance_name(enum conf_balance b)
+{
+    return (size_t)b < NELEM(balance_names) ? balance_names[b] : "?";
+}
+
+const char *conf_log_level_name(enum conf_log_level lv)
+{
+    return (size_t)lv < NELEM(log_level_names) ? log_level_names[lv] : "?";
+}
+
+const struct conf_backend *conf_find_backend(const struct conf *c, const char *name)
+{
+    return backend_named(c, name);
+}
+
+const struct conf_listener *conf_find_listener(const struct conf *c, const char *name)
+{
+    return listener_named(c, name);
+}

@@ -1,0 +1,547 @@
+/*
+ * test_conf.c - loading and validating whole configurations.
+ *
+ * argv[1] is the tests source directory: conf/good/ holds files that must
+ * load, conf/bad/ files that must fail, each starting with the line
+ * "; expect: <first error line>".
+ */
+#include "conf.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ERRBUF 8192
+
+static const char *srcdir;
+
+static char *path_of(const char *rel)
+{
+    static char buf[4096];
+
+    snprintf(buf, sizeof(buf), "%s/%s", srcdir, rel);
+    return buf;
+}
+
+static uint16_t port_of(const struct conf_addr *a)
+{
+    if (a->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+}
+
+/* The first line of s, without its newline, in a static buffer. */
+static const char *first_line(const char *s)
+{
+    static char buf[CONF_ERR_MAX + 64];
+    size_t n = strcspn(s, "\n");
+
+    if (n >= sizeof(buf))
+        n = sizeof(buf) - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static int is_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    while (n-- > 0)
+        if (*b++ != 0)
+            return 0;
+    return 1;
+}
+
+static void test_full(void)
+{
+    struct conf c;
+    char err[ERRBUF] = "";
+    const struct conf_listener *web, *admin;
+    const struct conf_backend *app, *ops;
+
+    CHECK(conf_load_file(path_of("conf/good/full.ini"), &c, err, sizeof(err)) == 0);
+    CHECK_STR(err, "");
+    CHECK_STR(c.path, path_of("conf/good/full.ini"));
+
+    CHECK_U64(c.global.threads, 4);
+    CHECK_STR(c.global.control, "/tmp/baton-test.sock");
+    CHECK(c.global.log_level == CONF_LOG_DEBUG);
+    CHECK_STR(c.global.access_log, "/var/log/baton/access.log");
+    CHECK_U64(c.global.max_connections, 5000);
+    CHECK_U64(c.global.drain_timeout_ms, 90000);
+    CHECK_U64(c.global.buffer_size, 65536);
+
+    CHECK_U64(c.nlisteners, 2);
+    CHECK_U64(c.nbackends, 2);
+    if (c.nlisteners != 2 || c.nbackends != 2)
+        goto out;
+
+    web = &c.listeners[0];
+    CHECK_STR(web->name, "web");
+    CHECK_U64(web->line, 11);
+    CHECK_U64(web->nbinds, 2);
+    CHECK_STR(web->binds[0].text, "127.0.0.1:8080");
+    CHECK(web->binds[0].ss.ss_family == AF_INET);
+    CHECK(web->binds[0].len == sizeof(struct sockaddr_in));
+    CHECK_U64(port_of(&web->binds[0]), 8080);
+    CHECK_STR(web->binds[1].text, "[::1]:8080");
+    CHECK(web->binds[1].ss.ss_family == AF_INET6);
+    CHECK(web->binds[1].len == sizeof(struct sockaddr_in6));
+    CHECK_STR(web->backend_name, "app");
+    CHECK(web->backend == &c.backends[0]);
+    CHECK_U64(web->idle_timeout_ms, 120000);
+    CHECK_U64(web->max_connections, 1000);
+    CHECK_U64(web->backlog, 1024);
+
+    admin = &c.listeners[1];
+    CHECK_STR(admin->name, "admin");
+    CHECK_U64(admin->nbinds, 1);
+    CHECK_STR(admin->binds[0].text, "*:9090");
+    CHECK(((const struct sockaddr_in *)&admin->binds[0].ss)->sin_addr.s_addr == htonl(INADDR_ANY));
+    CHECK(admin->backend == &c.backends[1]);
+    CHECK_U64(admin->idle_timeout_ms, 0);
+    CHECK_U64(admin->max_connections, 0);
+    CHECK_U64(admin->backlog, 511);
+
+    app = &c.backends[0];
+    CHECK_STR(app->name, "app");
+    CHECK_U64(app->line, 24);
+    CHECK_U64(app->nservers, 3);
+    CHECK(app->balance == CONF_BALANCE_LEASTCONN);
+    CHECK_U64(app->connect_timeout_ms, 250);
+    CHECK_U64(app->retries, 0);
+    if (app->nservers == 3) {
+        CHECK_STR(app->servers[0].name, "app1");
+        CHECK_STR(app->servers[0].addr.text, "127.0.0.1:9000");
+        CHECK_U64(port_of(&app->servers[0].addr), 9000);
+        CHECK_U64(app->servers[0].weight, 1);
+        CHECK_U64(app->servers[0].line, 25);
+        CHECK_STR(app->servers[1].name, "app2");
+        CHECK_U64(app->servers[1].weight, 3);
+        CHECK_U64(app->servers[1].line, 26);
+        CHECK_STR(app->servers[2].name, "app3");
+        CHECK_STR(app->servers[2].addr.text, "[::1]:9002");
+        CHECK(app->servers[2].addr.ss.ss_family == AF_INET6);
+        CHECK_U64(app->servers[2].weight, 256);
+    }
+
+    ops = &c.backends[1];
+    CHECK_STR(ops->name, "ops");
+    CHECK_U64(ops->nservers, 1);
+    CHECK(ops->balance == CONF_BALANCE_SOURCE);
+    CHECK_U64(ops->connect_timeout_ms, 3600000);
+    CHECK_U64(ops->retries, 16);
+
+    CHECK(conf_find_backend(&c, "ops") == ops);
+    CHECK(conf_find_backend(&c, "app") == app);
+    CHECK(conf_find_backend(&c, "nope") == NULL);
+    CHECK(conf_find_listener(&c, "admin") == admin);
+    CHECK(conf_find_listener(&c, "app") == NULL);
+out:
+    conf_free(&c);
+    CHECK(is_zero(&c, sizeof(c)));
+    conf_free(&c);     /* harmless twice */
+}
+
+static void test_defaults(void)
+{
+    struct conf c;
+    char err[ERRBUF] = "";
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    CHECK(conf_load_file(path_of("conf/good/minimal.ini"), &c, err, sizeof(err)) == 0);
+    CHECK_STR(err, "");
+    CHECK(c.global.threads >= 1 && c.global.threads <= 64);
+    if (cpus >= 1 && cpus <= 64)
+        CHECK_U64(c.global.threads, cpus);
+    CHECK_STR(c.global.control, "/run/baton/baton.sock");
+    CHECK(c.global.log_level == CONF_LOG_INFO);
+    CHECK_STR(c.global.access_log, "stderr");
+    CHECK_U64(c.global.max_connections, 100000);
+    CHECK_U64(c.global.drain_timeout_ms, 30000);
+    CHECK_U64(c.global.buffer_size, 16384);
+    CHECK_U64(c.nlisteners, 1);
+    CHECK_U64(c.nbackends, 1);
+    if (c.nlisteners == 1 && c.nbackends == 1) {
+        CHECK_U64(c.listeners[0].idle_timeout_ms, 300000);
+        CHECK_U64(c.listeners[0].max_connections, 0);
+        CHECK_U64(c.listeners[0].backlog, 511);
+        CHECK(c.listeners[0].backend == &c.backends[0]);
+        CHECK(c.backends[0].balance == CONF_BALANCE_ROUNDROBIN);
+        CHECK_U64(c.backends[0].connect_timeout_ms, 3000);
+        CHECK_U64(c.backends[0].retries, 2);
+        CHECK_U64(c.backends[0].servers[0].weight, 1);
+    }
+    conf_free(&c);
+}
+
+static void test_quirks(void)
+{
+    struct conf c;
+    char err[ERRBUF] = "", name[64];
+
+    memset(name, 'l', 63);
+    name[63] = '\0';
+    CHECK(conf_load_file(path_of("conf/good/quirks.ini"), &c, err, sizeof(err)) == 0);
+    CHECK_STR(err, "");
+    CHECK(c.global.log_level == CONF_LOG_WARN);
+    CHECK_STR(c.global.access_log, "off");
+    CHECK(c.global.threads >= 1);
+    CHECK(conf_find_listener(&c, name) != NULL);
+    if (c.nlisteners == 1 && c.nbackends == 1) {
+        CHECK_STR(c.listeners[0].name, name);
+        CHECK_U64(c.listeners[0].nbinds, 2);
+        CHECK_STR(c.listeners[0].backend_name, "b.e-n_d");
+        CHECK(c.listeners[0].backend == &c.backends[0]);
+        CHECK_U64(c.backends[0].line, 12);
+        CHECK(c.backends[0].balance == CONF_BALANCE_RANDOM);
+        CHECK_STR(c.backends[0].servers[0].addr.text, "[::ffff:10.0.0.1]:80");
+        CHECK_U64(c.backends[0].servers[0].weight, 2);
+        CHECK_U64(c.backends[0].servers[0].line, 13);
+    }
+    conf_free(&c);
+}
+
+/* Every file in dir, sorted so failures are reported in a stable order. */
+static size_t list_ini(const char *dir, char ***names)
+{
+    struct dirent **ents;
+    size_t n = 0;
+    int i, count;
+
+    *names = NULL;
+    count = scandir(dir, &ents, NULL, alphasort);
+    CHECK(count >= 0);
+    if (count < 0)
+        return 0;
+    *names = calloc((size_t)count + 1, sizeof(**names));
+    for (i = 0; i < count; i++) {
+        size_t len = strlen(ents[i]->d_name);
+
+        if (*names != NULL && len > 4 && strcmp(ents[i]->d_name + len - 4, ".ini") == 0)
+            (*names)[n++] = strdup(ents[i]->d_name);
+        free(ents[i]);
+    }
+    free(ents);
+    return n;
+}
+
+static void free_names(char **names, size_t n)
+{
+    while (n-- > 0)
+        free(names[n]);
+    free(names);
+}
+
+static void test_good_dir(void)
+{
+    char dir[4096], file[8192], err[ERRBUF], **names;
+    size_t i, n;
+
+    snprintf(dir, sizeof(dir), "%s", path_of("conf/good"));
+    n = list_ini(dir, &names);
+    CHECK(n >= 3);
+    for (i = 0; i < n; i++) {
+        struct conf c;
+        int rc;
+
+        snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
+        rc = conf_load_file(file, &c, err, sizeof(err));
+        CHECK(rc == 0);
+        if (rc != 0)
+            fprintf(stderr, "    %s:\n%s", file, err);
+        conf_free(&c);
+    }
+    free_names(names, n);
+}
+
+static void test_bad_dir(void)
+{
+    static const char prefix[] = "; expect: ";
+    char dir[4096], file[8192], err[ERRBUF], **names;
+    size_t i, n, checked = 0;
+
+    snprintf(dir, sizeof(dir), "%s", path_of("conf/bad"));
+    n = list_ini(dir, &names);
+    for (i = 0; i < n; i++) {
+        struct conf c;
+        char *text, want[CONF_ERR_MAX + 64];
+        int rc;
+
+        snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
+        text = test_read_file(file);
+        CHECK(text != NULL);
+        if (text == NULL)
+            continue;
+        CHECK(strncmp(text, prefix, sizeof(prefix) - 1) == 0);
+        snprintf(want, sizeof(want), "%s", first_line(text + sizeof(prefix) - 1));
+
+        memset(&c, 0x5a, sizeof(c));
+        rc = conf_load_text(names[i], text, &c, err, sizeof(err));
+        CHECK(rc == -1);
+        CHECK(is_zero(&c, sizeof(c)));
+        CHECK_STR(first_line(err), want);
+        if (rc != -1 || strcmp(first_line(err), want) != 0)
+            fprintf(stderr, "    in %s; all errors:\n%s", names[i], err);
+        /* each bad file is meant to show exactly one problem */
+        CHECK_U64(count_lines(err), 1);
+        checked++;
+        free(text);
+    }
+    free_names(names, n);
+    CHECK(checked >= 25);
+    printf("test_conf: %zu bad configurations checked\n", checked);
+}
+
+static void test_many_errors_at_once(void)
+{
+    static const char text[] =
+        "threads = 2\n"                             /* 1 */
+        "[global]\n"
+        "threads = 0\n"                             /* 3 */
+        "log_level = loud\n"                        /* 4 */
+        "[listener web]\n"                          /* 5: no bind */
+        "backend = nowhere\n"                       /* 6 */
+        "frobnicate = yes\n"                        /* 7 */
+        "[backend app]\n"                           /* 8: no server */
+        "balance = random\n"
+        "balance = random\n"                        /* 10 */
+        "garbage\n";                                /* 11 */
+    static const char want[] =
+        "t.ini:1: key 'threads' is outside any section (expected a [global], "
+        "[listener NAME] or [backend NAME] header before it)\n"
+        "t.ini:3: threads in [global]: invalid thread count '0' (expected auto or an "
+        "integer from 1 to 64)\n"
+        "t.ini:4: log_level in [global]: invalid log level 'loud' (expected error, warn, "
+        "info or debug)\n"
+        "t.ini:5: listener 'web' has no bind address (expected bind = ADDRESS:PORT)\n"
+        "t.ini:6: listener 'web' uses backend 'nowhere', which is not defined\n"
+        "t.ini:7: unknown key 'frobnicate' in [listener web]\n"
+        "t.ini:8: backend 'app' has no server (expected server = NAME ADDRESS [weight=N])\n"
+        "t.ini:10: duplicate key 'balance' in [backend app] (first set at line 9)\n"
+        "t.ini:11: syntax error (expected [section] or key = value)\n";
+    struct conf c;
+    char err[ERRBUF];
+
+    CHECK(conf_load_text("t.ini", text, &c, err, sizeof(err)) == -1);
+    CHECK_STR(err, want);
+}
+
+static void test_too_many_errors(void)
+{
+    size_t i, len = 0, cap = 300 * 16;
+    char *text = malloc(cap), *err = malloc(1 << 16), *last;
+    struct conf c;
+
+    if (text == NULL || err == NULL) {
+        CHECK(0);
+        free(text);
+        free(err);
+        return;
+    }
+    for (i = 0; i < 300; i++)
+        len += (size_t)snprintf(text + len, cap - len, "junk %zu\n", i);
+    CHECK(conf_load_text("j.ini", text, &c, err, 1 << 16) == -1);
+    CHECK_U64(count_lines(err), 101);
+    /* the first ERRORS_MAX found are kept; the rest, even file-wide ones, are counted */
+    CHECK_STR(first_line(err), "j.ini:1: syntax error (expected [section] or key = value)");
+    last = strrchr(err, '\n');
+    while (last > err && last[-1] != '\n')
+        last--;
+    CHECK_STR(last, "j.ini:0: too many errors (201 more not shown)\n");
+    free(text);
+    free(err);
+}
+
+static void test_small_error_buffer(void)
+{
+    static const char text[] = "[global]\nthreads = 99\nlog_level = x\n";
+    struct conf c;
+    char err[40];
+
+    memset(err, 'X', sizeof(err));
+    CHECK(conf_load_text("small.ini", text, &c, err, 25) == -1);
+    CHECK(memchr(err, '\0', 25) != NULL);
+    CHECK(err[25] == 'X');
+    CHECK(strncmp(err, "small.ini:0: no [listen", 23) == 0);
+    CHECK(conf_load_text("small.ini", text, &c, NULL, 0) == -1);
+    CHECK(conf_load_text("small.ini", text, &c, err, 0) == -1);
+    CHECK(err[0] == 's');   /* errlen 0: untouched */
+}
+
+static void test_line_limits(void)
+{
+    static const char tail[] =
+        "\n[listener web]\nbind = 127.0.0.1:1\nbackend = app\n"
+        "[backend app]\nserver = a 127.0.0.1:2\n";
+    char *text = malloc(4097 + sizeof(tail) + 8), err[ERRBUF];
+    struct conf c;
+
+    if (text == NULL) {
+        CHECK(0);
+        return;
+    }
+    /* exactly the limit: fine, also with CRLF */
+    text[0] = ';';
+    memset(text + 1, 'x', 4095);
+    strcpy(text + 4096, "\r");
+    strcat(text, tail);
+    CHECK(conf_load_text("l.ini", text, &c, err, sizeof(err)) == 0);
+    conf_free(&c);
+    /* one more, and a long line is not parsed in pieces */
+    text[0] = 'x';
+    text[4094] = '=';
+    strcpy(text + 4096, "y");
+    strcat(text, tail);
+    CHECK(conf_load_text("l.ini", text, &c, err, sizeof(err)) == -1);
+    CHECK_STR(err, "l.ini:1: line too long (4097 characters, at most 4096)\n");
+    /* no newline at the end of the file */
+    CHECK(conf_load_text("l.ini", "[listener a]\nbind = 127.0.0.1:1\nbackend = b\n"
+                         "[backend b]\nserver = s 127.0.0.1:2", &c, err, sizeof(err)) == 0);
+    CHECK_U64(c.backends[0].nservers, 1);
+    conf_free(&c);
+    CHECK(conf_load_text("e.ini", "", &c, err, sizeof(err)) == -1);
+    CHECK_STR(err, "e.ini:0: no [listener] section (at least one is required)\n");
+    free(text);
+}
+
+static void test_files(void)
+{
+    struct conf c;
+    char err[ERRBUF], tmpl[] = "/tmp/test_conf_XXXXXX", *text;
+    size_t len;
+    FILE *f;
+    int fd;
+
+    memset(&c, 1, sizeof(c));
+    CHECK(conf_load_file("/nonexistent/baton.ini", &c, err, sizeof(err)) == -1);
+    CHECK_STR(err, "/nonexistent/baton.ini: cannot open: No such file or directory\n");
+    CHECK(is_zero(&c, sizeof(c)));
+    CHECK(conf_read_file("/nonexistent/baton.ini", &len, NULL, 0) == NULL);
+
+    CHECK(conf_load_file("/", &c, err, sizeof(err)) == -1);
+    CHECK_STR(err, "/: cannot read: Is a directory\n");
+
+    /* the same text gives the same result whichever way it arrives */
+    text = conf_read_file(path_of("conf/good/full.ini"), &len, err, sizeof(err));
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK_U64(len, strlen(text));
+        CHECK(conf_load_text("full.ini", text, &c, err, sizeof(err)) == 0);
+        CHECK_STR(c.path, "full.ini");
+        CHECK_U64(c.backends[0].nservers, 3);
+        conf_free(&c);
+        free(text);
+    }
+
+    fd = mkstemp(tmpl);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    f = fdopen(fd, "w");
+    CHECK(f != NULL);
+    if (f == NULL) {
+        close(fd);
+        unlink(tmpl);
+        return;
+    }
+    /* exactly CONF_TEXT_MAX is accepted, one byte more is not */
+    for (len = 0; len < CONF_TEXT_MAX; len++)
+        fputc(len % 64 == 63 ? '\n' : ';', f);
+    fflush(f);
+    text = conf_read_file(tmpl, &len, err, sizeof(err));
+    CHECK(text != NULL);
+    CHECK_U64(len, CONF_TEXT_MAX);
+    free(text);
+    fputc('\n', f);
+    fflush(f);
+    CHECK(conf_read_file(tmpl, &len, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, ": file is too large (more than 1048576 bytes)") != NULL);
+
+    /* a NUL byte would silently cut the text short */
+    CHECK(ftruncate(fd, 0) == 0);
+    rewind(f);
+    fwrite("[global]\0x", 1, 10, f);
+    fflush(f);
+    CHECK(conf_read_file(tmpl, &len, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, ": contains a NUL byte (not a text file?)") != NULL);
+    fclose(f);
+    unlink(tmpl);
+}
+
+static void test_example(void)
+{
+    struct conf c;
+    char err[ERRBUF] = "";
+    int rc;
+
+    rc = conf_load_file(path_of("../examples/baton.ini"), &c, err, sizeof(err));
+    CHECK(rc == 0);
+    if (rc != 0) {
+        fprintf(stderr, "%s", err);
+        return;
+    }
+    CHECK_STR(c.global.control, "/tmp/baton-example.sock");
+    CHECK(conf_find_listener(&c, "web") != NULL);
+    CHECK(conf_find_backend(&c, "app") != NULL);
+    if (c.nbackends == 1 && c.backends[0].nservers == 2) {
+        CHECK_STR(c.backends[0].servers[0].addr.text, "127.0.0.1:9000");
+        CHECK_U64(c.backends[0].servers[0].weight, 1);
+        CHECK_STR(c.backends[0].servers[1].addr.text, "127.0.0.1:9001");
+        CHECK_U64(c.backends[0].servers[1].weight, 3);
+    } else {
+        CHECK(0);
+    }
+    conf_free(&c);
+}
+
+static void test_names(void)
+{
+    CHECK_STR(conf_balance_name(CONF_BALANCE_ROUNDROBIN), "roundrobin");
+    CHECK_STR(conf_balance_name(CONF_BALANCE_LEASTCONN), "leastconn");
+    CHECK_STR(conf_balance_name(CONF_BALANCE_RANDOM), "random");
+    CHECK_STR(conf_balance_name(CONF_BALANCE_SOURCE), "source");
+    CHECK_STR(conf_balance_name((enum conf_balance)42), "?");
+    CHECK_STR(conf_log_level_name(CONF_LOG_ERROR), "error");
+    CHECK_STR(conf_log_level_name(CONF_LOG_WARN), "warn");
+    CHECK_STR(conf_log_level_name(CONF_LOG_INFO), "info");
+    CHECK_STR(conf_log_level_name(CONF_LOG_DEBUG), "debug");
+    CHECK_STR(conf_log_level_name((enum conf_log_level)-1), "?");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s TESTS-SOURCE-DIR\n", argv[0]);
+        return 2;
+    }
+    srcdir = argv[1];
+    test_full();
+    test_defaults();
+    test_quirks();
+    test_good_dir();
+    test_bad_dir();
+    test_many_errors_at_once();
+    test_too_many_errors();
+    test_small_error_buffer();
+    test_line_limits();
+    test_files();
+    test_example();
+    test_names();
+    return test_summary("test_conf");
+}
