@@ -39,7 +39,7 @@
 #define BUFFER_MIN       (1u << 10)
 #define BUFFER_MAX       (1u << 20)
 #define LABEL_MAX        160
-#define KEYS_MAX         16
+#define KEYS_MAX         32
 
 #define DEFAULT_CONTROL  "/run/baton/baton.sock"
 
@@ -285,6 +285,17 @@ static int set_buffer_size(struct loader *l, const char *v, char *why, size_t wh
     return 0;
 }
 
+static int set_splice(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    static const char *const names[] = { "off", "on" };
+    int i = choose(v, names, NELEM(names), "splice setting", why, whylen);
+
+    if (i < 0)
+        return -1;
+    l->c->global.splice = i == 1;
+    return 0;
+}
+
 /* --- [listener NAME] --------------------------------------------------- */
 
 static uint16_t addr_port(const struct conf_addr *a)
@@ -445,6 +456,7 @@ static const struct key keys[] = {
     { SEC_GLOBAL,   "max_connections", false, set_global_max_conn },
     { SEC_GLOBAL,   "drain_timeout",   false, set_drain_timeout },
     { SEC_GLOBAL,   "buffer_size",     false, set_buffer_size },
+    { SEC_GLOBAL,   "splice",          false, set_splice },
     { SEC_LISTENER, "bind",            true,  set_bind },
     { SEC_LISTENER, "backend",         false, set_listener_backend },
     { SEC_LISTENER, "idle_timeout",    false, set_idle_timeout },
@@ -866,6 +878,7 @@ static void set_defaults(struct conf *c)
     c->global.max_connections = 100000;
     c->global.drain_timeout_ms = 30000;
     c->global.buffer_size = 16 * 1024;
+    c->global.splice = 1;
 }
 
 /* --- public ------------------------------------------------------------ */

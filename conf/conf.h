@@ -76,6 +76,7 @@ struct conf_global {
     uint64_t            max_connections;    /* default 100000 */
     uint64_t            drain_timeout_ms;   /* default 30000 */
     uint64_t            buffer_size;        /* per-direction relay buffer, default 16k */
+    int                 splice;             /* relay bulk TCP with splice(2), default on */
 };
 
 struct conf {

@@ -233,6 +233,8 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
     c->listener = l;
     c->client.fd = cfd;
     c->upstream.fd = -1;
+    proxy_pipe_init(&c->up);
+    proxy_pipe_init(&c->down);
     c->peer = *peer;
     c->peerlen = peerlen;
     c->start_ms = c->last_ms = proxy_now_ms();
@@ -262,8 +264,8 @@ void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
     if (close(c->client.fd) != 0)
         proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
     upstream_discard(c);
-    free(c->up.buf);
-    free(c->down.buf);
+    proxy_pipe_free(loop, &c->up);
+    proxy_pipe_free(loop, &c->down);
     if (c->connected)
         atomic_fetch_sub_explicit(&c->server->active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->bytes_in, c->up.bytes, memory_order_relaxed);

@@ -39,13 +39,21 @@ struct proxy_side {
     unsigned     writing:1;    /* wev added */
 };
 
-/* One direction: bytes read from `src` that `dst` has not taken yet. */
+/*
+ * One direction: bytes read from `src` that `dst` has not taken yet.  They
+ * sit either in `buf` (copy mode) or in a kernel pipe (splice mode, Linux:
+ * a direction that fills whole buffers is moved socket -> pipe -> socket
+ * without copying through user space).
+ */
 struct proxy_pipe {
     char        *buf;          /* allocated only while bytes are pending */
     uint32_t     off, len;     /* pending bytes are buf[off..len) */
     uint64_t     bytes;        /* relayed so far */
+    int          pfd[2];       /* splice pipe, -1 when in copy mode */
+    uint32_t     inpipe;       /* bytes in the splice pipe */
     unsigned     eof:1;        /* src sent FIN */
     unsigned     shut:1;       /* FIN passed on to dst */
+    unsigned     bulk:1;       /* a read filled the whole buffer */
 };
 
 struct proxy_loop;
@@ -87,6 +95,8 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
 int proxy_relay_write(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
                       struct proxy_pipe *p);
 void proxy_side_watch_read(struct proxy_side *s, int on);
+void proxy_pipe_init(struct proxy_pipe *p);
+void proxy_pipe_free(struct proxy_loop *loop, struct proxy_pipe *p);
 void proxy_side_watch_write(struct proxy_side *s, int on);
 
 #endif

@@ -7,12 +7,26 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "connection.h"
 #include "log.h"
 #include "netutil.h"
 #include "worker.h"
+
+/* Splice pipes cost two descriptors each: give them at most a quarter of
+ * the descriptor limit, shared between the loops. */
+static unsigned proxy_loop_pipe_budget(unsigned nloops)
+{
+    struct rlimit rl;
+    rlim_t n;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1024;
+    n = rl.rlim_cur / 8 / (nloops ? nloops : 1);
+    return n > 65536 ? 65536 : (unsigned)n;
+}
 
 static void loop_resume_accepts(struct proxy_loop *loop)
 {
@@ -180,6 +194,7 @@ int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned in
     if (evtimer_assign(&loop->retry_ev, loop->base, retry_cb, loop) != 0)
         return -1;
     loop->scratch_len = (size_t)w->conf.global.buffer_size;
+    loop->max_pipes = proxy_loop_pipe_budget(w->nloops);
     loop->scratch = malloc(loop->scratch_len);
     if (loop->scratch == NULL)
         return -1;

@@ -50,6 +50,8 @@ struct proxy_loop {
     struct proxy_balance *balance;       /* one per backend */
     char                 *scratch;       /* read buffer shared by this loop's conns */
     size_t                scratch_len;
+    unsigned              npipes;        /* splice pipes in use (2 fds each) */
+    unsigned              max_pipes;
 };
 
 int  proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned index);

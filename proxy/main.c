@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <ini.h>
 
@@ -87,6 +88,19 @@ static int control_path(const char *conf_path, char *out, size_t n)
     }
     snprintf(out, n, "%s", p.path);
     return 0;
+}
+
+/* A proxy needs two descriptors per connection (more while splicing): use
+ * the whole hard limit; workers inherit it. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        fprintf(stderr, "baton: cannot raise the descriptor limit: %s\n", strerror(errno));
 }
 
 static int parse_fd(const char *s)
@@ -168,6 +182,8 @@ int main(int argc, char **argv)
         path = abspath;
     if (load_config(path, explicit_path, &c, &text) != 0)
         return 1;
+    if (!test)
+        raise_fd_limit();
     if (test) {
         printf("configuration OK\n");
         conf_free(&c);

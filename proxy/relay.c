@@ -1,22 +1,31 @@
 /*
  * relay.c - moving bytes for one direction of a connection.
  *
- * Bytes are read into the loop's shared scratch buffer and written to the
- * other side at once; only when the other side cannot take them all is a
- * per-connection buffer allocated for the rest, and the source is not read
- * again until it has drained.  An idle connection therefore holds no buffer,
- * and backpressure is one buffer deep (the high-water mark is buffer_size).
+ * Copy mode: bytes are read into the loop's shared scratch buffer and
+ * written to the other side at once; only when the other side cannot take
+ * them all is a per-connection buffer allocated for the rest, and the
+ * source is not read again until it has drained.  An idle connection holds
+ * no buffer, and backpressure is one buffer deep (high-water = buffer_size).
+ *
+ * Splice mode (Linux): once a read fills the whole scratch buffer the
+ * direction is carrying bulk data, and it switches to splice(2) through a
+ * pipe of its own, so the payload never crosses into user space.  The same
+ * rule holds: while the pipe holds bytes, the source is not read.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "connection.h"
 #include "log.h"
 #include "loop.h"
 #include "netutil.h"
 #include "worker.h"
+
+#define SPLICE_PIPE_SIZE (256u * 1024u)
 
 void proxy_side_watch_read(struct proxy_side *s, int on)
 {
@@ -44,6 +53,47 @@ void proxy_side_watch_write(struct proxy_side *s, int on)
     }
 }
 
+void proxy_pipe_init(struct proxy_pipe *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->pfd[0] = p->pfd[1] = -1;
+}
+
+void proxy_pipe_free(struct proxy_loop *loop, struct proxy_pipe *p)
+{
+    free(p->buf);
+    p->buf = NULL;
+    if (p->pfd[0] >= 0) {
+        close(p->pfd[0]);
+        close(p->pfd[1]);
+        p->pfd[0] = p->pfd[1] = -1;
+        loop->npipes--;
+    }
+}
+
+static int pipe_pending(const struct proxy_pipe *p)
+{
+    return p->buf != NULL || p->inpipe > 0;
+}
+
+/* Switches a bulk direction to splice mode when allowed; stays in copy
+ * mode (which always works) when pipes are disabled, exhausted or fail. */
+static void pipe_try_splice(struct proxy_loop *loop, struct proxy_pipe *p)
+{
+    p->bulk = 0;
+    if (!loop->worker->conf.global.splice || loop->npipes >= loop->max_pipes)
+        return;
+    if (pipe2(p->pfd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        proxy_log_debug("pipe2 for splice: %s", strerror(errno));
+        p->pfd[0] = p->pfd[1] = -1;
+        return;
+    }
+    /* A larger pipe moves more per splice call; the default size works too. */
+    if (fcntl(p->pfd[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE) < 0)
+        proxy_log_debug("F_SETPIPE_SZ: %s", strerror(errno));
+    loop->npipes++;
+}
+
 static enum proxy_end side_end(const struct proxy_conn *c, const struct proxy_side *s)
 {
     return s == &c->client ? PROXY_END_CLIENT_CLOSE : PROXY_END_SERVER_CLOSE;
@@ -53,7 +103,7 @@ static enum proxy_end side_end(const struct proxy_conn *c, const struct proxy_si
  * connection is over when both directions have done so. */
 static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct proxy_pipe *p)
 {
-    if (!p->eof || p->shut || p->buf != NULL)
+    if (!p->eof || p->shut || pipe_pending(p))
         return 0;
     if (shutdown(dst->fd, SHUT_WR) != 0 && errno != ENOTCONN) {
         proxy_log_debug("shutdown(fd %d): %s", dst->fd, strerror(errno));
@@ -68,7 +118,7 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
     return 0;
 }
 
-/* The destination failed: nothing more can be delivered either way. */
+/* A socket failed: nothing more can be delivered either way. */
 static int relay_fail(struct proxy_conn *c, struct proxy_side *s, const char *op)
 {
     if (errno != EPIPE && errno != ECONNRESET)
@@ -77,30 +127,90 @@ static int relay_fail(struct proxy_conn *c, struct proxy_side *s, const char *op
     return -1;
 }
 
+static int would_block(void)
+{
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
+static int relay_eof(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
+                     struct proxy_pipe *p)
+{
+    p->eof = 1;
+    if (c->end == PROXY_END_NONE)
+        c->end = side_end(c, src);
+    proxy_side_watch_read(src, 0);
+    return pipe_pass_eof(c, dst, p);
+}
+
+/* Bytes are pending for dst: wait for it before reading src again. */
+static void relay_backpressure(struct proxy_side *src, struct proxy_side *dst)
+{
+    proxy_side_watch_read(src, 0);
+    proxy_side_watch_write(dst, 1);
+}
+
+static int splice_out(struct proxy_conn *c, struct proxy_side *dst, struct proxy_pipe *p)
+{
+    ssize_t w = splice(p->pfd[0], NULL, dst->fd, NULL, p->inpipe,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+    if (w < 0) {
+        if (!would_block())
+            return relay_fail(c, dst, "splice");
+        return 0;
+    }
+    p->inpipe -= (uint32_t)w;
+    return 0;
+}
+
+static int splice_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
+                       struct proxy_pipe *p)
+{
+    ssize_t n = splice(src->fd, NULL, p->pfd[1], NULL, SPLICE_PIPE_SIZE,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+    if (n < 0) {
+        if (would_block())
+            return 0;
+        return relay_fail(c, src, "splice");
+    }
+    c->last_ms = proxy_coarse_now_ms();
+    if (n == 0)
+        return relay_eof(c, src, dst, p);
+    p->bytes += (uint64_t)n;
+    p->inpipe += (uint32_t)n;
+    if (splice_out(c, dst, p) < 0)
+        return -1;
+    if (p->inpipe > 0)
+        relay_backpressure(src, dst);
+    return 0;
+}
+
 int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
                      struct proxy_pipe *p)
 {
     struct proxy_loop *loop = c->loop;
     ssize_t n, w;
 
+    if (p->bulk && p->pfd[0] < 0)
+        pipe_try_splice(loop, p);
+    if (p->pfd[0] >= 0)
+        return splice_read(c, src, dst, p);
     n = recv(src->fd, loop->scratch, loop->scratch_len, 0);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        if (would_block())
             return 0;
         return relay_fail(c, src, "recv");
     }
     c->last_ms = proxy_coarse_now_ms();
-    if (n == 0) {
-        p->eof = 1;
-        if (c->end == PROXY_END_NONE)
-            c->end = side_end(c, src);
-        proxy_side_watch_read(src, 0);
-        return pipe_pass_eof(c, dst, p);
-    }
+    if (n == 0)
+        return relay_eof(c, src, dst, p);
     p->bytes += (uint64_t)n;
+    if ((size_t)n == loop->scratch_len)
+        p->bulk = 1;
     w = send(dst->fd, loop->scratch, (size_t)n, MSG_NOSIGNAL);
     if (w < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        if (!would_block())
             return relay_fail(c, dst, "send");
         w = 0;
     }
@@ -115,8 +225,17 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     memcpy(p->buf, loop->scratch + w, (size_t)(n - w));
     p->off = 0;
     p->len = (uint32_t)(n - w);
-    proxy_side_watch_read(src, 0);
-    proxy_side_watch_write(dst, 1);
+    relay_backpressure(src, dst);
+    return 0;
+}
+
+static int relay_drained(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
+                         struct proxy_pipe *p)
+{
+    proxy_side_watch_write(dst, 0);
+    if (p->eof)
+        return pipe_pass_eof(c, dst, p);
+    proxy_side_watch_read(src, 1);
     return 0;
 }
 
@@ -125,13 +244,17 @@ int proxy_relay_write(struct proxy_conn *c, struct proxy_side *src, struct proxy
 {
     ssize_t w;
 
-    if (p->buf == NULL) {
-        proxy_side_watch_write(dst, 0);
-        return 0;
+    if (p->inpipe > 0) {
+        if (splice_out(c, dst, p) < 0)
+            return -1;
+        c->last_ms = proxy_coarse_now_ms();
+        return p->inpipe > 0 ? 0 : relay_drained(c, src, dst, p);
     }
+    if (p->buf == NULL)
+        return relay_drained(c, src, dst, p);
     w = send(dst->fd, p->buf + p->off, p->len - p->off, MSG_NOSIGNAL);
     if (w < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        if (would_block())
             return 0;
         return relay_fail(c, dst, "send");
     }
@@ -142,9 +265,5 @@ int proxy_relay_write(struct proxy_conn *c, struct proxy_side *src, struct proxy
     free(p->buf);
     p->buf = NULL;
     p->off = p->len = 0;
-    proxy_side_watch_write(dst, 0);
-    if (p->eof)
-        return pipe_pass_eof(c, dst, p);
-    proxy_side_watch_read(src, 1);
-    return 0;
+    return relay_drained(c, src, dst, p);
 }
