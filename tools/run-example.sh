@@ -11,7 +11,7 @@ baton=$root/build/release/baton
 conf=$root/examples/baton.ini
 "$baton" -t -c "$conf"
 
-python3 "$root/tools/demo_backend.py" a 9000 b 9001 &
+python3 "$root/tools/demo_backend.py" app1 9000 app2 9001 &
 backends=$!
 baton_pid=
 cleanup() {
