@@ -1,0 +1,1027 @@
+"""Shared helpers for baton's integration tests (Python 3 standard library only).
+
+Environment:
+  BATON_BIN         path to the baton binary under test (required)
+  BATON_SOURCE_DIR  repository root (optional; used to find sample files)
+  BATON_TEST_TIMEOUT_SCALE  multiply every deadline (optional, default 1)
+
+Every wait in here is bounded by a deadline; nothing synchronises on a bare
+sleep.  Backend servers are Python threads bound to 127.0.0.1:0 (or [::1]:0).
+"""
+
+import errno
+import hashlib
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+BATON_BIN = os.environ.get("BATON_BIN", "")
+BATON_SOURCE_DIR = os.environ.get(
+    "BATON_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+SCALE = float(os.environ.get("BATON_TEST_TIMEOUT_SCALE", "1") or "1")
+
+# Default deadlines (seconds).  Generous: the binary may run under ASan.
+T_START = 20.0      # baton up and worker ready
+T_WAIT = 15.0       # a log line / a condition
+T_EXIT = 20.0       # a process exits
+T_IO = 20.0         # a single client I/O operation
+
+
+def scaled(t):
+    return t * SCALE
+
+
+# --------------------------------------------------------------------------
+# small utilities
+
+LOG_RE = re.compile(
+    r"^(?P<ts>\S+) baton\[(?P<pid>\d+)\] (?P<level>error|warn|info|debug): (?P<msg>.*)$")
+SANITIZER_RE = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|"
+    r"runtime error: |SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer)")
+
+
+def pseudo_random(n, seed=b"baton"):
+    """n deterministic pseudo-random bytes for a seed."""
+    if isinstance(seed, str):
+        seed = seed.encode()
+    if n == 0:
+        return b""
+    return hashlib.shake_256(seed).digest(n)
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def format_addr(addr):
+    """(host, port) -> '127.0.0.1:80' / '[::1]:80'."""
+    host, port = addr[0], addr[1]
+    if ":" in host:
+        return "[%s]:%d" % (host, port)
+    return "%s:%d" % (host, port)
+
+
+def parse_addr(text):
+    """'127.0.0.1:80' / '[::1]:80' -> (host, port)."""
+    m = re.match(r"^\[([^\]]+)\]:(\d+)$", text)
+    if m:
+        return (m.group(1), int(m.group(2)))
+    host, _, port = text.rpartition(":")
+    return (host, int(port))
+
+
+def has_ipv6_loopback():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    try:
+        s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def closed_port(host="127.0.0.1"):
+    """An address on which nothing listens (connect is refused)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return (host, port)
+
+
+def connect(addr, timeout=None, source=None):
+    """Blocking TCP connection to addr with a socket timeout."""
+    fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(scaled(timeout if timeout is not None else T_IO))
+    if source is not None:
+        s.bind((source, 0))
+    try:
+        s.connect(tuple(addr[:2]))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def recv_exact(sock, n, timeout=None):
+    """Exactly n bytes; raises AssertionError on EOF or deadline."""
+    deadline = time.monotonic() + scaled(timeout if timeout is not None else T_IO)
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("timed out after %d of %d bytes" % (len(buf), n))
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(min(n - len(buf), 1 << 20))
+        except socket.timeout:
+            raise AssertionError("timed out after %d of %d bytes" % (len(buf), n))
+        if not chunk:
+            raise AssertionError("EOF after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_until_eof(sock, timeout=None, hash_only=False):
+    """Read until EOF.  Returns bytes, or (nbytes, sha256hex) with hash_only.
+    Raises AssertionError on deadline, lets ConnectionResetError through."""
+    deadline = time.monotonic() + scaled(timeout if timeout is not None else T_IO)
+    h = hashlib.sha256()
+    buf = bytearray()
+    n = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no EOF before deadline (%d bytes read)" % n)
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 20)
+        except socket.timeout:
+            raise AssertionError("no EOF before deadline (%d bytes read)" % n)
+        if not chunk:
+            break
+        n += len(chunk)
+        if hash_only:
+            h.update(chunk)
+        else:
+            buf += chunk
+    if hash_only:
+        return n, h.hexdigest()
+    return bytes(buf)
+
+
+def wait_closed(sock, timeout):
+    """Waits until the peer closes (EOF or reset).  Returns the elapsed time,
+    or None if the connection is still open at the deadline.  Data received
+    meanwhile is discarded."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return None
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - start
+        if not chunk:
+            return time.monotonic() - start
+
+
+def readable_within(sock, timeout):
+    """True if sock becomes readable (data or EOF) within timeout."""
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(sock, selectors.EVENT_READ)
+        return bool(sel.select(timeout))
+    finally:
+        sel.close()
+
+
+def wait_until(pred, timeout, interval=0.02, what="condition"):
+    """Polls pred() until true or deadline; returns pred's value or raises."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(interval)
+
+
+def parse_kv(text):
+    """'a=1 b=x' -> {'a': '1', 'b': 'x'}"""
+    out = {}
+    for tok in text.split():
+        if "=" in tok:
+            k, _, v = tok.partition("=")
+            out[k] = v
+    return out
+
+
+ACCESS_RE = re.compile(r"\baccess (client=\S+ .*)$")
+
+
+def parse_access(line):
+    """An access-log line (stderr or file form) -> dict, or None."""
+    m = ACCESS_RE.search(line)
+    if not m:
+        return None
+    return parse_kv(m.group(1))
+
+
+# --------------------------------------------------------------------------
+# processes
+
+def proc_state(pid):
+    """Process state letter from /proc, or None if it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    rest = data.rsplit(")", 1)[1].split()
+    return rest[0]
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie."""
+    if os.path.isdir("/proc"):
+        st = proc_state(pid)
+        return st is not None and st not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def descendants(pid):
+    """PIDs of all living descendants of pid (Linux /proc scan)."""
+    children = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for e in entries:
+        if not e.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % e) as f:
+                data = f.read()
+        except OSError:
+            continue
+        try:
+            rest = data.rsplit(")", 1)[1].split()
+            ppid = int(rest[1])
+        except (IndexError, ValueError):
+            continue
+        if rest[0] in ("Z", "X"):
+            continue
+        children.setdefault(ppid, []).append(int(e))
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for c in children.get(p, ()):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def run_baton(args, timeout=None, **kw):
+    """Runs the baton binary to completion (CLI modes); returns CompletedProcess
+    with text stdout/stderr."""
+    return subprocess.run([BATON_BIN] + list(args), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True,
+                          timeout=scaled(timeout if timeout is not None else T_EXIT),
+                          **kw)
+
+
+def render_config(cfg):
+    """Config text from a str (returned as is) or a dict of sections:
+    {'global': {...}, 'listener web': {...}, 'backend app': {'server': [...]}}
+    List values become repeated keys."""
+    if isinstance(cfg, str):
+        return cfg
+    lines = []
+    for section, body in cfg.items():
+        lines.append("[%s]" % section)
+        for k, v in body.items():
+            vals = v if isinstance(v, (list, tuple)) else [v]
+            for x in vals:
+                lines.append("%s = %s" % (k, x))
+        lines.append("")
+    return "\n".join(lines)
+
+
+class Baton(object):
+    """A running `baton -c FILE` master with its stderr collected."""
+
+    def __init__(self, tmpdir, config, name="baton", extra_env=None):
+        self.tmpdir = tmpdir
+        self.name = name
+        self.config_path = os.path.join(tmpdir, name + ".ini")
+        self.log_path = os.path.join(tmpdir, name + ".stderr.log")
+        text = render_config(config)
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        self.config_text = text
+        self.lines = []            # raw stderr lines
+        self.cond = threading.Condition()
+        self.eof = False
+        self.seen_pids = set()     # PIDs that wrote log lines
+        self.known_children = set()
+        self.proc = None
+        self.reader = None
+        self.extra_env = extra_env
+        self.stopped = False
+
+    # ---- lifecycle
+    def start(self, wait_ready=True, timeout=T_START):
+        env = dict(os.environ)
+        # ASan: make leaks and errors visible but do not abort on leaks of
+        # the CLI helper processes; the harness scans stderr for reports.
+        if self.extra_env:
+            env.update(self.extra_env)
+        self.stdout_file = open(os.path.join(self.tmpdir, self.name + ".stdout.log"), "wb")
+        self.proc = subprocess.Popen([BATON_BIN, "-c", self.config_path],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self.stdout_file,
+                                     stderr=subprocess.PIPE, env=env)
+        self.logfile = open(self.log_path, "w")
+        self.reader = threading.Thread(target=self._read, name="baton-stderr",
+                                       daemon=True)
+        self.reader.start()
+        if wait_ready:
+            self.wait_for_log(r"^worker (\d+) generation (\d+) ready", timeout)
+        return self
+
+    def _read(self):
+        f = self.proc.stderr
+        try:
+            for raw in iter(f.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                m = LOG_RE.match(line)
+                with self.cond:
+                    self.lines.append(line)
+                    if m:
+                        self.seen_pids.add(int(m.group("pid")))
+                    self.cond.notify_all()
+                try:
+                    self.logfile.write(line + "\n")
+                    self.logfile.flush()
+                except ValueError:
+                    pass
+        finally:
+            with self.cond:
+                self.eof = True
+                self.cond.notify_all()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def mark(self):
+        """Index of the next log line (to wait only for lines after now)."""
+        with self.cond:
+            return len(self.lines)
+
+    @staticmethod
+    def message(line):
+        m = LOG_RE.match(line)
+        return m.group("msg") if m else None
+
+    def messages(self, start=0):
+        with self.cond:
+            lines = list(self.lines[start:])
+        return [m for m in (self.message(l) for l in lines) if m is not None]
+
+    def find_log(self, regex, start=0):
+        """All matches (re.Match) of regex against message parts, now."""
+        rx = re.compile(regex)
+        out = []
+        for msg in self.messages(start):
+            m = rx.search(msg)
+            if m:
+                out.append(m)
+        return out
+
+    def wait_for_log(self, regex, timeout=T_WAIT, start=0, count=1):
+        """Waits until `count` messages (from line index `start`) match regex;
+        returns the last of those matches."""
+        rx = re.compile(regex)
+        deadline = time.monotonic() + scaled(timeout)
+        with self.cond:
+            while True:
+                found = []
+                for line in self.lines[start:]:
+                    msg = self.message(line)
+                    if msg is None:
+                        continue
+                    m = rx.search(msg)
+                    if m:
+                        found.append(m)
+                        if len(found) >= count:
+                            return m
+                if self.eof:
+                    raise AssertionError(
+                        "baton stderr closed (exit status %r) before %d line(s) "
+                        "matching %r appeared (found %d)" %
+                        (self.proc.poll(), count, regex, len(found)))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "timed out after %.1fs waiting for %d log line(s) matching "
+                        "%r (found %d)" % (scaled(timeout), count, regex, len(found)))
+                self.cond.wait(min(left, 0.5))
+
+    def listener_addr(self, name, timeout=T_WAIT, index=0):
+        """(host, port) from `listener NAME bound to ADDR` (index-th bind)."""
+        m = self.wait_for_log(r"^listener %s bound to (\S+)$" % re.escape(name),
+                              timeout, count=index + 1)
+        return parse_addr(m.group(1))
+
+    def worker_pids(self):
+        return [int(m.group(1)) for m in
+                self.find_log(r"^worker (\d+) generation \d+ ready")]
+
+    def current_worker(self):
+        """(pid, generation) of the most recent ready worker."""
+        ms = self.find_log(r"^worker (\d+) generation (\d+) ready")
+        if not ms:
+            raise AssertionError("no worker reported ready")
+        return int(ms[-1].group(1)), int(ms[-1].group(2))
+
+    def access_lines(self, start=0):
+        out = []
+        for msg in self.messages(start):
+            d = parse_access(msg)
+            if d is not None:
+                out.append(d)
+        return out
+
+    def wait_access(self, count=1, timeout=T_WAIT, start=0, pred=None):
+        """Waits until `count` access lines (matching pred) were logged."""
+        def got():
+            lines = [a for a in self.access_lines(start) if pred is None or pred(a)]
+            return lines if len(lines) >= count else None
+        return wait_until(got, timeout, interval=0.05,
+                          what="%d access log line(s)" % count)
+
+    def snapshot_children(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.known_children |= descendants(self.proc.pid)
+
+    def ctl(self, command, timeout=T_EXIT):
+        """baton -s COMMAND -c FILE"""
+        self.snapshot_children()
+        return run_baton(["-s", command, "-c", self.config_path], timeout=timeout)
+
+    def send_signal(self, sig):
+        self.snapshot_children()
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=T_EXIT):
+        """Waits for the master to exit by itself; returns its status or
+        raises AssertionError (after killing it) on deadline."""
+        try:
+            return self.proc.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            self.snapshot_children()
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError("baton master did not exit within %.1fs" % scaled(timeout))
+
+    def leftover_processes(self, timeout=10.0):
+        """After the master exited: PIDs of workers/children still alive once
+        `timeout` elapsed.  Killed with SIGKILL (so tests do not leak them)."""
+        pids = set(self.known_children) | set(self.seen_pids) | set(self.worker_pids())
+        pids.discard(self.proc.pid)
+        deadline = time.monotonic() + scaled(timeout)
+        alive = {p for p in pids if pid_alive(p)}
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = {p for p in alive if pid_alive(p)}
+        for p in alive:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        return alive
+
+    def sanitizer_reports(self):
+        with self.cond:
+            return [l for l in self.lines if SANITIZER_RE.search(l)]
+
+    def stop(self, sig=signal.SIGTERM, timeout=T_EXIT):
+        """Stops the master (SIGTERM, then SIGKILL as a last resort) and
+        checks nothing is left behind.  Raises AssertionError on problems."""
+        problems = []
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.snapshot_children()
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(scaled(timeout))
+            except subprocess.TimeoutExpired:
+                self.snapshot_children()
+                self.proc.kill()
+                self.proc.wait(10)
+                problems.append("master did not exit within %.1fs of signal %d; "
+                                "killed" % (scaled(timeout), sig))
+        self.finish(problems)
+
+    def finish(self, problems=None):
+        """Post-exit checks: no leftover children, no sanitizer reports."""
+        problems = list(problems or [])
+        if self.stopped:
+            return
+        self.stopped = True
+        left = self.leftover_processes()
+        if left:
+            problems.append("processes left after master exit: %s" % sorted(left))
+        if self.reader is not None:
+            self.reader.join(scaled(10))
+        try:
+            self.logfile.close()
+        except Exception:
+            pass
+        try:
+            self.stdout_file.close()
+        except Exception:
+            pass
+        try:
+            self.proc.stderr.close()
+        except Exception:
+            pass
+        reps = self.sanitizer_reports()
+        if reps:
+            problems.append("sanitizer reports in baton's stderr: %s" % reps[:5])
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+    def tail(self, n=80):
+        with self.cond:
+            return list(self.lines[-n:])
+
+
+# --------------------------------------------------------------------------
+# backend servers
+
+class Server(object):
+    """Base: a listening socket + accept thread + one thread per connection.
+    Subclasses implement handle(conn, info); info is a dict recorded in
+    self.conns (peer, plus whatever the handler stores)."""
+
+    def __init__(self, host="127.0.0.1", name="srv", backlog=1024):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.name = name
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(backlog)
+        self.addr = self.sock.getsockname()[:2]
+        self.lock = threading.Condition()
+        self.conns = []          # one info dict per accepted connection
+        self.active = 0          # currently open
+        self.closing = False
+        self.open_socks = set()
+        self.thread = threading.Thread(target=self._accept_loop,
+                                       name="srv-%s" % name, daemon=True)
+        self.thread.start()
+
+    @property
+    def addr_text(self):
+        return format_addr(self.addr)
+
+    def server_line(self, weight=None):
+        s = "%s %s" % (self.name, self.addr_text)
+        if weight is not None:
+            s += " weight=%d" % weight
+        return s
+
+    def _accept_loop(self):
+        while True:
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:
+                return
+            if self.closing:
+                conn.close()
+                return
+            info = {"peer": peer, "done": False}
+            with self.lock:
+                self.conns.append(info)
+                self.active += 1
+                self.open_socks.add(conn)
+                self.lock.notify_all()
+            t = threading.Thread(target=self._run, args=(conn, info), daemon=True)
+            t.start()
+
+    def _run(self, conn, info):
+        try:
+            conn.settimeout(scaled(120))
+            self.handle(conn, info)
+        except Exception as e:   # recorded, the test decides
+            info["error"] = repr(e)
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            with self.lock:
+                info["done"] = True
+                self.active -= 1
+                self.open_socks.discard(conn)
+                self.lock.notify_all()
+
+    def handle(self, conn, info):
+        raise NotImplementedError
+
+    def wait(self, pred, timeout=T_WAIT, what="server condition"):
+        """Waits until pred(self) is true (evaluated under the lock)."""
+        deadline = time.monotonic() + scaled(timeout)
+        with self.lock:
+            while not pred(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for %s on server %s "
+                                         "(%d connections, %d active)" %
+                                         (what, self.name, len(self.conns), self.active))
+                self.lock.wait(min(left, 0.5))
+
+    def wait_conns(self, n, timeout=T_WAIT):
+        self.wait(lambda s: len(s.conns) >= n, timeout, "%d connections" % n)
+
+    def wait_done(self, n, timeout=T_WAIT):
+        """Waits until n connections have finished (handler returned)."""
+        self.wait(lambda s: sum(1 for c in s.conns if c["done"]) >= n, timeout,
+                  "%d finished connections" % n)
+
+    def count(self):
+        with self.lock:
+            return len(self.conns)
+
+    def close(self):
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            socks = list(self.open_socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.thread.join(5)
+
+
+def _read_to_eof(conn, info, key="received"):
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        chunk = conn.recv(1 << 20)
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+        info[key + "_bytes"] = n
+    info[key + "_bytes"] = n
+    info[key + "_sha256"] = h.hexdigest()
+    return n, h.hexdigest()
+
+
+class SinkServer(Server):
+    """Reads until EOF, replies with the sha256 hex digest (64 ASCII bytes) of
+    what it got, then `extra` pseudo-random bytes (seed 'extra'), then closes."""
+
+    def __init__(self, extra=0, **kw):
+        self.extra = extra
+        super().__init__(**kw)
+
+    def handle(self, conn, info):
+        n, hexd = _read_to_eof(conn, info)
+        conn.sendall(hexd.encode())
+        if self.extra:
+            conn.sendall(pseudo_random(self.extra, b"extra"))
+        info["replied"] = True
+
+
+class SourceServer(Server):
+    """Sends `size` pseudo-random bytes (seed) then either closes, or (with
+    half_close) shuts down its write side and reads what the client sends
+    until EOF, recording its sha256 as info['received_sha256']."""
+
+    def __init__(self, size, seed=b"source", half_close=False, **kw):
+        self.size = size
+        self.seed = seed
+        self.data = pseudo_random(size, seed)
+        self.half_close = half_close
+        super().__init__(**kw)
+
+    def handle(self, conn, info):
+        view = memoryview(self.data)
+        conn.sendall(view)
+        info["sent"] = len(self.data)
+        if self.half_close:
+            conn.shutdown(socket.SHUT_WR)
+            info["half_closed"] = True
+            with self.lock:
+                self.lock.notify_all()
+            _read_to_eof(conn, info)
+
+
+class TagServer(Server):
+    """Sends its name + newline, then reads until EOF (so connections stay
+    open as long as the client wants) and closes."""
+
+    def handle(self, conn, info):
+        conn.sendall(self.name.encode() + b"\n")
+        _read_to_eof(conn, info)
+
+
+class HoldServer(Server):
+    """Accepts and reads until EOF without replying."""
+
+    def handle(self, conn, info):
+        _read_to_eof(conn, info)
+
+
+class EchoServer(object):
+    """Single-threaded selectors echo server (scales to thousands of
+    connections).  On client EOF it flushes, shuts down its write side and
+    closes.  Tracks total and currently open connections."""
+
+    def __init__(self, host="127.0.0.1", name="echo", backlog=4096):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.name = name
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(backlog)
+        self.sock.setblocking(False)
+        self.addr = self.sock.getsockname()[:2]
+        self.lock = threading.Condition()
+        self.total = 0
+        self.active = 0
+        self.max_active = 0
+        self.peers = []
+        self._stop = False
+        self.rpipe, self.wpipe = os.pipe()
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ, None)
+        self.sel.register(self.rpipe, selectors.EVENT_READ, "stop")
+        self.thread = threading.Thread(target=self._loop, name="echo-" + name,
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def addr_text(self):
+        return format_addr(self.addr)
+
+    def server_line(self, weight=None):
+        s = "%s %s" % (self.name, self.addr_text)
+        if weight is not None:
+            s += " weight=%d" % weight
+        return s
+
+    def _loop(self):
+        conns = {}   # sock -> [outbuf(bytearray), eof(bool)]
+        try:
+            while not self._stop:
+                for key, ev in self.sel.select(1.0):
+                    if key.data == "stop":
+                        return
+                    s = key.fileobj
+                    if s is self.sock:
+                        for _ in range(256):
+                            try:
+                                c, peer = self.sock.accept()
+                            except (BlockingIOError, InterruptedError):
+                                break
+                            except OSError:
+                                break
+                            c.setblocking(False)
+                            conns[c] = [bytearray(), False]
+                            self.sel.register(c, selectors.EVENT_READ, "c")
+                            with self.lock:
+                                self.total += 1
+                                self.active += 1
+                                self.max_active = max(self.max_active, self.active)
+                                self.peers.append(peer)
+                                self.lock.notify_all()
+                        continue
+                    st = conns.get(s)
+                    if st is None:
+                        continue
+                    closed = False
+                    if ev & selectors.EVENT_READ and not st[1]:
+                        try:
+                            data = s.recv(65536)
+                        except (BlockingIOError, InterruptedError):
+                            data = None
+                        except OSError:
+                            data = b""
+                            st[0].clear()
+                        if data is not None:
+                            if data:
+                                st[0] += data
+                            else:
+                                st[1] = True
+                    if st[0]:
+                        try:
+                            n = s.send(st[0])
+                            del st[0][:n]
+                        except (BlockingIOError, InterruptedError):
+                            pass
+                        except OSError:
+                            closed = True
+                    if st[1] and not st[0]:
+                        closed = True
+                    if closed:
+                        self.sel.unregister(s)
+                        try:
+                            s.shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+                        s.close()
+                        del conns[s]
+                        with self.lock:
+                            self.active -= 1
+                            self.lock.notify_all()
+                        continue
+                    want = 0 if st[1] else selectors.EVENT_READ
+                    if st[0]:
+                        want |= selectors.EVENT_WRITE
+                    # stop reading while much is pending (back-pressure)
+                    if len(st[0]) > (1 << 20):
+                        want &= ~selectors.EVENT_READ
+                    if want == 0:
+                        want = selectors.EVENT_WRITE
+                    if want != key.events:
+                        self.sel.modify(s, want, "c")
+        finally:
+            for s in list(conns):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def wait(self, pred, timeout=T_WAIT, what="echo condition"):
+        deadline = time.monotonic() + scaled(timeout)
+        with self.lock:
+            while not pred(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for %s (total=%d active=%d)"
+                                         % (what, self.total, self.active))
+                self.lock.wait(min(left, 0.5))
+
+    def count(self):
+        with self.lock:
+            return self.total
+
+    def close(self):
+        self._stop = True
+        try:
+            os.write(self.wpipe, b"x")
+        except OSError:
+            pass
+        self.thread.join(10)
+        try:
+            self.sel.close()
+        except Exception:
+            pass
+        for fd in (self.rpipe, self.wpipe):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------
+# test case base
+
+class BatonTestCase(unittest.TestCase):
+    """Per-test temp dir, baton instances and servers cleaned up afterwards.
+    On failure, prints the tail of every baton's log and keeps the temp dir."""
+
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not BATON_BIN or not os.path.isfile(BATON_BIN):
+            raise unittest.SkipTest("BATON_BIN not set or not a file: %r" % BATON_BIN)
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="baton-it-")
+        self._batons = []
+        self._servers = []
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        ret = super().run(result)
+        after = len(result.failures) + len(result.errors)
+        batons = getattr(self, "_batons", [])
+        tmp = getattr(self, "tmp", None)
+        if after > before:
+            for b in batons:
+                sys.stderr.write("\n----- tail of %s (pid %s) stderr (%s) -----\n" %
+                                 (b.name, b.proc.pid if b.proc else "-", b.log_path))
+                for l in b.tail():
+                    sys.stderr.write(l + "\n")
+                sys.stderr.write("----- end of %s -----\n" % b.name)
+            if tmp:
+                sys.stderr.write("(temp dir kept: %s)\n" % tmp)
+        elif tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return ret
+
+    # ---- servers
+    def _track(self, srv):
+        self._servers.append(srv)
+        self.addCleanup(srv.close)
+        return srv
+
+    def echo_server(self, name="echo", host="127.0.0.1"):
+        return self._track(EchoServer(host=host, name=name))
+
+    def sink_server(self, name="sink", host="127.0.0.1", extra=0):
+        return self._track(SinkServer(extra=extra, host=host, name=name))
+
+    def source_server(self, size, seed=b"source", half_close=False, name="source",
+                      host="127.0.0.1"):
+        return self._track(SourceServer(size, seed=seed, half_close=half_close,
+                                        host=host, name=name))
+
+    def tag_server(self, name, host="127.0.0.1"):
+        return self._track(TagServer(host=host, name=name))
+
+    def hold_server(self, name="hold", host="127.0.0.1"):
+        return self._track(HoldServer(host=host, name=name))
+
+    # ---- config + baton
+    def control_path(self, name="baton"):
+        return os.path.join(self.tmp, name + ".sock")
+
+    def make_config(self, servers, listener=None, backend=None, glob=None,
+                    binds=("127.0.0.1:0",), name="baton"):
+        """One listener 'web' -> backend 'app' with the given servers
+        (server objects, or ready-made 'NAME ADDR [weight=W]' strings)."""
+        g = {"threads": 1, "control": self.control_path(name),
+             "log_level": "info", "access_log": "stderr"}
+        g.update(glob or {})
+        l = {"bind": list(binds), "backend": "app"}
+        l.update(listener or {})
+        b = {"server": [s if isinstance(s, str) else s.server_line() for s in servers]}
+        b.update(backend or {})
+        return {"global": g, "listener web": l, "backend app": b}
+
+    def start_baton(self, config, name="baton", wait_ready=True, timeout=T_START):
+        b = Baton(self.tmp, config, name=name)
+        self._batons.append(b)
+        self.addCleanup(b.stop)
+        b.start(wait_ready=wait_ready, timeout=timeout)
+        return b
+
+    def proxy(self, servers, **kw):
+        """Starts baton in front of servers; returns (baton, listener addr)."""
+        b = self.start_baton(self.make_config(servers, **kw))
+        return b, b.listener_addr("web")
+
+
+def raise_nofile(want):
+    """Raises RLIMIT_NOFILE's soft limit towards `want` (bounded by hard).
+    Returns the resulting soft limit."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -1,0 +1,263 @@
+"""Command-line interface: -v, -h, -t, unknown options, missing files,
+-s without a running master."""
+
+import os
+import re
+import unittest
+
+from baton_harness import BatonTestCase, run_baton, BATON_SOURCE_DIR
+
+GOOD = """\
+[global]
+threads = 1
+control = {control}
+log_level = info
+access_log = stderr
+max_connections = 1000
+drain_timeout = 30s
+buffer_size = 16k
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+idle_timeout = 5m
+max_connections = 0
+
+[backend app]
+server = a 127.0.0.1:9000 weight=1
+server = b 127.0.0.1:9001 weight=3
+balance = roundrobin
+connect_timeout = 3s
+retries = 2
+"""
+
+# (name, text, acceptable line numbers of the first reported problem)
+BAD = [
+    ("unknown_key", """\
+[global]
+threads = 1
+frobnicate = yes
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000
+""", {3}),
+    ("bad_duration", """\
+[global]
+threads = 1
+drain_timeout = 5x
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000
+""", {3}),
+    ("missing_backend", """\
+[global]
+threads = 1
+
+[listener web]
+bind = 127.0.0.1:0
+backend = nope
+
+[backend app]
+server = a 127.0.0.1:9000
+""", {4, 6}),
+    ("bad_address", """\
+[global]
+threads = 1
+
+[listener web]
+bind = 127.0.0.1:99999
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000
+""", {5}),
+    ("bad_balance", """\
+[global]
+threads = 1
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000
+balance = fastest
+""", {10}),
+    ("bad_threads", """\
+[global]
+threads = 65
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000
+""", {2}),
+    ("bad_log_level", """\
+[global]
+log_level = verbose
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000
+""", {2}),
+    ("server_bad_weight", """\
+[global]
+threads = 1
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000 weight=0
+""", {9}),
+    ("unknown_section", """\
+[global]
+threads = 1
+
+[frontend web]
+bind = 127.0.0.1:0
+
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+
+[backend app]
+server = a 127.0.0.1:9000
+""", {4}),
+]
+
+
+class CliTest(BatonTestCase):
+
+    def write(self, name, text):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def good_config(self):
+        return self.write("good.ini", GOOD.format(control=self.control_path()))
+
+    def test_version(self):
+        r = run_baton(["-v"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^baton \d+\.\d+\.\d+\S*\s*$")
+
+    def test_help(self):
+        r = run_baton(["-h"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout + r.stderr
+        self.assertRegex(out.lower(), r"usage")
+        self.assertIn("-c", out)
+        self.assertIn("-t", out)
+        self.assertIn("-s", out)
+
+    def test_unknown_option(self):
+        r = run_baton(["--no-such-option"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr.lower(), r"usage")
+        r = run_baton(["-Z"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotEqual(r.stderr.strip(), "")
+
+    def test_check_good(self):
+        p = self.good_config()
+        r = run_baton(["-t", "-c", p])
+        self.assertEqual(r.returncode, 0, "stderr: %s" % r.stderr)
+        self.assertIn("configuration OK", r.stdout)
+
+    def test_check_sample_good_files(self):
+        """Every tests/conf/good/*.ini (if the directory exists) passes -t."""
+        d = os.path.join(BATON_SOURCE_DIR, "tests", "conf", "good")
+        if not os.path.isdir(d):
+            self.skipTest("no tests/conf/good")
+        files = sorted(f for f in os.listdir(d) if f.endswith(".ini"))
+        if not files:
+            self.skipTest("no sample files")
+        for f in files:
+            with self.subTest(file=f):
+                r = run_baton(["-t", "-c", os.path.join(d, f)])
+                self.assertEqual(r.returncode, 0, "stderr: %s" % r.stderr)
+                self.assertIn("configuration OK", r.stdout)
+
+    def test_check_bad(self):
+        for name, text, lines in BAD:
+            with self.subTest(case=name):
+                p = self.write(name + ".ini", text)
+                r = run_baton(["-t", "-c", p])
+                self.assertEqual(r.returncode, 1,
+                                 "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+                self.assertNotIn("configuration OK", r.stdout)
+                m = re.search(re.escape(p) + r":(\d+): \S", r.stderr)
+                self.assertIsNotNone(m, "no '%s:LINE: message' in stderr %r" %
+                                     (p, r.stderr))
+                self.assertIn(int(m.group(1)), lines,
+                              "wrong line in %r (expected one of %s)" %
+                              (r.stderr, sorted(lines)))
+
+    def test_check_sample_bad_files(self):
+        """Every tests/conf/bad/*.ini (if the directory exists) fails -t with
+        FILE:LINE: on stderr."""
+        d = os.path.join(BATON_SOURCE_DIR, "tests", "conf", "bad")
+        if not os.path.isdir(d):
+            self.skipTest("no tests/conf/bad")
+        files = sorted(f for f in os.listdir(d) if f.endswith(".ini"))
+        if not files:
+            self.skipTest("no sample files")
+        for f in files:
+            p = os.path.join(d, f)
+            with self.subTest(file=f):
+                r = run_baton(["-t", "-c", p])
+                self.assertEqual(r.returncode, 1, "stdout=%r stderr=%r" %
+                                 (r.stdout, r.stderr))
+                self.assertRegex(r.stderr, re.escape(p) + r":\d+: \S")
+
+    def test_bad_config_does_not_start(self):
+        """Running (not -t) with a bad file exits 1 with FILE:LINE:."""
+        name, text, lines = BAD[0]
+        p = self.write("run_" + name + ".ini", text)
+        r = run_baton(["-c", p])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, re.escape(p) + r":\d+: \S")
+
+    def test_missing_config(self):
+        p = os.path.join(self.tmp, "does-not-exist", "baton.ini")
+        r = run_baton(["-t", "-c", p])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(p, r.stderr)
+        self.assertNotIn("configuration OK", r.stdout)
+        r = run_baton(["-c", p])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(p, r.stderr)
+
+    def test_status_without_master(self):
+        p = self.good_config()
+        r = run_baton(["-s", "status", "-c", p])
+        self.assertEqual(r.returncode, 1, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+        self.assertIn(self.control_path(), r.stderr)
+
+    def test_stop_without_master(self):
+        p = self.good_config()
+        for cmd in ("stop", "quit", "reload"):
+            with self.subTest(cmd=cmd):
+                r = run_baton(["-s", cmd, "-c", p])
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(self.control_path(), r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

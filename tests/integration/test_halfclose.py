@@ -1,0 +1,117 @@
+"""Half-close is relayed in both directions."""
+
+import socket
+import time
+import unittest
+
+from baton_harness import (BatonTestCase, connect, pseudo_random, readable_within,
+                           recv_exact, recv_until_eof, sha256_hex)
+
+
+class HalfCloseTest(BatonTestCase):
+
+    def test_client_shutdown_then_small_reply(self):
+        """Client SHUT_WR: the server sees EOF, replies; client gets it all."""
+        sink = self.sink_server()
+        b, addr = self.proxy([sink])
+        data = pseudo_random(1 << 20, b"hc-client")
+        s = connect(addr)
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            reply = recv_until_eof(s)
+        finally:
+            s.close()
+        self.assertEqual(reply.decode("ascii", "replace"), sha256_hex(data))
+
+    def test_client_shutdown_then_large_reply(self):
+        """Same with a 4 MiB reply sent only after the server saw EOF."""
+        extra = 4 << 20
+        sink = self.sink_server(extra=extra)
+        b, addr = self.proxy([sink])
+        data = pseudo_random(300000, b"hc-client-large")
+        s = connect(addr)
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            reply = recv_until_eof(s, timeout=60)
+        finally:
+            s.close()
+        self.assertEqual(len(reply), 64 + extra)
+        self.assertEqual(reply[:64].decode("ascii", "replace"), sha256_hex(data))
+        self.assertEqual(reply[64:], pseudo_random(extra, b"extra"))
+        acc = b.wait_access(1)[0]
+        self.assertEqual(int(acc["bytes_in"]), len(data))
+        self.assertEqual(int(acc["bytes_out"]), 64 + extra)
+
+    def test_client_shutdown_server_waits(self):
+        """After the client's SHUT_WR the connection stays open while the
+        server has not answered yet (no premature close)."""
+        sink = self.sink_server()
+        b, addr = self.proxy([sink])
+        s = connect(addr)
+        try:
+            s.sendall(b"hello")
+            s.shutdown(socket.SHUT_WR)
+            reply = recv_until_eof(s)
+        finally:
+            s.close()
+        self.assertEqual(reply.decode(), sha256_hex(b"hello"))
+
+    def test_server_shutdown_then_client_sends(self):
+        """Server sends then SHUT_WR: the client reads everything up to EOF and
+        can still send; the server receives all of it."""
+        size = 1 << 20
+        src = self.source_server(size, seed=b"hc-server", half_close=True)
+        b, addr = self.proxy([src])
+        s = connect(addr)
+        try:
+            n, digest = recv_until_eof(s, hash_only=True)
+            self.assertEqual(n, size)
+            self.assertEqual(digest, sha256_hex(src.data))
+            # Now, after EOF from the server, send in several pieces.
+            payload = pseudo_random(2 << 20, b"after-eof")
+            for i in range(0, len(payload), 256 << 10):
+                s.sendall(payload[i:i + (256 << 10)])
+            s.shutdown(socket.SHUT_WR)
+            # The server closes after our EOF; we then see the end.
+            self.assertEqual(recv_until_eof(s), b"")
+        finally:
+            s.close()
+        src.wait_done(1)
+        with src.lock:
+            info = dict(src.conns[0])
+        self.assertNotIn("error", info)
+        self.assertEqual(info.get("received_bytes"), len(payload))
+        self.assertEqual(info.get("received_sha256"), sha256_hex(payload))
+        acc = b.wait_access(1)[0]
+        self.assertEqual(int(acc["bytes_in"]), len(payload))
+        self.assertEqual(int(acc["bytes_out"]), size)
+
+    def test_server_shutdown_delayed_client_data(self):
+        """The client sends a second after the server's EOF: the half-open
+        connection is kept (not closed on the server's EOF)."""
+        src = self.source_server(1000, seed=b"hc-delay", half_close=True)
+        b, addr = self.proxy([src])
+        s = connect(addr)
+        try:
+            self.assertEqual(recv_until_eof(s), src.data)
+            # Poll (bounded) for ~1 s that the server has not been cut off.
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                with src.lock:
+                    self.assertFalse(src.conns[0]["done"],
+                                     "server side closed before the client finished")
+                time.sleep(0.05)
+            s.sendall(b"late data")
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(recv_until_eof(s), b"")
+        finally:
+            s.close()
+        src.wait_done(1)
+        with src.lock:
+            self.assertEqual(src.conns[0].get("received_sha256"), sha256_hex(b"late data"))
+
+
+if __name__ == "__main__":
+    unittest.main()
