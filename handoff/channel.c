@@ -188,6 +188,24 @@ int handoff_channel_pending(const struct handoff_channel *ch)
 
 /* Input */
 
+int handoff_channel_inject(struct handoff_channel *ch, const void *p, size_t n)
+{
+    uint8_t *buf;
+
+    if (n == 0)
+        return 0;
+    if (ch->rlen + n > ch->rcap) {
+        buf = realloc(ch->rbuf, ch->rlen + n);
+        if (buf == NULL)
+            return -1;
+        ch->rbuf = buf;
+        ch->rcap = ch->rlen + n;
+    }
+    memcpy(ch->rbuf + ch->rlen, p, n);
+    ch->rlen += n;
+    return 0;
+}
+
 static int rbuf_grow(struct handoff_channel *ch)
 {
     size_t cap;

@@ -63,6 +63,10 @@ ssize_t handoff_channel_read(struct handoff_channel *ch);
 int  handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
                           char *why, size_t whylen);
 
+/* Adds bytes to the input as if just received (on a fresh channel): a master
+ * that re-executes itself carries unparsed input across exec.  0 or -1. */
+int  handoff_channel_inject(struct handoff_channel *ch, const void *p, size_t n);
+
 /* Blocking helpers for start-up code that has no event loop yet: send and
  * flush, or wait for the next message; bounded by timeout_ms.
  * Return 0 / 1 on success, -1 on error or timeout (why set). */

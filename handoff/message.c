@@ -13,6 +13,12 @@
  *               u64 bytes_out, u32 nlisteners,
  *               nlisteners x (str name, u64 active, u64 total)
  *   START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING: empty
+ *   MASTER_STATE u64 start_ms, u32 last_gen, u32 status_seq, u32 ctl_fd,
+ *               u32 reply_fd, str reply, str path, bytes text,
+ *               u32 nsocks, nsocks x (str name, str addr, u32 fd),
+ *               u32 ngens, ngens x (u32 id, u32 pid, u32 state, u32 seq,
+ *               u32 fd, u64 started_ms, str version, bytes pending)
+ *   (fds in MASTER_STATE are u32 with 0xffffffff for "none")
  */
 #include "message.h"
 
@@ -445,4 +451,127 @@ int handoff_decode_empty(struct handoff_in *in, char *why, size_t n)
     if (in->hdr.len != 0)
         dec_fail(&d, "expected an empty payload, got %u bytes", (unsigned)in->hdr.len);
     return dec_end(&d);
+}
+
+static void put_fd(struct handoff_msg *m, int32_t fd)
+{
+    handoff_msg_put_u32(m, fd < 0 ? UINT32_MAX : (uint32_t)fd);
+}
+
+int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
+                                const struct handoff_master_state *v)
+{
+    uint32_t i;
+
+    if (enc_begin(m, HANDOFF_MASTER_STATE, seq) == -1)
+        return -1;
+    if (v->nsocks > HANDOFF_STATE_SOCKS_MAX || v->ngens > HANDOFF_STATE_GENS_MAX ||
+        !str_ok(v->reply, sizeof(v->reply)) || !str_ok(v->path, sizeof(v->path)) ||
+        v->ctl_fd < 0)
+        return enc_fail(m);
+    handoff_msg_put_u64(m, v->start_ms);
+    handoff_msg_put_u32(m, v->last_gen);
+    handoff_msg_put_u32(m, v->status_seq);
+    put_fd(m, v->ctl_fd);
+    put_fd(m, v->reply_fd);
+    handoff_msg_put_str(m, v->reply);
+    handoff_msg_put_str(m, v->path);
+    handoff_msg_put_bytes(m, v->text, v->textlen);
+    handoff_msg_put_u32(m, v->nsocks);
+    for (i = 0; i < v->nsocks; i++) {
+        const struct handoff_state_sock *s = &v->socks[i];
+
+        if (!str_ok(s->name, sizeof(s->name)) || !str_ok(s->addr, sizeof(s->addr)) || s->fd < 0)
+            return enc_fail(m);
+        handoff_msg_put_str(m, s->name);
+        handoff_msg_put_str(m, s->addr);
+        put_fd(m, s->fd);
+    }
+    handoff_msg_put_u32(m, v->ngens);
+    for (i = 0; i < v->ngens; i++) {
+        const struct handoff_state_gen *g = &v->gens[i];
+
+        if (!str_ok(g->version, sizeof(g->version)))
+            return enc_fail(m);
+        handoff_msg_put_u32(m, g->id);
+        handoff_msg_put_u32(m, g->pid);
+        handoff_msg_put_u32(m, g->state);
+        handoff_msg_put_u32(m, g->seq);
+        put_fd(m, g->fd);
+        handoff_msg_put_u64(m, g->started_ms);
+        handoff_msg_put_str(m, g->version);
+        handoff_msg_put_bytes(m, g->pending, g->npending);
+    }
+    return enc_end(m);
+}
+
+static void dec_fd(struct dec *d, const char *field, int32_t *fd, int optional)
+{
+    uint32_t v = 0;
+
+    dec_u32(d, field, &v);
+    if (d->err)
+        return;
+    if (v == UINT32_MAX && optional)
+        *fd = -1;
+    else if (v > INT32_MAX)
+        dec_fail(d, "%s: descriptor %u out of range", field, (unsigned)v);
+    else
+        *fd = (int32_t)v;
+}
+
+int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_state *v,
+                                char *why, size_t n)
+{
+    char field[64];
+    struct dec d;
+    uint32_t i;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_MASTER_STATE, 0, why, n) == -1)
+        return -1;
+    dec_u64(&d, "start_ms", &v->start_ms);
+    dec_u32(&d, "last_gen", &v->last_gen);
+    dec_u32(&d, "status_seq", &v->status_seq);
+    dec_fd(&d, "ctl_fd", &v->ctl_fd, 0);
+    dec_fd(&d, "reply_fd", &v->reply_fd, 1);
+    dec_str(&d, "reply", v->reply, sizeof(v->reply));
+    dec_str(&d, "path", v->path, sizeof(v->path));
+    dec_bytes(&d, "text", &v->text, &v->textlen, HANDOFF_MAX_PAYLOAD);
+    if (!d.err && v->textlen > 0 && memchr(v->text, '\0', v->textlen) != NULL)
+        dec_fail(&d, "text contains a NUL byte");
+    dec_u32(&d, "nsocks", &v->nsocks);
+    if (!d.err && v->nsocks > HANDOFF_STATE_SOCKS_MAX)
+        dec_fail(&d, "%u sockets (max %u)", (unsigned)v->nsocks, HANDOFF_STATE_SOCKS_MAX);
+    for (i = 0; !d.err && i < v->nsocks; i++) {
+        struct handoff_state_sock *s = &v->socks[i];
+
+        snprintf(field, sizeof(field), "socket %u name", (unsigned)i);
+        dec_str(&d, field, s->name, sizeof(s->name));
+        snprintf(field, sizeof(field), "socket %u addr", (unsigned)i);
+        dec_str(&d, field, s->addr, sizeof(s->addr));
+        snprintf(field, sizeof(field), "socket %u fd", (unsigned)i);
+        dec_fd(&d, field, &s->fd, 0);
+    }
+    dec_u32(&d, "ngens", &v->ngens);
+    if (!d.err && v->ngens > HANDOFF_STATE_GENS_MAX)
+        dec_fail(&d, "%u generations (max %u)", (unsigned)v->ngens, HANDOFF_STATE_GENS_MAX);
+    for (i = 0; !d.err && i < v->ngens; i++) {
+        struct handoff_state_gen *g = &v->gens[i];
+
+        snprintf(field, sizeof(field), "generation %u", (unsigned)i);
+        dec_u32(&d, field, &g->id);
+        dec_u32(&d, field, &g->pid);
+        dec_u32(&d, field, &g->state);
+        dec_u32(&d, field, &g->seq);
+        dec_fd(&d, field, &g->fd, 1);
+        dec_u64(&d, field, &g->started_ms);
+        dec_str(&d, field, g->version, sizeof(g->version));
+        dec_bytes(&d, field, &g->pending, &g->npending, HANDOFF_MAX_PAYLOAD);
+    }
+    if (dec_end(&d) == -1) {
+        v->nsocks = v->ngens = 0;
+        return -1;
+    }
+    return 0;
 }

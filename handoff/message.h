@@ -61,6 +61,49 @@ struct handoff_status {
     struct handoff_listener_stats listeners[HANDOFF_STATUS_LISTENERS_MAX];
 };
 
+/*
+ * MASTER_STATE: what a master carries across execve() of a new binary.
+ * The descriptors are plain numbers (same process, kept open across exec),
+ * not attached.  Layouts of the running configuration are not carried:
+ * the new image parses the configuration text itself.
+ */
+#define HANDOFF_STATE_SOCKS_MAX 1024
+#define HANDOFF_STATE_GENS_MAX  64
+
+struct handoff_state_sock {
+    char    name[HANDOFF_NAME_MAX];
+    char    addr[HANDOFF_ADDR_MAX];   /* configured address */
+    int32_t fd;
+};
+
+struct handoff_state_gen {
+    uint32_t       id;
+    uint32_t       pid;
+    uint32_t       state;             /* master's generation state */
+    uint32_t       seq;               /* next sequence number on its channel */
+    int32_t        fd;                /* channel */
+    uint64_t       started_ms;
+    char           version[HANDOFF_VERSION_MAX];
+    const uint8_t *pending;           /* received, not yet parsed bytes */
+    uint32_t       npending;
+};
+
+struct handoff_master_state {
+    uint64_t       start_ms;          /* CLOCK_MONOTONIC, valid across exec */
+    uint32_t       last_gen;
+    uint32_t       status_seq;
+    int32_t        ctl_fd;            /* control socket, listening */
+    int32_t        reply_fd;          /* control client awaiting the reload result, or -1 */
+    char           reply[HANDOFF_REASON_MAX]; /* what to tell it */
+    char           path[1024];
+    const uint8_t *text;              /* running configuration */
+    uint32_t       textlen;
+    uint32_t       nsocks;
+    struct handoff_state_sock socks[HANDOFF_STATE_SOCKS_MAX];
+    uint32_t       ngens;
+    struct handoff_state_gen  gens[HANDOFF_STATE_GENS_MAX];
+};
+
 /* Each encoder fills a fresh message (handoff_msg_init done inside); the
  * caller sends and frees it.  Returns 0 or -1 (out of memory / too big). */
 int handoff_encode_hello(struct handoff_msg *m, uint32_t seq, const struct handoff_hello *v);
@@ -71,6 +114,8 @@ int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq, const struct 
 int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v);
 /* START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING carry no payload. */
 int handoff_encode_empty(struct handoff_msg *m, uint16_t type, uint32_t seq);
+int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
+                                const struct handoff_master_state *v);
 
 /* A received message: header, payload and attached fds (owned). */
 struct handoff_in {
@@ -90,5 +135,8 @@ int handoff_decode_failed(struct handoff_in *in, struct handoff_failed *v, char 
 int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *v, char *why, size_t n);
 int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why, size_t n);
 int handoff_decode_empty(struct handoff_in *in, char *why, size_t n);
+/* Pointers in *v point into in->payload. */
+int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_state *v,
+                                char *why, size_t n);
 
 #endif

@@ -43,6 +43,8 @@ enum handoff_type {
     HANDOFF_STATUS_REQ,      /* master -> worker: request id */
     HANDOFF_STATUS,          /* worker -> master: request id, counters */
     HANDOFF_RESUME_ACCEPTING,/* master -> worker: rollback, accept again */
+    /* The master to itself across execve() of a new binary (same PID). */
+    HANDOFF_MASTER_STATE = 16,
     /* Reserved for live connection handoff (worker -> worker). */
     HANDOFF_CONN = 32,       /* one established connection: state + 2 fds */
     HANDOFF_CONN_DONE,       /* all connections sent */

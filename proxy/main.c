@@ -6,6 +6,7 @@
  *   baton -s SIGNAL [-c FILE]       status | stop | quit | reload
  *   baton -v | -h
  *   baton --worker FD               internal: started by the master
+ *   baton --resume-master FD        internal: the master re-executing itself
  */
 #include <errno.h>
 #include <getopt.h>
@@ -119,6 +120,7 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "worker", required_argument, NULL, 'W' },
+        { "resume-master", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'v' },
         { NULL, 0, NULL, 0 },
@@ -154,6 +156,14 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             return proxy_worker_main(fd);
+        case 'R':
+            fd = parse_fd(optarg);
+            if (fd < 0) {
+                fprintf(stderr, "baton: --resume-master needs a descriptor number, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            return proxy_master_resume(fd);
         default:
             usage(stderr);
             return EXIT_USAGE;

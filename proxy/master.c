@@ -27,98 +27,27 @@
 
 #include "channel.h"
 #include "control.h"
+#include "master_int.h"
 #include "log.h"
 #include "message.h"
 #include "netutil.h"
+#include "notify.h"
+#include "activation.h"
 #include "process.h"
 #include "transport.h"
 
 #define RESPAWN_MAX_DELAY_MS  5000
 #define STOP_KILL_AFTER_MS    10000
-#define STATUS_TIMEOUT_MS     2000
 
-enum gen_state { GEN_STARTING, GEN_ACTIVE, GEN_DRAINING };
-enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_QUITTING };
-
-struct master;
-
-struct gen {
-    struct master          *m;
-    struct gen             *next;
-    unsigned                id;
-    pid_t                   pid;
-    enum gen_state          state;
-    int                     is_reload;   /* runs the configuration being loaded */
-    struct handoff_channel  ch;
-    int                     ch_open;
-    struct event           *rev, *wev, *timer;
-    uint64_t                started_ms;
-    char                    version[HANDOFF_VERSION_MAX];
-    char                    failure[HANDOFF_REASON_MAX];
-    struct handoff_status  *status;      /* last STATUS received */
-};
-
-/* A listening socket.  During a reload a socket can belong to the running
- * configuration, to the one being loaded, or to both. */
-struct msock {
-    char             name[CONF_NAME_MAX];       /* listener in the running config */
-    char             next_name[CONF_NAME_MAX];  /* listener in the config being loaded */
-    struct conf_addr addr;
-    char             actual[80];
-    int              fd;
-    int              in_current, in_next;
-};
-
-enum ctl_state { CTL_READING, CTL_WAITING, CTL_REPLIED };
-
-struct ctl {
-    struct master      *m;
-    struct ctl         *next;
-    struct bufferevent *bev;
-    enum ctl_state      state;
-    uint32_t            status_id;
-    unsigned            waiting;     /* STATUS replies still expected */
-    struct event       *timer;
-};
-
-struct master {
-    char               exe[PATH_MAX];
-    struct conf        conf;         /* running configuration */
-    char              *text;
-    struct conf        next_conf;    /* being loaded by a reload */
-    char              *next_text;
-    struct event_base *base;
-    struct msock      *socks;
-    size_t             nsocks;
-    struct gen        *gens;
-    unsigned           last_gen;
-    struct gen        *upgrading;    /* the STARTING generation of a reload */
-    struct ctl        *reload_ctl;   /* who waits for the reload outcome */
-    int                ctl_fd;
-    struct event      *ctl_ev;
-    struct ctl        *ctls;
-    struct event      *sig_ev[7];
-    struct event      *respawn_timer, *kill_timer;
-    enum master_state  state;
-    int                ever_ready;
-    int                exit_code;
-    uint64_t           start_ms, last_spawn_ms;
-    unsigned           fast_crashes;
-    uint32_t           status_seq;
-};
-
-static void gen_flush(struct gen *g);
+static void gen_flush(struct master_gen *g);
 static void master_spawn(struct master *m, int is_reload);
-static void ctl_reply(struct ctl *c, int ok, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void master_status_reply(struct ctl *c);
 
-static const char *gen_state_name(enum gen_state s)
+const char *proxy_master_gen_state_name(enum gen_state s)
 {
     return s == GEN_STARTING ? "starting" : s == GEN_ACTIVE ? "active" : "draining";
 }
 
-static void timer_add_ms(struct event *ev, uint64_t ms)
+void proxy_master_timer_add_ms(struct event *ev, uint64_t ms)
 {
     struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
@@ -128,7 +57,7 @@ static void timer_add_ms(struct event *ev, uint64_t ms)
 
 /* ---- listening sockets ---------------------------------------------- */
 
-static void msock_close(struct msock *s)
+static void msock_close(struct master_sock *s)
 {
     if (s->fd >= 0 && close(s->fd) != 0)
         proxy_log_warn("close listener %s: %s", s->actual, strerror(errno));
@@ -168,7 +97,7 @@ static int msocks_prepare(struct master *m, const struct conf *c, int next, char
         const struct conf_listener *l = &c->listeners[i];
 
         for (size_t b = 0; b < l->nbinds; b++) {
-            struct msock *s = NULL, *grown;
+            struct master_sock *s = NULL, *grown;
             char reason[256];
             int fd;
 
@@ -177,7 +106,12 @@ static int msocks_prepare(struct master *m, const struct conf *c, int next, char
                     !(next ? m->socks[k].in_next : m->socks[k].in_current))
                     s = &m->socks[k];
             if (s == NULL) {
-                fd = proxy_listen(&l->binds[b], l->backlog, reason, sizeof(reason));
+                fd = proxy_activation_take(m->activated, m->nactivated, &l->binds[b]);
+                if (fd >= 0)
+                    proxy_log_info("listener %s: using the socket for %s passed by the "
+                                   "service manager", l->name, l->binds[b].text);
+                else
+                    fd = proxy_listen(&l->binds[b], l->backlog, reason, sizeof(reason));
                 if (fd < 0) {
                     snprintf(why, n, "listener %s: %s", l->name, reason);
                     return -1;
@@ -210,27 +144,29 @@ static int msocks_prepare(struct master *m, const struct conf *c, int next, char
 
 /* ---- generations ----------------------------------------------------- */
 
-static struct gen *gen_find_pid(struct master *m, pid_t pid)
+static struct master_gen *gen_find_pid(struct master *m, pid_t pid)
 {
-    for (struct gen *g = m->gens; g != NULL; g = g->next)
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next)
         if (g->pid == pid)
             return g;
     return NULL;
 }
 
-static void gen_close_channel(struct gen *g)
+static void gen_close_channel(struct master_gen *g)
 {
     if (!g->ch_open)
         return;
-    event_del(g->rev);
-    event_del(g->wev);
+    if (g->rev != NULL)
+        event_del(g->rev);
+    if (g->wev != NULL)
+        event_del(g->wev);
     handoff_channel_close(&g->ch);
     g->ch_open = 0;
 }
 
-static void gen_free(struct gen *g)
+static void gen_free(struct master_gen *g)
 {
-    struct gen **pp;
+    struct master_gen **pp;
 
     for (pp = &g->m->gens; *pp != NULL; pp = &(*pp)->next)
         if (*pp == g) {
@@ -248,7 +184,7 @@ static void gen_free(struct gen *g)
     free(g);
 }
 
-static void gen_send(struct gen *g, struct handoff_msg *m)
+void proxy_master_gen_send(struct master_gen *g, struct handoff_msg *m)
 {
     if (!g->ch_open || handoff_channel_send(&g->ch, m) != 0)
         proxy_log_error("worker %ld generation %u: cannot queue a message (%s)", (long)g->pid,
@@ -257,15 +193,15 @@ static void gen_send(struct gen *g, struct handoff_msg *m)
     gen_flush(g);
 }
 
-static void gen_send_empty(struct gen *g, uint16_t type)
+static void gen_send_empty(struct master_gen *g, uint16_t type)
 {
     struct handoff_msg msg;
 
     if (handoff_encode_empty(&msg, type, g->ch.seq++) == 0)
-        gen_send(g, &msg);
+        proxy_master_gen_send(g, &msg);
 }
 
-static void gen_send_setup(struct gen *g)
+static void gen_send_setup(struct master_gen *g)
 {
     struct master *m = g->m;
     const char *text = g->is_reload ? m->next_text : m->text;
@@ -280,9 +216,9 @@ static void gen_send_setup(struct gen *g)
         proxy_log_error("worker generation %u: cannot encode configuration", g->id);
         return;
     }
-    gen_send(g, &msg);
+    proxy_master_gen_send(g, &msg);
     for (size_t i = 0; i < m->nsocks; i++) {
-        struct msock *s = &m->socks[i];
+        struct master_sock *s = &m->socks[i];
         struct handoff_listener hl;
 
         if (!(g->is_reload ? s->in_next : s->in_current) || s->fd < 0)
@@ -292,16 +228,16 @@ static void gen_send_setup(struct gen *g)
         snprintf(hl.addr, sizeof(hl.addr), "%s", s->addr.text);
         hl.fd = s->fd;
         if (handoff_encode_listener(&msg, g->ch.seq++, &hl) == 0)
-            gen_send(g, &msg);
+            proxy_master_gen_send(g, &msg);
     }
     gen_send_empty(g, HANDOFF_START);
 }
 
 /* The reload's new generation is serving: retire the old ones and make the
  * loaded configuration the running one. */
-static void reload_commit(struct master *m, struct gen *g)
+static void reload_commit(struct master *m, struct master_gen *g)
 {
-    for (struct gen *o = m->gens; o != NULL; o = o->next) {
+    for (struct master_gen *o = m->gens; o != NULL; o = o->next) {
         if (o == g || o->state != GEN_ACTIVE)
             continue;
         o->state = GEN_DRAINING;
@@ -323,9 +259,19 @@ static void reload_commit(struct master *m, struct gen *g)
     msocks_compact(m);
     proxy_log_set_level(m->conf.global.log_level);
     proxy_log_info("reload complete: generation %u (worker %ld) is active", g->id, (long)g->pid);
+    snprintf(m->reexec_reply, sizeof(m->reexec_reply), "reloaded: generation %u worker pid %ld",
+             g->id, (long)g->pid);
+    if (proxy_master_binary_changed(m)) {
+        /* The new binary just proved it runs (its worker is ready): now the
+         * master follows, keeping its PID.  The reload client is answered
+         * by the new image. */
+        m->reexec_pending = 1;
+        proxy_master_timer_add_ms(m->reexec_timer, 0);
+        return;
+    }
+    proxy_notify("READY=1\nSTATUS=serving: generation %u (worker %ld)", g->id, (long)g->pid);
     if (m->reload_ctl != NULL) {
-        ctl_reply(m->reload_ctl, 1, "reloaded: generation %u worker pid %ld\n", g->id,
-                  (long)g->pid);
+        proxy_master_ctl_reply(m->reload_ctl, 1, "%s\n", m->reexec_reply);
         m->reload_ctl = NULL;
     }
 }
@@ -342,24 +288,28 @@ static void reload_abort(struct master *m, const char *reason)
         m->socks[i].in_next = 0;
     msocks_compact(m);
     proxy_log_error("reload failed: %s; the running generation keeps serving", reason);
+    proxy_notify("READY=1\nSTATUS=serving (last reload failed)");
     if (m->reload_ctl != NULL) {
-        ctl_reply(m->reload_ctl, 0, "reload failed: %s\n", reason);
+        proxy_master_ctl_reply(m->reload_ctl, 0, "reload failed: %s\n", reason);
         m->reload_ctl = NULL;
     }
 }
 
-static void gen_ready(struct gen *g)
+static void gen_ready(struct master_gen *g)
 {
     struct master *m = g->m;
 
     if (g->state != GEN_STARTING) {
         proxy_log_warn("worker %ld generation %u: READY while %s ignored", (long)g->pid, g->id,
-                       gen_state_name(g->state));
+                       proxy_master_gen_state_name(g->state));
         return;
     }
     g->state = GEN_ACTIVE;
     evtimer_del(g->timer);
     proxy_log_info("worker %ld generation %u ready", (long)g->pid, g->id);
+    if (!m->ever_ready)
+        proxy_notify("READY=1\nSTATUS=serving: generation %u (worker %ld)\nMAINPID=%ld", g->id,
+                     (long)g->pid, (long)getpid());
     m->ever_ready = 1;
     if (m->state != MASTER_RUNNING) {
         /* A stop arrived while it started: it was already signalled. */
@@ -369,7 +319,7 @@ static void gen_ready(struct gen *g)
         reload_commit(m, g);
 }
 
-static void gen_status(struct gen *g, struct handoff_in *in)
+static void gen_status(struct master_gen *g, struct handoff_in *in)
 {
     struct handoff_status *st = calloc(1, sizeof(*st));
     char why[256];
@@ -383,13 +333,13 @@ static void gen_status(struct gen *g, struct handoff_in *in)
     }
     free(g->status);
     g->status = st;
-    for (struct ctl *c = g->m->ctls; c != NULL; c = c->next)
+    for (struct master_ctl *c = g->m->ctls; c != NULL; c = c->next)
         if (c->state == CTL_WAITING && c->status_id == st->id && c->waiting > 0 &&
             --c->waiting == 0)
-            master_status_reply(c);
+            proxy_master_status_reply(c);
 }
 
-static void gen_handle(struct gen *g, struct handoff_in *in)
+static void gen_handle(struct master_gen *g, struct handoff_in *in)
 {
     struct handoff_hello hello;
     struct handoff_failed failed;
@@ -430,7 +380,7 @@ static void gen_handle(struct gen *g, struct handoff_in *in)
 
 static void gen_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct gen *g = arg;
+    struct master_gen *g = arg;
     struct handoff_in in;
     char why[256];
     ssize_t n = handoff_channel_read(&g->ch);
@@ -462,7 +412,7 @@ static void gen_write_cb(evutil_socket_t fd, short what, void *arg)
     gen_flush(arg);
 }
 
-static void gen_flush(struct gen *g)
+static void gen_flush(struct master_gen *g)
 {
     int rc;
 
@@ -480,60 +430,79 @@ static void gen_flush(struct gen *g)
 
 static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct gen *g = arg;
+    struct master_gen *g = arg;
 
     if (g->state != GEN_STARTING)
         return;
-    snprintf(g->failure, sizeof(g->failure), "not ready within %d ms",
-             PROXY_UPGRADE_TIMEOUT_MS);
+    snprintf(g->failure, sizeof(g->failure), "not ready within %" PRIu64 " ms",
+             g->timeout_ms);
     proxy_log_error("worker %ld generation %u %s; killing it", (long)g->pid, g->id, g->failure);
     kill(g->pid, SIGKILL);
 }
 
+/* Wraps a worker process and its channel end (fd) into a generation. */
+struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t pid, int fd,
+                                          enum gen_state state)
+{
+    struct master_gen *g = calloc(1, sizeof(*g));
+
+    if (g == NULL)
+        return NULL;
+    g->m = m;
+    g->id = id;
+    g->pid = pid;
+    g->state = state;
+    if (handoff_channel_init(&g->ch, fd, pid) != 0) {
+        proxy_log_error("worker %ld generation %u: channel: %s", (long)pid, id, strerror(errno));
+        free(g);
+        return NULL;
+    }
+    g->ch_open = 1;
+    g->next = m->gens;
+    m->gens = g;
+    g->rev = event_new(m->base, fd, EV_READ | EV_PERSIST, gen_read_cb, g);
+    g->wev = event_new(m->base, fd, EV_WRITE, gen_write_cb, g);
+    g->timer = evtimer_new(m->base, gen_timeout_cb, g);
+    if (g->rev == NULL || g->wev == NULL || g->timer == NULL || event_add(g->rev, NULL) != 0) {
+        proxy_log_error("worker %ld generation %u: cannot watch its channel", (long)pid, id);
+        /* Closing the channel leaves the fd to the caller. */
+        g->ch.fd = -1;
+        gen_free(g);
+        return NULL;
+    }
+    g->started_ms = proxy_now_ms();
+    return g;
+}
+
 static void master_spawn(struct master *m, int is_reload)
 {
-    struct gen *g = calloc(1, sizeof(*g));
+    struct master_gen *g;
     char why[256];
+    pid_t pid;
     int fds[2];
 
-    if (g == NULL || handoff_transport_pair(fds) != 0) {
-        proxy_log_error("master: cannot start a worker: %s", strerror(errno));
-        free(g);
+    if (handoff_transport_pair(fds) != 0) {
+        proxy_log_error("master: cannot start a worker: socketpair: %s", strerror(errno));
         goto fail;
     }
-    g->m = m;
-    g->id = ++m->last_gen;
-    g->is_reload = is_reload;
-    g->state = GEN_STARTING;
-    if (proxy_process_spawn_worker(m->exe, fds[1], &g->pid, why, sizeof(why)) != 0) {
+    if (proxy_process_spawn_worker(m->exe, fds[1], &pid, why, sizeof(why)) != 0) {
         proxy_log_error("master: cannot start a worker: %s", why);
         close(fds[0]);
         close(fds[1]);
-        free(g);
         goto fail;
     }
     close(fds[1]);
-    if (handoff_channel_init(&g->ch, fds[0], g->pid) != 0) {
-        proxy_log_error("master: worker channel: %s", strerror(errno));
+    g = proxy_master_gen_adopt(m, ++m->last_gen, pid, fds[0], GEN_STARTING);
+    if (g == NULL) {
         close(fds[0]);
-        kill(g->pid, SIGKILL);
-        g->ch_open = 0;
-    } else {
-        g->ch_open = 1;
+        kill(pid, SIGKILL);   /* reaped through SIGCHLD; it is no generation */
+        goto fail;
     }
-    g->rev = event_new(m->base, fds[0], EV_READ | EV_PERSIST, gen_read_cb, g);
-    g->wev = event_new(m->base, fds[0], EV_WRITE, gen_write_cb, g);
-    g->timer = evtimer_new(m->base, gen_timeout_cb, g);
-    if (g->rev == NULL || g->wev == NULL || g->timer == NULL ||
-        (g->ch_open && event_add(g->rev, NULL) != 0)) {
-        proxy_log_error("master: cannot watch worker %ld", (long)g->pid);
-        kill(g->pid, SIGKILL);
-    }
-    g->started_ms = m->last_spawn_ms = proxy_now_ms();
-    g->next = m->gens;
-    m->gens = g;
-    if (g->timer != NULL)
-        timer_add_ms(g->timer, PROXY_UPGRADE_TIMEOUT_MS);
+    g->is_reload = is_reload;
+    g->timeout_ms = is_reload ? m->next_conf.global.upgrade_timeout_ms
+                              : m->conf.global.upgrade_timeout_ms;
+    m->last_spawn_ms = g->started_ms;
+    proxy_master_timer_add_ms(g->timer, g->timeout_ms);
     if (is_reload)
         m->upgrading = g;
     proxy_log_info("worker %ld generation %u starting", (long)g->pid, g->id);
@@ -542,7 +511,7 @@ fail:
     if (is_reload)
         reload_abort(m, "cannot start a worker");
     else if (m->respawn_timer != NULL)
-        timer_add_ms(m->respawn_timer, 1000);
+        proxy_master_timer_add_ms(m->respawn_timer, 1000);
 }
 
 static void respawn_cb(evutil_socket_t fd, short what, void *arg)
@@ -555,13 +524,13 @@ static void respawn_cb(evutil_socket_t fd, short what, void *arg)
 
 static int master_has_serving_gen(const struct master *m)
 {
-    for (const struct gen *g = m->gens; g != NULL; g = g->next)
+    for (const struct master_gen *g = m->gens; g != NULL; g = g->next)
         if (g->state == GEN_ACTIVE || (g->state == GEN_STARTING && !g->is_reload))
             return 1;
     return 0;
 }
 
-static void master_reaped(struct master *m, struct gen *g, int status)
+static void master_reaped(struct master *m, struct master_gen *g, int status)
 {
     char desc[128], reason[HANDOFF_REASON_MAX + 256];
     enum gen_state was = g->state;
@@ -606,7 +575,7 @@ static void master_reaped(struct master *m, struct gen *g, int status)
         master_spawn(m, 0);
     } else {
         proxy_log_warn("master: starting a new worker in %" PRIu64 " ms", delay);
-        timer_add_ms(m->respawn_timer, delay);
+        proxy_master_timer_add_ms(m->respawn_timer, delay);
     }
 }
 
@@ -616,7 +585,7 @@ static void sigchld_cb(struct master *m)
     int status;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        struct gen *g = gen_find_pid(m, pid);
+        struct master_gen *g = gen_find_pid(m, pid);
 
         if (g != NULL)
             master_reaped(m, g, status);
@@ -629,25 +598,26 @@ static void kill_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
 
-    for (struct gen *g = m->gens; g != NULL; g = g->next) {
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next) {
         proxy_log_warn("worker %ld generation %u did not exit in time; killing it",
                        (long)g->pid, g->id);
         kill(g->pid, SIGKILL);
     }
 }
 
-static void master_stop(struct master *m, int graceful)
+void proxy_master_stop(struct master *m, int graceful)
 {
     if (m->state != MASTER_RUNNING) {
         /* A second fast stop during a graceful one hurries it up. */
         if (!graceful && m->state == MASTER_QUITTING) {
             m->state = MASTER_STOPPING;
-            for (struct gen *g = m->gens; g != NULL; g = g->next)
+            for (struct master_gen *g = m->gens; g != NULL; g = g->next)
                 kill(g->pid, SIGTERM);
         }
         return;
     }
     m->state = graceful ? MASTER_QUITTING : MASTER_STOPPING;
+    proxy_notify("STOPPING=1\nSTATUS=%s", graceful ? "draining" : "stopping");
     proxy_log_info("master: %s", graceful ? "graceful stop: draining workers"
                                           : "fast stop");
     if (graceful) {
@@ -656,9 +626,9 @@ static void master_stop(struct master *m, int graceful)
         for (size_t i = 0; i < m->nsocks; i++)
             msock_close(&m->socks[i]);
     }
-    for (struct gen *g = m->gens; g != NULL; g = g->next)
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next)
         kill(g->pid, graceful ? SIGQUIT : SIGTERM);
-    timer_add_ms(m->kill_timer, graceful ? m->conf.global.drain_timeout_ms + STOP_KILL_AFTER_MS
+    proxy_master_timer_add_ms(m->kill_timer, graceful ? m->conf.global.drain_timeout_ms + STOP_KILL_AFTER_MS
                                          : STOP_KILL_AFTER_MS);
     evtimer_del(m->respawn_timer);
     if (m->gens == NULL)
@@ -667,7 +637,7 @@ static void master_stop(struct master *m, int graceful)
 
 /* Starts a reload; returns 0 if a new generation is starting, or -1 with
  * why (nothing changed). */
-static int master_reload(struct master *m, char *why, size_t n)
+int proxy_master_reload(struct master *m, char *why, size_t n)
 {
     char err[CONF_ERR_MAX * 4];
     char *text;
@@ -675,6 +645,10 @@ static int master_reload(struct master *m, char *why, size_t n)
 
     if (m->state != MASTER_RUNNING) {
         snprintf(why, n, "the master is stopping");
+        return -1;
+    }
+    if (m->reexec_pending) {
+        snprintf(why, n, "the master is switching to its new binary; try again in a moment");
         return -1;
     }
     if (m->upgrading != NULL) {
@@ -704,6 +678,7 @@ static int master_reload(struct master *m, char *why, size_t n)
     }
     proxy_log_info("reload: configuration %s accepted, starting generation %u", m->conf.path,
                    m->last_gen + 1);
+    proxy_notify_reloading("reloading");
     master_spawn(m, 1);
     return m->upgrading != NULL ? 0 : (snprintf(why, n, "cannot start a worker"), -1);
 }
@@ -719,15 +694,15 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         break;
     case SIGTERM:
     case SIGINT:
-        master_stop(m, 0);
+        proxy_master_stop(m, 0);
         break;
     case SIGQUIT:
-        master_stop(m, 1);
+        proxy_master_stop(m, 1);
         break;
     case SIGHUP:
     case SIGUSR2:
         proxy_log_info("master: %s: reloading", sig == SIGHUP ? "SIGHUP" : "SIGUSR2");
-        if (master_reload(m, why, sizeof(why)) != 0)
+        if (proxy_master_reload(m, why, sizeof(why)) != 0)
             proxy_log_error("reload refused: %s", why);
         break;
     default:
@@ -735,212 +710,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-/* ---- control socket --------------------------------------------------- */
-
-static void ctl_free(struct ctl *c)
-{
-    struct ctl **pp;
-
-    for (pp = &c->m->ctls; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    if (c->m->reload_ctl == c)
-        c->m->reload_ctl = NULL;
-    if (c->timer != NULL)
-        event_free(c->timer);
-    bufferevent_free(c->bev);
-    free(c);
-}
-
-static void ctl_reply(struct ctl *c, int ok, const char *fmt, ...)
-{
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    va_list ap;
-
-    evbuffer_add_printf(out, "%s", ok ? "OK\n" : "ERR ");
-    va_start(ap, fmt);
-    evbuffer_add_vprintf(out, fmt, ap);
-    va_end(ap);
-    c->state = CTL_REPLIED;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_enable(c->bev, EV_WRITE);
-}
-
-static void master_status_reply(struct ctl *c)
-{
-    struct master *m = c->m;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-
-    if (c->timer != NULL)
-        evtimer_del(c->timer);
-    evbuffer_add_printf(out, "OK\nbaton version=%s\n", BATON_VERSION);
-    evbuffer_add_printf(out, "master pid=%ld uptime=%" PRIu64 "s config=%s\n", (long)getpid(),
-                        (proxy_now_ms() - m->start_ms) / 1000, m->conf.path);
-    for (struct gen *g = m->gens; g != NULL; g = g->next) {
-        const struct handoff_status *st = g->status;
-
-        evbuffer_add_printf(out, "worker generation=%u pid=%ld state=%s connections=%" PRIu64
-                            " total=%" PRIu64 " version=%s uptime=%" PRIu64 "s\n",
-                            g->id, (long)g->pid, gen_state_name(g->state),
-                            st ? st->active : 0, st ? st->total : 0,
-                            g->version[0] ? g->version : "-",
-                            (proxy_now_ms() - g->started_ms) / 1000);
-    }
-    for (size_t i = 0; i < m->conf.nlisteners; i++) {
-        const char *name = m->conf.listeners[i].name;
-        uint64_t active = 0, total = 0;
-        int first = 1;
-
-        for (struct gen *g = m->gens; g != NULL; g = g->next)
-            for (uint32_t k = 0; g->status != NULL && k < g->status->nlisteners; k++)
-                if (strcmp(g->status->listeners[k].name, name) == 0) {
-                    active += g->status->listeners[k].active;
-                    total += g->status->listeners[k].total;
-                }
-        evbuffer_add_printf(out, "listener name=%s address=", name);
-        for (size_t s = 0; s < m->nsocks; s++) {
-            if (!m->socks[s].in_current || strcmp(m->socks[s].name, name) != 0)
-                continue;
-            evbuffer_add_printf(out, "%s%s", first ? "" : ",", m->socks[s].actual);
-            first = 0;
-        }
-        evbuffer_add_printf(out, " connections=%" PRIu64 " total=%" PRIu64 "\n", active, total);
-    }
-    c->state = CTL_REPLIED;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_enable(c->bev, EV_WRITE);
-}
-
-static void ctl_status_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct ctl *c = arg;
-
-    /* Report what arrived; a worker too busy to answer shows its last figures. */
-    if (c->state == CTL_WAITING)
-        master_status_reply(c);
-}
-
-static void ctl_status(struct ctl *c)
-{
-    struct master *m = c->m;
-    struct handoff_status_req req = { .id = ++m->status_seq };
-    struct handoff_msg msg;
-
-    c->status_id = req.id;
-    c->waiting = 0;
-    c->state = CTL_WAITING;
-    for (struct gen *g = m->gens; g != NULL; g = g->next) {
-        if (!g->ch_open || g->state == GEN_STARTING)
-            continue;
-        if (handoff_encode_status_req(&msg, g->ch.seq++, &req) != 0)
-            continue;
-        gen_send(g, &msg);
-        c->waiting++;
-    }
-    if (c->waiting == 0) {
-        master_status_reply(c);
-        return;
-    }
-    c->timer = evtimer_new(m->base, ctl_status_timeout_cb, c);
-    if (c->timer == NULL) {
-        master_status_reply(c);
-        return;
-    }
-    timer_add_ms(c->timer, STATUS_TIMEOUT_MS);
-}
-
-static void ctl_command(struct ctl *c, const char *cmd)
-{
-    struct master *m = c->m;
-    char why[CONF_ERR_MAX * 8];
-
-    if (strcmp(cmd, "status") == 0) {
-        ctl_status(c);
-    } else if (strcmp(cmd, "stop") == 0) {
-        ctl_reply(c, 1, "stopping\n");
-        master_stop(m, 0);
-    } else if (strcmp(cmd, "quit") == 0) {
-        ctl_reply(c, 1, "quitting: draining connections\n");
-        master_stop(m, 1);
-    } else if (strcmp(cmd, "reload") == 0) {
-        if (master_reload(m, why, sizeof(why)) != 0) {
-            proxy_log_error("reload refused: %s", why);
-            ctl_reply(c, 0, "reload refused: %s\n", why);
-        } else {
-            c->state = CTL_WAITING;
-            m->reload_ctl = c;
-        }
-    } else {
-        ctl_reply(c, 0, "unknown command '%.40s' (expected status, stop, quit or reload)\n",
-                  cmd);
-    }
-}
-
-static void ctl_read_cb(struct bufferevent *bev, void *arg)
-{
-    struct ctl *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    char *line;
-
-    if (c->state != CTL_READING)
-        return;
-    line = evbuffer_readln(in, NULL, EVBUFFER_EOL_CRLF);
-    if (line == NULL) {
-        if (evbuffer_get_length(in) > 256)
-            ctl_reply(c, 0, "command line too long\n");
-        return;
-    }
-    ctl_command(c, line);
-    free(line);
-}
-
-static void ctl_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct ctl *c = arg;
-
-    if (c->state == CTL_REPLIED && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        ctl_free(c);
-}
-
-static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    struct ctl *c = arg;
-
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        /* The client went away; a reload it started still completes. */
-        ctl_free(c);
-    }
-}
-
-static void ctl_accept_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct master *m = arg;
-    struct ctl *c;
-    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-    if (cfd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-            proxy_log_warn("control socket accept: %s", strerror(errno));
-        return;
-    }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->bev = bufferevent_socket_new(m->base, cfd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-        proxy_log_error("control socket: out of memory");
-        free(c);
-        close(cfd);
-        return;
-    }
-    c->m = m;
-    c->state = CTL_READING;
-    c->next = m->ctls;
-    m->ctls = c;
-    bufferevent_setcb(c->bev, ctl_read_cb, ctl_write_cb, ctl_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ);
-}
-
 /* ---- main ------------------------------------------------------------- */
+
+static void reexec_cb(evutil_socket_t fd, short what, void *arg)
+{
+    proxy_master_reexec(arg);
+}
 
 static int master_setup_events(struct master *m)
 {
@@ -951,10 +726,12 @@ static int master_setup_events(struct master *m)
         if (m->sig_ev[i] == NULL || event_add(m->sig_ev[i], NULL) != 0)
             return -1;
     }
-    m->ctl_ev = event_new(m->base, m->ctl_fd, EV_READ | EV_PERSIST, ctl_accept_cb, m);
+    m->ctl_ev = event_new(m->base, m->ctl_fd, EV_READ | EV_PERSIST, proxy_master_ctl_accept_cb, m);
     m->respawn_timer = evtimer_new(m->base, respawn_cb, m);
     m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
+    m->reexec_timer = evtimer_new(m->base, reexec_cb, m);
     if (m->ctl_ev == NULL || m->respawn_timer == NULL || m->kill_timer == NULL ||
+        m->reexec_timer == NULL ||
         event_add(m->ctl_ev, NULL) != 0)
         return -1;
     return 0;
@@ -964,8 +741,8 @@ static void master_free(struct master *m)
 {
     while (m->ctls != NULL) {
         if (m->ctls->state != CTL_REPLIED)
-            ctl_reply(m->ctls, 0, "the master is exiting\n");
-        ctl_free(m->ctls);
+            proxy_master_ctl_reply(m->ctls, 0, "the master is exiting\n");
+        proxy_master_ctl_free(m->ctls);
     }
     while (m->gens != NULL)
         gen_free(m->gens);
@@ -978,6 +755,8 @@ static void master_free(struct master *m)
         event_free(m->respawn_timer);
     if (m->kill_timer != NULL)
         event_free(m->kill_timer);
+    if (m->reexec_timer != NULL)
+        event_free(m->reexec_timer);
     if (m->ctl_fd >= 0) {
         close(m->ctl_fd);
         if (unlink(m->conf.global.control) != 0 && errno != ENOENT)
@@ -995,11 +774,48 @@ static void master_free(struct master *m)
     free(m->next_text);
 }
 
-int proxy_master_main(struct conf *conf, char *conf_text)
+/* What both a fresh start and a resumed image need first. */
+static struct master *master_new(void)
 {
     struct master *m = calloc(1, sizeof(*m));
-    char why[512];
+
+    if (m == NULL)
+        return NULL;
+    m->ctl_fd = -1;
+    signal(SIGPIPE, SIG_IGN);
+    proxy_notify_init();
+    if (proxy_process_self_exe(m->exe, sizeof(m->exe)) != 0 || stat(m->exe, &m->exe_st) != 0) {
+        proxy_log_error("master: cannot find its own executable: %s", strerror(errno));
+        free(m);
+        return NULL;
+    }
+    m->base = event_base_new();
+    if (m->base == NULL) {
+        proxy_log_error("master: cannot create event base");
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int master_run(struct master *m)
+{
     int rc = 1;
+
+    if (event_base_dispatch(m->base) < 0)
+        proxy_log_error("master: event loop failed");
+    else
+        rc = m->exit_code;
+    master_free(m);
+    free(m);
+    proxy_log_info("master exiting");
+    return rc;
+}
+
+int proxy_master_main(struct conf *conf, char *conf_text)
+{
+    struct master *m = master_new();
+    char why[512];
 
     if (m == NULL) {
         conf_free(conf);
@@ -1009,43 +825,58 @@ int proxy_master_main(struct conf *conf, char *conf_text)
     m->conf = *conf;
     memset(conf, 0, sizeof(*conf));
     m->text = conf_text;
-    m->ctl_fd = -1;
     m->start_ms = proxy_now_ms();
     proxy_log_set_level(m->conf.global.log_level);
-    signal(SIGPIPE, SIG_IGN);
-    if (proxy_process_self_exe(m->exe, sizeof(m->exe)) != 0) {
-        proxy_log_error("master: cannot find its own executable: %s", strerror(errno));
-        goto out;
-    }
-    m->base = event_base_new();
-    if (m->base == NULL) {
-        proxy_log_error("master: cannot create event base");
-        goto out;
-    }
     m->ctl_fd = proxy_control_listen(m->conf.global.control, why, sizeof(why));
     if (m->ctl_fd < 0) {
         proxy_log_error("master: %s", why);
-        goto out;
+        goto fail;
     }
+    proxy_activation_collect(&m->activated, &m->nactivated);
     if (msocks_prepare(m, &m->conf, 0, why, sizeof(why)) != 0) {
         proxy_log_error("master: %s", why);
-        goto out;
+        goto fail;
     }
+    proxy_activation_close_unused(&m->activated, &m->nactivated);
     if (master_setup_events(m) != 0) {
         proxy_log_error("master: cannot set up events");
-        goto out;
+        goto fail;
     }
     proxy_log_info("master %ld started (baton %s, config %s)", (long)getpid(), BATON_VERSION,
                    m->conf.path);
     master_spawn(m, 0);
     if (m->gens == NULL)
-        goto out;
-    if (event_base_dispatch(m->base) < 0)
-        proxy_log_error("master: event loop failed");
-    rc = m->exit_code;
-out:
+        goto fail;
+    return master_run(m);
+fail:
     master_free(m);
     free(m);
     proxy_log_info("master exiting");
-    return rc;
+    return 1;
+}
+
+int proxy_master_resume(int state_fd)
+{
+    struct master *m = master_new();
+    char why[512];
+
+    if (m == NULL)
+        return 1;
+    m->resumed = 1;
+    if (proxy_master_restore(m, state_fd, why, sizeof(why)) != 0 ||
+        master_setup_events(m) != 0) {
+        proxy_log_error("master: cannot resume after re-executing: %s", why);
+        master_free(m);
+        free(m);
+        return 1;
+    }
+    proxy_log_set_level(m->conf.global.log_level);
+    proxy_log_info("master %ld resumed as baton %s (%s), %u generation(s)", (long)getpid(),
+                   BATON_VERSION, m->exe, m->last_gen);
+    proxy_notify("READY=1\nSTATUS=serving: master re-executed as baton %s", BATON_VERSION);
+    /* Workers that ended while no handler was installed are reaped now,
+     * then signals held across exec are delivered. */
+    sigchld_cb(m);
+    proxy_master_unblock_signals();
+    return master_run(m);
 }

@@ -15,11 +15,13 @@
 
 #include "conf.h"
 
-#define PROXY_UPGRADE_TIMEOUT_MS 10000
-
 /* Runs the master on a configuration that has already been validated
  * (conf and its text, which is handed to workers verbatim).  Takes
  * ownership of both.  Returns the process exit status. */
 int proxy_master_main(struct conf *conf, char *conf_text);
+
+/* Entry point of `baton --resume-master FD`: the master re-executed itself
+ * after a binary upgrade; FD holds its MASTER_STATE. */
+int proxy_master_resume(int state_fd);
 
 #endif

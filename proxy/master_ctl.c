@@ -1,0 +1,228 @@
+/*
+ * master_ctl.c - the master's side of the control socket: one command per
+ * connection (status, stop, quit, reload), answered "OK\n..." or "ERR ...".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "log.h"
+#include "master_int.h"
+#include "netutil.h"
+
+void proxy_master_ctl_free(struct master_ctl *c)
+{
+    struct master_ctl **pp;
+
+    for (pp = &c->m->ctls; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    if (c->m->reload_ctl == c)
+        c->m->reload_ctl = NULL;
+    if (c->timer != NULL)
+        event_free(c->timer);
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    va_list ap;
+
+    evbuffer_add_printf(out, "%s", ok ? "OK\n" : "ERR ");
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(out, fmt, ap);
+    va_end(ap);
+    c->state = CTL_REPLIED;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void proxy_master_status_reply(struct master_ctl *c)
+{
+    struct master *m = c->m;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (c->timer != NULL)
+        evtimer_del(c->timer);
+    evbuffer_add_printf(out, "OK\nbaton version=%s\n", BATON_VERSION);
+    evbuffer_add_printf(out, "master pid=%ld uptime=%" PRIu64 "s config=%s\n", (long)getpid(),
+                        (proxy_now_ms() - m->start_ms) / 1000, m->conf.path);
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next) {
+        const struct handoff_status *st = g->status;
+
+        evbuffer_add_printf(out, "worker generation=%u pid=%ld state=%s connections=%" PRIu64
+                            " total=%" PRIu64 " version=%s uptime=%" PRIu64 "s\n",
+                            g->id, (long)g->pid, proxy_master_gen_state_name(g->state),
+                            st ? st->active : 0, st ? st->total : 0,
+                            g->version[0] ? g->version : "-",
+                            (proxy_now_ms() - g->started_ms) / 1000);
+    }
+    for (size_t i = 0; i < m->conf.nlisteners; i++) {
+        const char *name = m->conf.listeners[i].name;
+        uint64_t active = 0, total = 0;
+        int first = 1;
+
+        for (struct master_gen *g = m->gens; g != NULL; g = g->next)
+            for (uint32_t k = 0; g->status != NULL && k < g->status->nlisteners; k++)
+                if (strcmp(g->status->listeners[k].name, name) == 0) {
+                    active += g->status->listeners[k].active;
+                    total += g->status->listeners[k].total;
+                }
+        evbuffer_add_printf(out, "listener name=%s address=", name);
+        for (size_t s = 0; s < m->nsocks; s++) {
+            if (!m->socks[s].in_current || strcmp(m->socks[s].name, name) != 0)
+                continue;
+            evbuffer_add_printf(out, "%s%s", first ? "" : ",", m->socks[s].actual);
+            first = 0;
+        }
+        evbuffer_add_printf(out, " connections=%" PRIu64 " total=%" PRIu64 "\n", active, total);
+    }
+    c->state = CTL_REPLIED;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void ctl_status_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master_ctl *c = arg;
+
+    /* Report what arrived; a worker too busy to answer shows its last figures. */
+    if (c->state == CTL_WAITING)
+        proxy_master_status_reply(c);
+}
+
+static void ctl_status(struct master_ctl *c)
+{
+    struct master *m = c->m;
+    struct handoff_status_req req = { .id = ++m->status_seq };
+    struct handoff_msg msg;
+
+    c->status_id = req.id;
+    c->waiting = 0;
+    c->state = CTL_WAITING;
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next) {
+        if (!g->ch_open || g->state == GEN_STARTING)
+            continue;
+        if (handoff_encode_status_req(&msg, g->ch.seq++, &req) != 0)
+            continue;
+        proxy_master_gen_send(g, &msg);
+        c->waiting++;
+    }
+    if (c->waiting == 0) {
+        proxy_master_status_reply(c);
+        return;
+    }
+    c->timer = evtimer_new(m->base, ctl_status_timeout_cb, c);
+    if (c->timer == NULL) {
+        proxy_master_status_reply(c);
+        return;
+    }
+    proxy_master_timer_add_ms(c->timer, STATUS_TIMEOUT_MS);
+}
+
+static void ctl_command(struct master_ctl *c, const char *cmd)
+{
+    struct master *m = c->m;
+    char why[CONF_ERR_MAX * 8];
+
+    if (strcmp(cmd, "status") == 0) {
+        ctl_status(c);
+    } else if (strcmp(cmd, "stop") == 0) {
+        proxy_master_ctl_reply(c, 1, "stopping\n");
+        proxy_master_stop(m, 0);
+    } else if (strcmp(cmd, "quit") == 0) {
+        proxy_master_ctl_reply(c, 1, "quitting: draining connections\n");
+        proxy_master_stop(m, 1);
+    } else if (strcmp(cmd, "reload") == 0) {
+        if (proxy_master_reload(m, why, sizeof(why)) != 0) {
+            proxy_log_error("reload refused: %s", why);
+            proxy_master_ctl_reply(c, 0, "reload refused: %s\n", why);
+        } else {
+            c->state = CTL_WAITING;
+            m->reload_ctl = c;
+        }
+    } else {
+        proxy_master_ctl_reply(c, 0, "unknown command '%.40s' (expected status, stop, quit or reload)\n",
+                  cmd);
+    }
+}
+
+static void ctl_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct master_ctl *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char *line;
+
+    if (c->state != CTL_READING)
+        return;
+    line = evbuffer_readln(in, NULL, EVBUFFER_EOL_CRLF);
+    if (line == NULL) {
+        if (evbuffer_get_length(in) > 256)
+            proxy_master_ctl_reply(c, 0, "command line too long\n");
+        return;
+    }
+    ctl_command(c, line);
+    free(line);
+}
+
+static void ctl_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct master_ctl *c = arg;
+
+    if (c->state == CTL_REPLIED && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        proxy_master_ctl_free(c);
+}
+
+static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct master_ctl *c = arg;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        /* The client went away; a reload it started still completes. */
+        proxy_master_ctl_free(c);
+    }
+}
+
+/* Serves a connected control client on fd (taken over). */
+struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd)
+{
+    struct master_ctl *c = calloc(1, sizeof(*c));
+
+    if (c == NULL || (c->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        proxy_log_error("control socket: out of memory");
+        free(c);
+        close(fd);
+        return NULL;
+    }
+    c->m = m;
+    c->state = CTL_READING;
+    c->next = m->ctls;
+    m->ctls = c;
+    bufferevent_setcb(c->bev, ctl_read_cb, ctl_write_cb, ctl_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ);
+    return c;
+}
+
+void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (cfd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+            proxy_log_warn("control socket accept: %s", strerror(errno));
+        return;
+    }
+    (void)proxy_master_ctl_adopt(arg, cfd);
+}

@@ -1,0 +1,126 @@
+/*
+ * master_int.h - the master's internal state, shared by master.c
+ * (generations, sockets, signals, reload), master_ctl.c (control socket
+ * commands) and master_exec.c (re-executing a new binary in place).
+ */
+#ifndef BATON_PROXY_MASTER_INT_H
+#define BATON_PROXY_MASTER_INT_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "channel.h"
+#include "conf.h"
+#include "message.h"
+#include "activation.h"
+
+#define STATUS_TIMEOUT_MS     2000
+
+enum gen_state { GEN_STARTING, GEN_ACTIVE, GEN_DRAINING };
+enum master_state { MASTER_RUNNING, MASTER_STOPPING, MASTER_QUITTING };
+
+struct master;
+
+struct master_gen {
+    struct master          *m;
+    struct master_gen             *next;
+    unsigned                id;
+    pid_t                   pid;
+    enum gen_state          state;
+    int                     is_reload;   /* runs the configuration being loaded */
+    struct handoff_channel  ch;
+    int                     ch_open;
+    struct event           *rev, *wev, *timer;
+    uint64_t                started_ms;
+    char                    version[HANDOFF_VERSION_MAX];
+    char                    failure[HANDOFF_REASON_MAX];
+    struct handoff_status  *status;      /* last STATUS received */
+    uint64_t                timeout_ms;  /* to become ready */
+};
+
+/* A listening socket.  During a reload a socket can belong to the running
+ * configuration, to the one being loaded, or to both. */
+struct master_sock {
+    char             name[CONF_NAME_MAX];       /* listener in the running config */
+    char             next_name[CONF_NAME_MAX];  /* listener in the config being loaded */
+    struct conf_addr addr;
+    char             actual[80];
+    int              fd;
+    int              in_current, in_next;
+};
+
+enum ctl_state { CTL_READING, CTL_WAITING, CTL_REPLIED };
+
+struct master_ctl {
+    struct master      *m;
+    struct master_ctl         *next;
+    struct bufferevent *bev;
+    enum ctl_state      state;
+    uint32_t            status_id;
+    unsigned            waiting;     /* STATUS replies still expected */
+    struct event       *timer;
+};
+
+struct master {
+    char               exe[PATH_MAX];
+    struct conf        conf;         /* running configuration */
+    char              *text;
+    struct conf        next_conf;    /* being loaded by a reload */
+    char              *next_text;
+    struct event_base *base;
+    struct master_sock      *socks;
+    size_t             nsocks;
+    struct master_gen        *gens;
+    unsigned           last_gen;
+    struct master_gen        *upgrading;    /* the STARTING generation of a reload */
+    struct master_ctl        *reload_ctl;   /* who waits for the reload outcome */
+    int                ctl_fd;
+    struct event      *ctl_ev;
+    struct master_ctl        *ctls;
+    struct event      *sig_ev[7];
+    struct event      *respawn_timer, *kill_timer;
+    enum master_state  state;
+    int                ever_ready;
+    int                exit_code;
+    uint64_t           start_ms, last_spawn_ms;
+    unsigned           fast_crashes;
+    uint32_t           status_seq;
+    struct stat        exe_st;       /* the binary this image was started from */
+    int                reexec_pending; /* a new binary is ready: exec it once the channels drain */
+    struct event      *reexec_timer;
+    char               reexec_reply[HANDOFF_REASON_MAX]; /* for the reload client */
+    int                resumed;      /* this image was exec'ed by a previous one */
+    struct proxy_activated *activated; /* sockets passed by the service manager */
+    size_t             nactivated;
+};
+
+/* master.c */
+const char *proxy_master_gen_state_name(enum gen_state s);
+void proxy_master_timer_add_ms(struct event *ev, uint64_t ms);
+void proxy_master_gen_send(struct master_gen *g, struct handoff_msg *m);
+struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t pid, int fd,
+                                          enum gen_state state);
+void proxy_master_stop(struct master *m, int graceful);
+int  proxy_master_reload(struct master *m, char *why, size_t n);
+
+/* master_ctl.c */
+void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg);
+struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd);
+void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void proxy_master_ctl_free(struct master_ctl *c);
+void proxy_master_status_reply(struct master_ctl *c);
+
+/* master_exec.c */
+int  proxy_master_binary_changed(const struct master *m);
+void proxy_master_reexec(struct master *m);
+int  proxy_master_restore(struct master *m, int state_fd, char *why, size_t whylen);
+void proxy_master_unblock_signals(void);
+
+#endif
