@@ -57,8 +57,9 @@ void proxy_master_status_reply(struct master_ctl *c)
     if (c->timer != NULL)
         evtimer_del(c->timer);
     evbuffer_add_printf(out, "OK\nbaton version=%s\n", BATON_VERSION);
-    evbuffer_add_printf(out, "master pid=%ld uptime=%" PRIu64 "s config=%s\n", (long)getpid(),
-                        (proxy_now_ms() - m->start_ms) / 1000, m->conf.path);
+    evbuffer_add_printf(out, "master pid=%ld uptime=%" PRIu64 "s config=%s binary=%s\n",
+                        (long)getpid(), (proxy_now_ms() - m->start_ms) / 1000, m->conf.path,
+                        m->exe);
     for (struct master_gen *g = m->gens; g != NULL; g = g->next) {
         const struct handoff_status *st = g->status;
 
