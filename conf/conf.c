@@ -39,7 +39,7 @@
 #define BUFFER_MIN       (1u << 10)
 #define BUFFER_MAX       (1u << 20)
 #define LABEL_MAX        160
-#define KEYS_MAX         32
+#define KEYS_MAX         64
 
 #define DEFAULT_CONTROL  "/run/baton/baton.sock"
 
@@ -66,7 +66,7 @@ struct error {
  * checks look at whether it was written, not at whether it took effect.
  */
 struct meta {
-    unsigned keys;              /* bit i: keys[i] was written */
+    uint64_t keys;              /* bit i: keys[i] was written */
     int      backend_line;      /* listeners: line of the backend key */
 };
 
@@ -273,6 +273,19 @@ static int set_drain_timeout(struct loader *l, const char *v, char *why, size_t 
     return conf_parse_duration(v, &l->c->global.drain_timeout_ms, why, whylen);
 }
 
+static int set_upgrade_timeout(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms < 100)
+        return fail(why, whylen, "upgrade_timeout '%.*s' is too short (expected at least 100ms)",
+                    64, v);
+    l->c->global.upgrade_timeout_ms = ms;
+    return 0;
+}
+
 static int set_buffer_size(struct loader *l, const char *v, char *why, size_t whylen)
 {
     uint64_t n;
@@ -448,6 +461,352 @@ static int set_retries(struct loader *l, const char *v, char *why, size_t whylen
     return 0;
 }
 
+/* --- TLS, routing, PROXY protocol, health checks ------------------------ */
+
+static int parse_switch(const char *v, int *out, const char *what, char *why, size_t whylen)
+{
+    static const char *const names[] = { "off", "on" };
+    int i = choose(v, names, NELEM(names), what, why, whylen);
+
+    if (i < 0)
+        return -1;
+    *out = i;
+    return 0;
+}
+
+static int set_ticket_rotate(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms < 1000)
+        return fail(why, whylen, "tls_ticket_rotate '%.*s' is too short (expected at least 1s)",
+                    64, v);
+    l->c->global.tls_ticket_rotate_ms = ms;
+    return 0;
+}
+
+static int set_session_cache(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return conf_parse_uint(v, 0, CONNECTIONS_MAX, &l->c->global.tls_session_cache, why, whylen);
+}
+
+static int set_listener_tls(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    static const char *const names[] = { "off", "on", "passthrough" };
+    int i = choose(v, names, NELEM(names), "tls mode", why, whylen);
+
+    if (i < 0)
+        return -1;
+    cur_listener(l)->tls = (enum conf_tls_mode)i;
+    return 0;
+}
+
+/* tls_cert and tls_key lines pair up in order: the n-th key belongs to the
+ * n-th certificate, whichever comes first in the file. */
+static struct conf_cert *cert_slot(struct conf_listener *li, size_t n)
+{
+    struct conf_cert *certs;
+
+    if (n < li->ncerts || n < li->nkeys)
+        return &li->certs[n];
+    certs = grow(li->certs, n, sizeof(*certs));
+    if (certs == NULL)
+        return NULL;
+    li->certs = certs;
+    return &certs[n];
+}
+
+static int set_listener_cert(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct conf_listener *li = cur_listener(l);
+    struct conf_cert *c = cert_slot(li, li->ncerts);
+
+    if (c == NULL)
+        return fail(why, whylen, "out of memory");
+    if (set_path(c->cert, sizeof(c->cert), v, why, whylen) < 0)
+        return -1;
+    c->line = l->lineno;
+    li->ncerts++;
+    return 0;
+}
+
+static int set_listener_key(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct conf_listener *li = cur_listener(l);
+    struct conf_cert *c = cert_slot(li, li->nkeys);
+
+    if (c == NULL)
+        return fail(why, whylen, "out of memory");
+    if (set_path(c->key, sizeof(c->key), v, why, whylen) < 0)
+        return -1;
+    if (c->line == 0)
+        c->line = l->lineno;
+    li->nkeys++;
+    return 0;
+}
+
+static int parse_tls_version(const char *v, unsigned *out, char *why, size_t whylen)
+{
+    static const char *const names[] = { "1.2", "1.3" };
+    int i = choose(v, names, NELEM(names), "TLS version", why, whylen);
+
+    if (i < 0)
+        return -1;
+    *out = i == 0 ? CONF_TLS_V12 : CONF_TLS_V13;
+    return 0;
+}
+
+static int set_tls_min(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return parse_tls_version(v, &cur_listener(l)->tls_min, why, whylen);
+}
+
+static int set_tls_max(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return parse_tls_version(v, &cur_listener(l)->tls_max, why, whylen);
+}
+
+static int set_tls_ciphers(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return set_path(cur_listener(l)->tls_ciphers, sizeof(cur_listener(l)->tls_ciphers), v,
+                    why, whylen);
+}
+
+static int set_tls_ciphersuites(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return set_path(cur_listener(l)->tls_ciphersuites,
+                    sizeof(cur_listener(l)->tls_ciphersuites), v, why, whylen);
+}
+
+/* "h2,http/1.1": 1..255-byte protocol ids separated by commas. */
+static int set_alpn(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct conf_listener *li = cur_listener(l);
+    const char *p = v;
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+
+        if (n == 0 || n > 255)
+            return fail(why, whylen, "invalid ALPN list '%.*s' (expected protocol ids of 1 to "
+                        "255 bytes separated by commas, e.g. h2,http/1.1)", 64, v);
+        for (size_t i = 0; i < n; i++)
+            if (p[i] == ' ' || p[i] == '\t')
+                return fail(why, whylen, "invalid ALPN list '%.*s' (no spaces: separate "
+                            "protocols with commas)", 64, v);
+        p += n;
+        if (*p == ',' && *++p == '\0')
+            return fail(why, whylen, "invalid ALPN list '%.*s' (ends with a comma)", 64, v);
+    }
+    return set_path(li->alpn, sizeof(li->alpn), v, why, whylen);
+}
+
+static int set_client_ca(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return set_path(cur_listener(l)->tls_client_ca, sizeof(cur_listener(l)->tls_client_ca), v,
+                    why, whylen);
+}
+
+static int set_verify_client(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    static const char *const names[] = { "off", "optional", "required" };
+    int i = choose(v, names, NELEM(names), "client verification", why, whylen);
+
+    if (i < 0)
+        return -1;
+    cur_listener(l)->verify_client = (enum conf_verify_client)i;
+    return 0;
+}
+
+static int set_handshake_timeout(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms == 0)
+        return fail(why, whylen, "handshake timeout must be greater than 0");
+    cur_listener(l)->handshake_timeout_ms = ms;
+    return 0;
+}
+
+/* "PATTERN BACKEND" */
+static int add_route(struct loader *l, struct conf_route **routes, size_t *n, int sni,
+                     const char *v, char *why, size_t whylen)
+{
+    char buf[LINE_LEN_MAX + 1], *save = NULL, *pat, *be, *extra;
+    struct conf_route *r;
+
+    if (snprintf(buf, sizeof(buf), "%s", v) >= (int)sizeof(buf))
+        return fail(why, whylen, "route is too long");
+    pat = strtok_r(buf, " \t", &save);
+    be = strtok_r(NULL, " \t", &save);
+    extra = strtok_r(NULL, " \t", &save);
+    if (pat == NULL || be == NULL || extra != NULL)
+        return fail(why, whylen, "invalid route '%.*s' (expected %s BACKEND)", 64, v,
+                    sni ? "HOSTNAME or *.DOMAIN" : "PROTOCOL");
+    if (strlen(pat) > 255)
+        return fail(why, whylen, "route pattern is longer than 255 bytes");
+    if (sni) {
+        const char *body = strncmp(pat, "*.", 2) == 0 ? pat + 2 : pat;
+
+        if (*body == '\0' || strspn(body, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789.-_") != strlen(body))
+            return fail(why, whylen, "invalid host name pattern '%.*s' (expected a name like "
+                        "www.example.com or *.example.com)", 64, pat);
+    }
+    if (check_name(be, "backend", why, whylen) < 0)
+        return -1;
+    for (size_t i = 0; i < *n; i++)
+        if (strcasecmp((*routes)[i].pattern, pat) == 0)
+            return fail(why, whylen, "duplicate route for '%s' (first at line %d)", pat,
+                        (*routes)[i].line);
+    r = grow(*routes, *n, sizeof(*r));
+    if (r == NULL)
+        return fail(why, whylen, "out of memory");
+    *routes = r;
+    r = &r[(*n)++];
+    snprintf(r->pattern, sizeof(r->pattern), "%s", pat);
+    for (char *p = r->pattern; sni && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    snprintf(r->backend_name, sizeof(r->backend_name), "%s", be);
+    r->line = l->lineno;
+    return 0;
+}
+
+static int set_route(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct conf_listener *li = cur_listener(l);
+
+    return add_route(l, &li->routes, &li->nroutes, 1, v, why, whylen);
+}
+
+static int set_route_alpn(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct conf_listener *li = cur_listener(l);
+
+    return add_route(l, &li->alpn_routes, &li->nalpn_routes, 0, v, why, whylen);
+}
+
+static int set_accept_proxy(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return parse_switch(v, &cur_listener(l)->accept_proxy, "accept_proxy setting", why, whylen);
+}
+
+static int set_proxy_timeout(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms == 0)
+        return fail(why, whylen, "proxy_timeout must be greater than 0");
+    cur_listener(l)->proxy_timeout_ms = ms;
+    return 0;
+}
+
+static int set_backend_tls(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return parse_switch(v, &cur_backend(l)->tls, "tls setting", why, whylen);
+}
+
+static int set_backend_verify(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return parse_switch(v, &cur_backend(l)->tls_verify, "tls_verify setting", why, whylen);
+}
+
+static int set_backend_ca(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return set_path(cur_backend(l)->tls_ca, sizeof(cur_backend(l)->tls_ca), v, why, whylen);
+}
+
+static int set_backend_sni(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+        strlen(v))
+        return fail(why, whylen, "invalid server name '%.*s' (expected a host name)", 64, v);
+    return set_path(cur_backend(l)->tls_sni, sizeof(cur_backend(l)->tls_sni), v, why, whylen);
+}
+
+static int set_backend_cert(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return set_path(cur_backend(l)->tls_cert, sizeof(cur_backend(l)->tls_cert), v, why, whylen);
+}
+
+static int set_backend_key(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return set_path(cur_backend(l)->tls_key, sizeof(cur_backend(l)->tls_key), v, why, whylen);
+}
+
+static int set_send_proxy(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    static const char *const names[] = { "off", "v1", "v2" };
+    int i = choose(v, names, NELEM(names), "send_proxy setting", why, whylen);
+
+    if (i < 0)
+        return -1;
+    cur_backend(l)->send_proxy = (enum conf_send_proxy)i;
+    return 0;
+}
+
+static int set_check(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    static const char *const names[] = { "off", "tcp", "tls" };
+    int i = choose(v, names, NELEM(names), "check type", why, whylen);
+
+    if (i < 0)
+        return -1;
+    cur_backend(l)->check = (enum conf_check)i;
+    return 0;
+}
+
+static int set_check_interval(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms < 10)
+        return fail(why, whylen, "check_interval '%.*s' is too short (expected at least 10ms)",
+                    64, v);
+    cur_backend(l)->check_interval_ms = ms;
+    return 0;
+}
+
+static int set_check_rise(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t n;
+
+    if (conf_parse_uint(v, 1, 100, &n, why, whylen) < 0)
+        return -1;
+    cur_backend(l)->check_rise = (unsigned)n;
+    return 0;
+}
+
+static int set_check_fall(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t n;
+
+    if (conf_parse_uint(v, 1, 100, &n, why, whylen) < 0)
+        return -1;
+    cur_backend(l)->check_fall = (unsigned)n;
+    return 0;
+}
+
+static int set_check_timeout(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms == 0)
+        return fail(why, whylen, "check_timeout must be greater than 0");
+    cur_backend(l)->check_timeout_ms = ms;
+    return 0;
+}
+
 static const struct key keys[] = {
     { SEC_GLOBAL,   "threads",         false, set_threads },
     { SEC_GLOBAL,   "control",         false, set_control },
@@ -455,17 +814,47 @@ static const struct key keys[] = {
     { SEC_GLOBAL,   "access_log",      false, set_access_log },
     { SEC_GLOBAL,   "max_connections", false, set_global_max_conn },
     { SEC_GLOBAL,   "drain_timeout",   false, set_drain_timeout },
+    { SEC_GLOBAL,   "upgrade_timeout", false, set_upgrade_timeout },
     { SEC_GLOBAL,   "buffer_size",     false, set_buffer_size },
     { SEC_GLOBAL,   "splice",          false, set_splice },
+    { SEC_GLOBAL,   "tls_ticket_rotate", false, set_ticket_rotate },
+    { SEC_GLOBAL,   "tls_session_cache", false, set_session_cache },
     { SEC_LISTENER, "bind",            true,  set_bind },
     { SEC_LISTENER, "backend",         false, set_listener_backend },
     { SEC_LISTENER, "idle_timeout",    false, set_idle_timeout },
     { SEC_LISTENER, "max_connections", false, set_listener_max_conn },
     { SEC_LISTENER, "backlog",         false, set_backlog },
+    { SEC_LISTENER, "tls",             false, set_listener_tls },
+    { SEC_LISTENER, "tls_cert",        true,  set_listener_cert },
+    { SEC_LISTENER, "tls_key",         true,  set_listener_key },
+    { SEC_LISTENER, "tls_min_version", false, set_tls_min },
+    { SEC_LISTENER, "tls_max_version", false, set_tls_max },
+    { SEC_LISTENER, "tls_ciphers",     false, set_tls_ciphers },
+    { SEC_LISTENER, "tls_ciphersuites", false, set_tls_ciphersuites },
+    { SEC_LISTENER, "alpn",            false, set_alpn },
+    { SEC_LISTENER, "tls_client_ca",   false, set_client_ca },
+    { SEC_LISTENER, "tls_verify_client", false, set_verify_client },
+    { SEC_LISTENER, "tls_handshake_timeout", false, set_handshake_timeout },
+    { SEC_LISTENER, "route",           true,  set_route },
+    { SEC_LISTENER, "route_alpn",      true,  set_route_alpn },
+    { SEC_LISTENER, "accept_proxy",    false, set_accept_proxy },
+    { SEC_LISTENER, "proxy_timeout",   false, set_proxy_timeout },
     { SEC_BACKEND,  "server",          true,  set_server },
     { SEC_BACKEND,  "balance",         false, set_balance },
     { SEC_BACKEND,  "connect_timeout", false, set_connect_timeout },
     { SEC_BACKEND,  "retries",         false, set_retries },
+    { SEC_BACKEND,  "tls",             false, set_backend_tls },
+    { SEC_BACKEND,  "tls_verify",      false, set_backend_verify },
+    { SEC_BACKEND,  "tls_ca",          false, set_backend_ca },
+    { SEC_BACKEND,  "tls_sni",         false, set_backend_sni },
+    { SEC_BACKEND,  "tls_cert",        false, set_backend_cert },
+    { SEC_BACKEND,  "tls_key",         false, set_backend_key },
+    { SEC_BACKEND,  "send_proxy",      false, set_send_proxy },
+    { SEC_BACKEND,  "check",           false, set_check },
+    { SEC_BACKEND,  "check_interval",  false, set_check_interval },
+    { SEC_BACKEND,  "check_rise",      false, set_check_rise },
+    { SEC_BACKEND,  "check_fall",      false, set_check_fall },
+    { SEC_BACKEND,  "check_timeout",   false, set_check_timeout },
 };
 
 _Static_assert(NELEM(keys) <= KEYS_MAX, "KEYS_MAX too small");
@@ -510,6 +899,10 @@ static int open_listener(struct loader *l, const char *name)
     li->idle_timeout_ms = 300000;
     li->max_connections = 0;
     li->backlog = 511;
+    li->tls_min = CONF_TLS_V12;
+    li->tls_max = CONF_TLS_V13;
+    li->handshake_timeout_ms = 10000;
+    li->proxy_timeout_ms = 5000;
     li->line = l->lineno;
     l->cur = l->c->nlisteners++;
     return 0;
@@ -533,6 +926,10 @@ static int open_backend(struct loader *l, const char *name)
     be->balance = CONF_BALANCE_ROUNDROBIN;
     be->connect_timeout_ms = 3000;
     be->retries = 2;
+    be->tls_verify = 1;
+    be->check_interval_ms = 2000;
+    be->check_rise = 2;
+    be->check_fall = 3;
     be->line = l->lineno;
     l->cur = l->c->nbackends++;
     return 0;
@@ -743,9 +1140,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     }
     l->seen[i] = l->lineno;
     if (l->sec == SEC_LISTENER)
-        l->lmeta[l->cur].keys |= 1u << i;
+        l->lmeta[l->cur].keys |= (uint64_t)1 << i;
     else if (l->sec == SEC_BACKEND)
-        l->bmeta[l->cur].keys |= 1u << i;
+        l->bmeta[l->cur].keys |= (uint64_t)1 << i;
     if (*value == '\0')
         add_error(l, l->lineno, "missing value for '%s' in %s", name, l->label);
     else if (k->set(l, value, why, sizeof(why)) < 0)
@@ -759,7 +1156,68 @@ static bool written(struct meta m, enum section sec, const char *key)
 {
     size_t i;
 
-    return find_key(sec, key, &i) != NULL && (m.keys & 1u << i) != 0;
+    return find_key(sec, key, &i) != NULL && (m.keys & (uint64_t)1 << i) != 0;
+}
+
+static void resolve_routes(struct loader *l, struct conf_route *r, size_t n, const char *li)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((r[i].backend = backend_named(l->c, r[i].backend_name)) == NULL)
+            add_error(l, r[i].line, "listener '%s' routes '%s' to backend '%s', which is not "
+                      "defined", li, r[i].pattern, r[i].backend_name);
+}
+
+static void check_listener_tls(struct loader *l, struct conf_listener *li)
+{
+    const char *mode = li->tls == CONF_TLS_ON ? "on" : "passthrough";
+
+    resolve_routes(l, li->routes, li->nroutes, li->name);
+    resolve_routes(l, li->alpn_routes, li->nalpn_routes, li->name);
+    if (li->tls == CONF_TLS_OFF) {
+        if (li->ncerts || li->nkeys || li->nroutes || li->nalpn_routes || li->alpn[0] ||
+            li->tls_client_ca[0] || li->verify_client != CONF_VERIFY_OFF)
+            add_error(l, li->line, "listener '%s' has TLS settings (tls_cert, tls_key, route, "
+                      "route_alpn, alpn, tls_client_ca or tls_verify_client) but tls = off "
+                      "(expected tls = on or tls = passthrough)", li->name);
+        return;
+    }
+    if (li->tls == CONF_TLS_PASSTHROUGH) {
+        if (li->ncerts || li->nkeys || li->alpn[0] || li->tls_client_ca[0] ||
+            li->verify_client != CONF_VERIFY_OFF)
+            add_error(l, li->line, "listener '%s' has tls = passthrough, which never terminates "
+                      "TLS: remove tls_cert, tls_key, alpn, tls_client_ca and "
+                      "tls_verify_client", li->name);
+        return;
+    }
+    if (li->ncerts == 0 && li->nkeys == 0)
+        add_error(l, li->line, "listener '%s' has tls = %s but no certificate (expected "
+                  "tls_cert = FILE and tls_key = FILE)", li->name, mode);
+    else if (li->ncerts != li->nkeys)
+        add_error(l, li->line, "listener '%s' has %zu tls_cert and %zu tls_key lines (each "
+                  "certificate needs its key; they pair in order)", li->name, li->ncerts,
+                  li->nkeys);
+    if (li->tls_min > li->tls_max)
+        add_error(l, li->line, "listener '%s': tls_min_version 1.%u is above tls_max_version "
+                  "1.%u", li->name, li->tls_min - 10, li->tls_max - 10);
+    if (li->verify_client != CONF_VERIFY_OFF && li->tls_client_ca[0] == '\0')
+        add_error(l, li->line, "listener '%s' verifies client certificates but has no "
+                  "tls_client_ca (expected tls_client_ca = FILE)", li->name);
+}
+
+static void check_backend_tls(struct loader *l, struct conf_backend *be)
+{
+    if (!be->tls && (be->tls_ca[0] || be->tls_sni[0] || be->tls_cert[0] || be->tls_key[0]))
+        add_error(l, be->line, "backend '%s' has TLS settings (tls_ca, tls_sni, tls_cert or "
+                  "tls_key) but tls = off (expected tls = on)", be->name);
+    if ((be->tls_cert[0] != '\0') != (be->tls_key[0] != '\0'))
+        add_error(l, be->line, "backend '%s' has %s without %s (a client certificate needs "
+                  "both)", be->name, be->tls_cert[0] ? "tls_cert" : "tls_key",
+                  be->tls_cert[0] ? "tls_key" : "tls_cert");
+    if (be->check == CONF_CHECK_TLS && !be->tls)
+        add_error(l, be->line, "backend '%s' has check = tls but tls = off (expected tls = on, "
+                  "or check = tcp)", be->name);
+    if (be->check_timeout_ms == 0)
+        be->check_timeout_ms = be->connect_timeout_ms;
 }
 
 static void check_references(struct loader *l)
@@ -784,10 +1242,14 @@ static void check_references(struct loader *l)
             add_error(l, l->lmeta[i].backend_line, "listener '%s' uses backend '%s', which is not "
                       "defined", li->name, li->backend_name);
     }
-    for (i = 0; i < c->nbackends; i++)
+    for (i = 0; i < c->nlisteners; i++)
+        check_listener_tls(l, &c->listeners[i]);
+    for (i = 0; i < c->nbackends; i++) {
         if (!written(l->bmeta[i], SEC_BACKEND, "server"))
             add_error(l, c->backends[i].line, "backend '%s' has no server "
                       "(expected server = NAME ADDRESS [weight=N])", c->backends[i].name);
+        check_backend_tls(l, &c->backends[i]);
+    }
 
     if (c->global.threads == 0) {
         cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -877,8 +1339,11 @@ static void set_defaults(struct conf *c)
     snprintf(c->global.access_log, sizeof(c->global.access_log), "stderr");
     c->global.max_connections = 100000;
     c->global.drain_timeout_ms = 30000;
+    c->global.upgrade_timeout_ms = 10000;
     c->global.buffer_size = 16 * 1024;
     c->global.splice = 1;
+    c->global.tls_ticket_rotate_ms = 12 * 3600 * 1000;
+    c->global.tls_session_cache = 20480;
 }
 
 /* --- public ------------------------------------------------------------ */
@@ -1013,13 +1478,32 @@ void conf_free(struct conf *c)
 
     if (c == NULL)
         return;
-    for (i = 0; i < c->nlisteners; i++)
+    for (i = 0; i < c->nlisteners; i++) {
         free(c->listeners[i].binds);
+        free(c->listeners[i].certs);
+        free(c->listeners[i].routes);
+        free(c->listeners[i].alpn_routes);
+    }
     for (i = 0; i < c->nbackends; i++)
         free(c->backends[i].servers);
     free(c->listeners);
     free(c->backends);
     memset(c, 0, sizeof(*c));
+}
+
+int conf_route_match(const char *pattern, const char *host)
+{
+    size_t hl, pl;
+
+    if (strncmp(pattern, "*.", 2) != 0)
+        return strcasecmp(pattern, host) == 0;
+    /* "*.example.com" matches exactly one label in front: a.example.com,
+     * not example.com nor a.b.example.com (as certificate wildcards do). */
+    hl = strlen(host);
+    pl = strlen(pattern + 1);           /* ".example.com" */
+    if (hl <= pl || strcasecmp(host + hl - pl, pattern + 1) != 0)
+        return 0;
+    return memchr(host, '.', hl - pl) == NULL;
 }
 
 const char *conf_balance_name(enum conf_balance b)

@@ -32,6 +32,48 @@ enum conf_balance {
     CONF_BALANCE_SOURCE
 };
 
+enum conf_tls_mode {
+    CONF_TLS_OFF = 0,
+    CONF_TLS_ON,            /* terminate TLS (listener) / connect with TLS (backend) */
+    CONF_TLS_PASSTHROUGH    /* listener: route by the ClientHello, relay untouched */
+};
+
+enum conf_verify_client {
+    CONF_VERIFY_OFF = 0,
+    CONF_VERIFY_OPTIONAL,
+    CONF_VERIFY_REQUIRED
+};
+
+enum conf_send_proxy {
+    CONF_SEND_PROXY_OFF = 0,
+    CONF_SEND_PROXY_V1,
+    CONF_SEND_PROXY_V2
+};
+
+enum conf_check {
+    CONF_CHECK_OFF = 0,
+    CONF_CHECK_TCP,         /* a connect succeeds */
+    CONF_CHECK_TLS          /* a TLS handshake succeeds */
+};
+
+#define CONF_TLS_V12 12
+#define CONF_TLS_V13 13
+
+/* A certificate (chain file) and its private key. */
+struct conf_cert {
+    char cert[CONF_PATH_MAX];
+    char key[CONF_PATH_MAX];
+    int  line;               /* of the tls_cert key */
+};
+
+/* SNI (`route`) or ALPN (`route_alpn`) pattern -> backend. */
+struct conf_route {
+    char                 pattern[256];   /* exact name, "*.example.com", or ALPN id */
+    char                 backend_name[CONF_NAME_MAX];
+    struct conf_backend *backend;        /* resolved by validation */
+    int                  line;
+};
+
 /* A resolved socket address plus the text the operator wrote (for logs). */
 struct conf_addr {
     struct sockaddr_storage ss;
@@ -54,6 +96,19 @@ struct conf_backend {
     uint64_t            connect_timeout_ms; /* default 3000 */
     unsigned            retries;        /* default 2 */
     int                 line;           /* first line of the section */
+
+    int                 tls;            /* connect to servers with TLS, default off */
+    int                 tls_verify;     /* verify the server certificate, default on */
+    char                tls_ca[CONF_PATH_MAX];   /* "" = system trust store */
+    char                tls_sni[256];   /* "" = the server's name */
+    char                tls_cert[CONF_PATH_MAX]; /* client certificate, optional */
+    char                tls_key[CONF_PATH_MAX];
+    enum conf_send_proxy send_proxy;    /* default off */
+    enum conf_check     check;          /* active health check, default off */
+    uint64_t            check_interval_ms;  /* default 2000 */
+    unsigned            check_rise;     /* successes to mark up, default 2 */
+    unsigned            check_fall;     /* failures to mark down (active and passive), default 3 */
+    uint64_t            check_timeout_ms;   /* default: connect_timeout */
 };
 
 struct conf_listener {
@@ -66,6 +121,23 @@ struct conf_listener {
     uint64_t             max_connections;   /* default 0 = only the global limit */
     unsigned             backlog;           /* default 511 */
     int                  line;
+
+    enum conf_tls_mode   tls;               /* default off */
+    struct conf_cert    *certs;             /* tls_cert/tls_key pairs, in order */
+    size_t               ncerts, nkeys;     /* tls_cert and tls_key lines seen */
+    unsigned             tls_min, tls_max;  /* CONF_TLS_V12/13, default 1.2 - 1.3 */
+    char                 tls_ciphers[512];      /* TLS 1.2 cipher list, "" = OpenSSL default */
+    char                 tls_ciphersuites[512]; /* TLS 1.3 suites, "" = OpenSSL default */
+    char                 alpn[256];         /* "h2,http/1.1"; "" = no ALPN */
+    char                 tls_client_ca[CONF_PATH_MAX];
+    enum conf_verify_client verify_client;  /* default off */
+    uint64_t             handshake_timeout_ms;  /* default 10000 */
+    struct conf_route   *routes;            /* by SNI */
+    size_t               nroutes;
+    struct conf_route   *alpn_routes;       /* by ALPN protocol */
+    size_t               nalpn_routes;
+    int                  accept_proxy;      /* expect a PROXY header, default off */
+    uint64_t             proxy_timeout_ms;  /* to receive it, default 5000 */
 };
 
 struct conf_global {
@@ -75,8 +147,11 @@ struct conf_global {
     char                access_log[CONF_PATH_MAX]; /* "stderr", "off" or a path */
     uint64_t            max_connections;    /* default 100000 */
     uint64_t            drain_timeout_ms;   /* default 30000 */
+    uint64_t            upgrade_timeout_ms; /* new generation must be ready within, default 10000 */
     uint64_t            buffer_size;        /* per-direction relay buffer, default 16k */
     int                 splice;             /* relay bulk TCP with splice(2), default on */
+    uint64_t            tls_ticket_rotate_ms;   /* session ticket key lifetime, default 12h */
+    uint64_t            tls_session_cache;      /* sessions cached per worker, default 20480 */
 };
 
 struct conf {
@@ -103,6 +178,8 @@ void conf_free(struct conf *c);
 char *conf_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 const char *conf_balance_name(enum conf_balance b);
+/* Does an SNI route pattern ("name" or "*.suffix") match host (lower case)? */
+int conf_route_match(const char *pattern, const char *host);
 const char *conf_log_level_name(enum conf_log_level l);
 
 const struct conf_backend  *conf_find_backend(const struct conf *c, const char *name);
