@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "log.h"
 #include "parse.h"
+#include "tls.h"
 #include "worker.h"
 
 int proxy_accesslog_open(const char *target, char *why, size_t whylen)
@@ -42,10 +43,26 @@ void proxy_accesslog_write(struct proxy_worker *w, const struct proxy_conn *c, u
     n = proxy_log_prefix(line, sizeof(line));
     m = snprintf(line + n, sizeof(line) - n,
                  "info: access client=%s listener=%s backend=%s server=%s bytes_in=%" PRIu64
-                 " bytes_out=%" PRIu64 " duration_ms=%" PRIu64 " end=%s\n",
-                 client, c->listener->conf->name, c->listener->backend->conf->name,
+                 " bytes_out=%" PRIu64 " duration_ms=%" PRIu64 " end=%s",
+                 client, c->listener->conf->name,
+                 (c->backend != NULL ? c->backend : c->listener->backend)->conf->name,
                  c->connected && c->server != NULL ? c->server->conf->name : "-",
                  c->up.bytes, c->down.bytes, now_ms - c->start_ms, proxy_end_name(c->end));
+    if (m < 0)
+        return;
+    n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;
+    if (c->listener->conf->tls != CONF_TLS_OFF) {
+        const struct proxy_tls *t = c->client.tls;
+
+        m = snprintf(line + n, sizeof(line) - n, " sni=%s alpn=%s tls=%s resumed=%d",
+                     c->sni ? c->sni : "-", c->alpn ? c->alpn : "-",
+                     t && t->handshake_done ? proxy_tls_version(t) : "-",
+                     t && t->handshake_done ? proxy_tls_resumed(t) : 0);
+        if (m < 0)
+            return;
+        n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;
+    }
+    m = snprintf(line + n, sizeof(line) - n, "\n");
     if (m < 0)
         return;
     n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;

@@ -1,8 +1,12 @@
 #include "backend.h"
 
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
+#include "netutil.h"
 
 int proxy_backend_init(struct proxy_backend *b, const struct conf_backend *cb, size_t index)
 {
@@ -10,8 +14,10 @@ int proxy_backend_init(struct proxy_backend *b, const struct conf_backend *cb, s
     b->servers = calloc(cb->nservers, sizeof(*b->servers));
     if (b->servers == NULL)
         return -1;
-    for (size_t i = 0; i < cb->nservers; i++)
+    for (size_t i = 0; i < cb->nservers; i++) {
         b->servers[i].conf = &cb->servers[i];
+        b->servers[i].backend = cb;
+    }
     b->conf = cb;
     b->nservers = cb->nservers;
     b->index = index;
@@ -39,9 +45,82 @@ void proxy_balance_free(struct proxy_balance *st)
     st->current = NULL;
 }
 
-static int server_tried(const struct proxy_server *s, struct proxy_server *const *tried,
+void proxy_server_set_down(struct proxy_server *s, int down, const char *why)
+{
+    int was = atomic_exchange(&s->down, down);
+
+    if (was == down)
+        return;
+    if (down) {
+        atomic_store(&s->down_since_ms, proxy_now_ms());
+        proxy_log_warn("backend %s: server %s (%s) is DOWN: %s", s->backend->name,
+                       s->conf->name, s->conf->addr.text, why);
+    } else {
+        proxy_log_info("backend %s: server %s (%s) is UP: %s", s->backend->name, s->conf->name,
+                       s->conf->addr.text, why);
+    }
+}
+
+void proxy_server_failed(struct proxy_server *s)
+{
+    unsigned n = atomic_fetch_add(&s->fails, 1) + 1;
+
+    atomic_store(&s->oks, 0);
+    if (n >= s->backend->check_fall && !atomic_load(&s->down)) {
+        char why[64];
+
+        snprintf(why, sizeof(why), "%u consecutive failures", n);
+        proxy_server_set_down(s, 1, why);
+    } else if (atomic_load(&s->down)) {
+        /* A failed probe of a down server restarts its wait. */
+        atomic_store(&s->down_since_ms, proxy_now_ms());
+    }
+}
+
+void proxy_server_succeeded(struct proxy_server *s)
+{
+    atomic_store(&s->fails, 0);
+    /* Without active checks a client connection is the only probe there is. */
+    if (s->backend->check == CONF_CHECK_OFF)
+        proxy_server_set_down(s, 0, "a connection succeeded");
+}
+
+void proxy_server_check_ok(struct proxy_server *s)
+{
+    unsigned n = atomic_fetch_add(&s->oks, 1) + 1;
+
+    atomic_store(&s->fails, 0);
+    if (n >= s->backend->check_rise && atomic_load(&s->down)) {
+        char why[64];
+
+        snprintf(why, sizeof(why), "%u consecutive successful checks", n);
+        proxy_server_set_down(s, 0, why);
+    }
+}
+
+/* Down servers are skipped; without active checks, one is tried again
+ * (by a client connection) once check_interval has passed. */
+static int server_usable(const struct proxy_server *s)
+{
+    if (!atomic_load(&s->down))
+        return 1;
+    return s->backend->check == CONF_CHECK_OFF &&
+           proxy_now_ms() - atomic_load(&s->down_since_ms) >= s->backend->check_interval_ms;
+}
+
+int proxy_backend_all_down(const struct proxy_backend *b)
+{
+    for (size_t i = 0; i < b->nservers; i++)
+        if (!atomic_load(&b->servers[i].down))
+            return 0;
+    return 1;
+}
+
+static int server_excluded(const struct proxy_server *s, struct proxy_server *const *tried,
                         size_t ntried)
 {
+    if (!server_usable(s))
+        return 1;
     for (size_t i = 0; i < ntried; i++)
         if (tried[i] == s)
             return 1;
@@ -68,7 +147,7 @@ static struct proxy_server *pick_roundrobin(struct proxy_backend *b, struct prox
     size_t besti = 0;
 
     for (size_t i = 0; i < b->nservers; i++) {
-        if (server_tried(&b->servers[i], tried, ntried))
+        if (server_excluded(&b->servers[i], tried, ntried))
             continue;
         st->current[i] += b->servers[i].conf->weight;
         total += b->servers[i].conf->weight;
@@ -99,7 +178,7 @@ static struct proxy_server *pick_leastconn(struct proxy_backend *b, struct proxy
         uint64_t load = atomic_load_explicit(&s->active, memory_order_relaxed) * 256u /
                         s->conf->weight;
 
-        if (server_tried(s, tried, ntried))
+        if (server_excluded(s, tried, ntried))
             continue;
         if (best == NULL || load < best_load) {
             best = s;
@@ -116,13 +195,13 @@ static struct proxy_server *pick_weighted(struct proxy_backend *b, uint64_t r,
     uint64_t total = 0;
 
     for (size_t i = 0; i < b->nservers; i++)
-        if (!server_tried(&b->servers[i], tried, ntried))
+        if (!server_excluded(&b->servers[i], tried, ntried))
             total += b->servers[i].conf->weight;
     if (total == 0)
         return NULL;
     r %= total;
     for (size_t i = 0; i < b->nservers; i++) {
-        if (server_tried(&b->servers[i], tried, ntried))
+        if (server_excluded(&b->servers[i], tried, ntried))
             continue;
         if (r < b->servers[i].conf->weight)
             return &b->servers[i];

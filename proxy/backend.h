@@ -15,11 +15,19 @@
 
 #include "conf.h"
 
+struct proxy_tls_client;
+
 struct proxy_server {
     const struct conf_server *conf;
+    const struct conf_backend *backend;
     _Atomic uint64_t          active;    /* connections using it now (leastconn) */
     _Atomic uint64_t          total;     /* connections established to it */
     _Atomic uint64_t          failures;  /* failed connects */
+    /* Health: passive (client connects) and active (checks) both count. */
+    _Atomic int               down;
+    _Atomic unsigned          fails;     /* consecutive failures */
+    _Atomic unsigned          oks;       /* consecutive successful checks */
+    _Atomic uint64_t          down_since_ms;
 };
 
 struct proxy_backend {
@@ -27,6 +35,7 @@ struct proxy_backend {
     struct proxy_server       *servers;
     size_t                     nservers;
     size_t                     index;     /* position in the worker's array */
+    struct proxy_tls_client   *tls;       /* tls = on: how to connect */
 };
 
 /* Per event loop, per backend. */
@@ -34,6 +43,14 @@ struct proxy_balance {
     int64_t  *current;    /* smooth weighted round-robin (nginx's algorithm) */
     uint64_t  rng;        /* xorshift state for random */
 };
+
+/* Health bookkeeping: a connection (or check) to s failed / succeeded. */
+void proxy_server_failed(struct proxy_server *s);
+void proxy_server_succeeded(struct proxy_server *s);
+/* An active check result: `rise` successes bring a down server back. */
+void proxy_server_check_ok(struct proxy_server *s);
+void proxy_server_set_down(struct proxy_server *s, int down, const char *why);
+int  proxy_backend_all_down(const struct proxy_backend *b);
 
 int  proxy_backend_init(struct proxy_backend *b, const struct conf_backend *cb, size_t index);
 void proxy_backend_free(struct proxy_backend *b);

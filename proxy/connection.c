@@ -1,13 +1,21 @@
 /*
- * connection.c - life of one proxied connection: connect to a server of the
- * listener's backend (trying others on failure), relay until both
- * directions are shut, then log it and free it.
+ * connection.c - life of one proxied connection:
+ *
+ *   accept -> [PROXY_HEADER] -> [CLIENT_HELLO | HANDSHAKE] -> CONNECTING
+ *          -> [UPSTREAM_HANDSHAKE] -> RELAYING -> CLOSED
+ *
+ * The optional stages depend on the listener (accept_proxy, tls =
+ * passthrough / on) and the backend (tls = on).  A failed connect or
+ * upstream handshake tries another server while nothing of the client's
+ * has been sent; after relaying both directions to their end the
+ * connection is logged and freed.
  */
 #include "connection.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,14 +23,18 @@
 
 #include "accesslog.h"
 #include "backend.h"
+#include "clienthello.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "netutil.h"
 #include "parse.h"
+#include "proxyproto.h"
+#include "tls.h"
 #include "worker.h"
 
 static void conn_connect_next(struct proxy_conn *c);
+static void conn_begin(struct proxy_conn *c);
 
 static const char *const proxy_end_names[] = {
     [PROXY_END_NONE] = "none",
@@ -33,6 +45,8 @@ static const char *const proxy_end_names[] = {
     [PROXY_END_DRAIN_TIMEOUT] = "drain_timeout",
     [PROXY_END_SHUTDOWN] = "shutdown",
     [PROXY_END_ERROR] = "error",
+    [PROXY_END_HANDSHAKE_FAILED] = "handshake_failed",
+    [PROXY_END_BAD_REQUEST] = "bad_request",
 };
 
 const char *proxy_end_name(enum proxy_end e)
@@ -52,27 +66,6 @@ static void set_nodelay(int fd)
         proxy_log_debug("setsockopt(TCP_NODELAY, fd %d): %s", fd, strerror(errno));
 }
 
-static void client_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_conn *c = arg;
-
-    (void)proxy_relay_read(c, &c->client, &c->upstream, &c->up);
-}
-
-static void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_conn *c = arg;
-
-    (void)proxy_relay_read(c, &c->upstream, &c->client, &c->down);
-}
-
-static void client_write_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_conn *c = arg;
-
-    (void)proxy_relay_write(c, &c->upstream, &c->client, &c->down);
-}
-
 static void timer_arm(struct proxy_conn *c, uint64_t ms)
 {
     struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
@@ -81,30 +74,318 @@ static void timer_arm(struct proxy_conn *c, uint64_t ms)
         proxy_log_error("evtimer_add failed for client connection");
 }
 
-static void conn_established(struct proxy_conn *c)
+static const char *conn_client(const struct proxy_conn *c, char *buf, size_t n)
 {
-    struct proxy_server *s = c->server;
-
-    c->state = PROXY_CONN_RELAYING;
-    c->connected = 1;
-    atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->total, 1, memory_order_relaxed);
-    evtimer_del(&c->timer);
-    proxy_side_watch_write(&c->upstream, 0);
-    proxy_side_watch_read(&c->client, 1);
-    proxy_side_watch_read(&c->upstream, 1);
-    c->last_ms = proxy_now_ms();
-    if (c->listener->conf->idle_timeout_ms > 0)
-        timer_arm(c, c->listener->conf->idle_timeout_ms);
+    conf_format_sockaddr(&c->peer, c->peerlen, buf, n);
+    return buf;
 }
+
+/* ---- the client's first bytes ------------------------------------------ */
+
+/* Reads what the client sent into c->prefix (bounded).  Returns bytes read,
+ * 0 on EOF, -1 on error, -2 when nothing is there yet. */
+static ssize_t prefix_read(struct proxy_conn *c, size_t max)
+{
+    uint8_t *p;
+    ssize_t n;
+
+    if (c->prefixlen >= max)
+        return -1;
+    p = realloc(c->prefix, max);
+    if (p == NULL)
+        return -1;
+    c->prefix = p;
+    n = recv(c->client.fd, c->prefix + c->prefixlen, max - c->prefixlen, 0);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -2 : -1;
+    c->prefixlen += (uint32_t)n;
+    return n;
+}
+
+static void prefix_drop(struct proxy_conn *c, size_t n)
+{
+    memmove(c->prefix, c->prefix + n, c->prefixlen - n);
+    c->prefixlen -= (uint32_t)n;
+    if (c->prefixlen == 0) {
+        free(c->prefix);
+        c->prefix = NULL;
+    }
+}
+
+static void conn_reject(struct proxy_conn *c, enum proxy_end why, const char *what,
+                        const char *reason)
+{
+    char client[80];
+
+    proxy_log_warn("listener %s: %s from %s: %s", c->listener->conf->name, what,
+                   conn_client(c, client, sizeof(client)), reason);
+    proxy_conn_close(c, why);
+}
+
+static void read_proxy_header(struct proxy_conn *c)
+{
+    struct proxy_pp_info pp;
+    char why[256];
+    size_t used = 0;
+    ssize_t n = prefix_read(c, PROXY_PP_MAX);
+
+    if (n == -2)
+        return;
+    if (n <= 0) {
+        conn_reject(c, PROXY_END_BAD_REQUEST, "PROXY header",
+                    n == 0 ? "connection closed before a complete header" : "read failed or "
+                    "header too long");
+        return;
+    }
+    switch (proxy_pp_parse(c->prefix, c->prefixlen, &pp, &used, why, sizeof(why))) {
+    case PROXY_PP_NEED_MORE:
+        return;
+    case PROXY_PP_INVALID:
+        conn_reject(c, PROXY_END_BAD_REQUEST, "bad PROXY header", why);
+        return;
+    case PROXY_PP_OK:
+        break;
+    }
+    if (!pp.local) {
+        c->peer = pp.src;
+        c->peerlen = pp.srclen;
+        c->local = pp.dst;
+        c->locallen = pp.dstlen;
+    }
+    prefix_drop(c, used);
+    evtimer_del(&c->timer);
+    conn_begin(c);
+}
+
+/* SNI routes (exact names first, then wildcards), then ALPN routes, then
+ * the listener's backend. */
+static struct proxy_backend *conn_route(struct proxy_conn *c)
+{
+    const struct conf_listener *l = c->listener->conf;
+    struct proxy_worker *w = c->loop->worker;
+    const struct conf_route *hit = NULL;
+
+    for (size_t i = 0; c->sni != NULL && hit == NULL && i < l->nroutes; i++)
+        if (l->routes[i].pattern[0] != '*' && conf_route_match(l->routes[i].pattern, c->sni))
+            hit = &l->routes[i];
+    for (size_t i = 0; c->sni != NULL && hit == NULL && i < l->nroutes; i++)
+        if (l->routes[i].pattern[0] == '*' && conf_route_match(l->routes[i].pattern, c->sni))
+            hit = &l->routes[i];
+    for (size_t i = 0; c->alpn != NULL && hit == NULL && i < l->nalpn_routes; i++)
+        if (strcmp(l->alpn_routes[i].pattern, c->alpn) == 0)
+            hit = &l->alpn_routes[i];
+    if (hit == NULL)
+        return c->listener->backend;
+    return &w->backends[hit->backend - w->conf.backends];
+}
+
+static void route_and_connect(struct proxy_conn *c)
+{
+    evtimer_del(&c->timer);
+    proxy_side_watch_read(&c->client, 0);
+    c->backend = conn_route(c);
+    conn_connect_next(c);
+}
+
+static void read_client_hello(struct proxy_conn *c)
+{
+    struct proxy_hello *h;
+    char why[256];
+    ssize_t n = prefix_read(c, PROXY_HELLO_MAX_BYTES);
+
+    if (n == -2)
+        return;
+    if (n <= 0) {
+        conn_reject(c, PROXY_END_BAD_REQUEST, "ClientHello",
+                    n == 0 ? "connection closed before a complete ClientHello"
+                           : "read failed or ClientHello too long");
+        return;
+    }
+    h = malloc(sizeof(*h));
+    if (h == NULL) {
+        proxy_conn_close(c, PROXY_END_ERROR);
+        return;
+    }
+    switch (proxy_clienthello_parse(c->prefix, c->prefixlen, h, why, sizeof(why))) {
+    case PROXY_HELLO_NEED_MORE:
+        free(h);
+        return;
+    case PROXY_HELLO_INVALID:
+        free(h);
+        conn_reject(c, PROXY_END_BAD_REQUEST, "not a TLS ClientHello", why);
+        return;
+    case PROXY_HELLO_OK:
+        break;
+    }
+    if (h->has_sni)
+        c->sni = strdup(h->sni);
+    if (h->nalpn > 0)
+        c->alpn = strdup(h->alpn[0]);
+    free(h);
+    route_and_connect(c);
+}
+
+/* ---- TLS with the client ------------------------------------------------ */
+
+static void handshake_failed(struct proxy_conn *c, const char *reason)
+{
+    atomic_fetch_add_explicit(&c->loop->worker->tls_failures, 1, memory_order_relaxed);
+    conn_reject(c, PROXY_END_HANDSHAKE_FAILED, "TLS handshake", reason);
+}
+
+/* Receives raw bytes for a TLS side; 1 fed, 0 nothing there, -1 EOF or
+ * error (why set). */
+static int tls_receive(struct proxy_conn *c, struct proxy_side *s, char *why, size_t n)
+{
+    struct proxy_loop *loop = c->loop;
+    ssize_t r = recv(s->fd, loop->scratch, loop->scratch_len, 0);
+
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        snprintf(why, n, "%s", strerror(errno));
+        return -1;
+    }
+    if (r == 0) {
+        snprintf(why, n, "connection closed by peer");
+        return -1;
+    }
+    return proxy_tls_feed(s->tls, (const uint8_t *)loop->scratch, (size_t)r, why, n) ==
+                   PROXY_TLS_OK ? 1 : -1;
+}
+
+/* Sends what the handshake produced; watches for writability if needed. */
+static int tls_flush_side(struct proxy_side *s)
+{
+    int r = proxy_tls_flush(s->tls, s->fd);
+
+    proxy_side_watch_write(s, r == 0);
+    return r;
+}
+
+static void client_handshake(struct proxy_conn *c)
+{
+    char why[256], alpn[256];
+    int r = tls_receive(c, &c->client, why, sizeof(why));
+
+    if (r < 0) {
+        handshake_failed(c, why);
+        return;
+    }
+    switch (proxy_tls_handshake(c->client.tls, why, sizeof(why))) {
+    case PROXY_TLS_WANT:
+        if (tls_flush_side(&c->client) < 0)
+            handshake_failed(c, "send failed");
+        return;
+    case PROXY_TLS_OK:
+        break;
+    default:
+        (void)tls_flush_side(&c->client);   /* the alert, if it fits */
+        handshake_failed(c, why);
+        return;
+    }
+    if (tls_flush_side(&c->client) < 0) {
+        handshake_failed(c, "send failed");
+        return;
+    }
+    if (proxy_tls_sni(c->client.tls)[0] != '\0')
+        c->sni = strdup(proxy_tls_sni(c->client.tls));
+    proxy_tls_alpn(c->client.tls, alpn, sizeof(alpn));
+    if (alpn[0] != '\0')
+        c->alpn = strdup(alpn);
+    route_and_connect(c);
+}
+
+static int side_tls_new(struct proxy_side *s, SSL *ssl)
+{
+    s->tls = calloc(1, sizeof(*s->tls));
+    if (s->tls == NULL) {
+        SSL_free(ssl);
+        return -1;
+    }
+    if (proxy_tls_init(s->tls, ssl) != 0) {
+        free(s->tls);
+        s->tls = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void side_tls_free(struct proxy_side *s)
+{
+    if (s->tls == NULL)
+        return;
+    proxy_tls_free(s->tls);
+    free(s->tls);
+    s->tls = NULL;
+}
+
+/* ---- event callbacks ---------------------------------------------------------- */
+
+static void upstream_handshake(struct proxy_conn *c);
+static void conn_relay_start(struct proxy_conn *c);
+
+static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *c = arg;
+
+    switch (c->state) {
+    case PROXY_CONN_PROXY_HEADER:
+        read_proxy_header(c);
+        break;
+    case PROXY_CONN_CLIENT_HELLO:
+        read_client_hello(c);
+        break;
+    case PROXY_CONN_HANDSHAKE:
+        client_handshake(c);
+        break;
+    case PROXY_CONN_RELAYING:
+        (void)proxy_relay_read(c, &c->client, &c->upstream, &c->up);
+        break;
+    default:
+        /* Not interested until a server is connected. */
+        proxy_side_watch_read(&c->client, 0);
+        break;
+    }
+}
+
+static void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *c = arg;
+
+    if (c->state == PROXY_CONN_UPSTREAM_HANDSHAKE)
+        upstream_handshake(c);
+    else
+        (void)proxy_relay_read(c, &c->upstream, &c->client, &c->down);
+}
+
+static void client_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *c = arg;
+
+    if (c->state != PROXY_CONN_RELAYING) {
+        /* Handshake records still on their way to the client. */
+        if (c->client.tls == NULL || tls_flush_side(&c->client) < 0)
+            proxy_conn_close(c, PROXY_END_CLIENT_CLOSE);
+        return;
+    }
+    (void)proxy_relay_write(c, &c->upstream, &c->client, &c->down);
+}
+
+/* ---- servers -------------------------------------------------------------------- */
 
 static void upstream_discard(struct proxy_conn *c)
 {
     proxy_side_watch_read(&c->upstream, 0);
     proxy_side_watch_write(&c->upstream, 0);
+    side_tls_free(&c->upstream);
     if (c->upstream.fd >= 0 && close(c->upstream.fd) != 0)
         proxy_log_debug("close(fd %d): %s", c->upstream.fd, strerror(errno));
     c->upstream.fd = -1;
+    if (c->connected) {
+        atomic_fetch_sub_explicit(&c->server->active, 1, memory_order_relaxed);
+        c->connected = 0;
+    }
 }
 
 static void connect_failed(struct proxy_conn *c, const char *reason)
@@ -112,13 +393,130 @@ static void connect_failed(struct proxy_conn *c, const char *reason)
     char client[80];
 
     atomic_fetch_add_explicit(&c->server->failures, 1, memory_order_relaxed);
-    conf_format_sockaddr(&c->peer, c->peerlen, client, sizeof(client));
+    proxy_server_failed(c->server);
     proxy_log_warn("backend %s: connect to server %s (%s) failed: %s (client %s)",
-                   c->listener->backend->conf->name, c->server->conf->name,
-                   c->server->conf->addr.text, reason, client);
+                   c->backend->conf->name, c->server->conf->name,
+                   c->server->conf->addr.text, reason, conn_client(c, client, sizeof(client)));
     upstream_discard(c);
     evtimer_del(&c->timer);
     conn_connect_next(c);
+}
+
+/* The PROXY protocol header for this client, into buf; returns its length. */
+static size_t proxy_header(struct proxy_conn *c, uint8_t *buf, size_t n)
+{
+    struct proxy_pp_info pp;
+
+    memset(&pp, 0, sizeof(pp));
+    pp.src = c->peer;
+    pp.srclen = c->peerlen;
+    if (c->locallen == 0) {
+        c->locallen = sizeof(c->local);
+        if (getsockname(c->client.fd, (struct sockaddr *)&c->local, &c->locallen) != 0)
+            c->locallen = 0;
+    }
+    pp.dst = c->local;
+    pp.dstlen = c->locallen;
+    pp.local = c->locallen == 0;
+    if (c->sni != NULL)
+        snprintf(pp.authority, sizeof(pp.authority), "%s", c->sni);
+    if (c->alpn != NULL)
+        snprintf(pp.alpn, sizeof(pp.alpn), "%s", c->alpn);
+    if (c->client.tls != NULL) {
+        pp.ssl = 1;
+        snprintf(pp.ssl_version, sizeof(pp.ssl_version), "%s", proxy_tls_version(c->client.tls));
+        snprintf(pp.ssl_cipher, sizeof(pp.ssl_cipher), "%s", proxy_tls_cipher(c->client.tls));
+    }
+    if (c->backend->conf->send_proxy == CONF_SEND_PROXY_V1)
+        return proxy_pp_encode_v1(&pp, (char *)buf, n);
+    return proxy_pp_encode_v2(&pp, buf, n);
+}
+
+/* Queues bytes for the server ahead of the client's: the PROXY header and
+ * whatever the client sent before the relay started.  Returns -1 on OOM. */
+static int queue_upstream_prefix(struct proxy_conn *c, const uint8_t *hdr, size_t hlen)
+{
+    size_t n = hlen + (c->client.tls == NULL ? c->prefixlen : 0);
+    char *buf;
+
+    if (n == 0)
+        return 0;
+    buf = malloc(n);
+    if (buf == NULL)
+        return -1;
+    memcpy(buf, hdr, hlen);
+    if (c->client.tls == NULL && c->prefixlen > 0) {
+        memcpy(buf + hlen, c->prefix, c->prefixlen);
+        c->up.bytes += c->prefixlen;
+        prefix_drop(c, c->prefixlen);
+    }
+    c->up.buf = buf;
+    c->up.off = 0;
+    c->up.len = (uint32_t)n;
+    return 0;
+}
+
+static void upstream_handshake(struct proxy_conn *c)
+{
+    char why[256];
+    int r = tls_receive(c, &c->upstream, why, sizeof(why));
+
+    if (r < 0) {
+        connect_failed(c, why);
+        return;
+    }
+    switch (proxy_tls_handshake(c->upstream.tls, why, sizeof(why))) {
+    case PROXY_TLS_WANT:
+        if (tls_flush_side(&c->upstream) < 0)
+            connect_failed(c, "send failed during TLS handshake");
+        return;
+    case PROXY_TLS_OK:
+        if (tls_flush_side(&c->upstream) < 0) {
+            connect_failed(c, "send failed during TLS handshake");
+            return;
+        }
+        conn_relay_start(c);
+        return;
+    default:
+        connect_failed(c, why);
+        return;
+    }
+}
+
+static void conn_established(struct proxy_conn *c)
+{
+    struct proxy_server *s = c->server;
+    uint8_t hdr[PROXY_PP_MAX];
+    size_t hlen = 0;
+
+    c->connected = 1;
+    atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->total, 1, memory_order_relaxed);
+    proxy_server_succeeded(s);
+    proxy_side_watch_write(&c->upstream, 0);
+    if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
+        (hlen = proxy_header(c, hdr, sizeof(hdr))) == 0) {
+        proxy_conn_close(c, PROXY_END_ERROR);
+        return;
+    }
+    if (c->backend->tls == NULL) {
+        if (queue_upstream_prefix(c, hdr, hlen) != 0) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return;
+        }
+        conn_relay_start(c);
+        return;
+    }
+    /* The PROXY header travels in the clear, ahead of the ClientHello. */
+    if (side_tls_new(&c->upstream, proxy_tls_client_ssl(c->backend->tls, s->conf->name)) != 0 ||
+        (hlen > 0 && proxy_tls_feed_out(c->upstream.tls, hdr, hlen) != 0)) {
+        proxy_conn_close(c, PROXY_END_ERROR);
+        return;
+    }
+    c->state = PROXY_CONN_UPSTREAM_HANDSHAKE;
+    timer_arm(c, c->backend->conf->connect_timeout_ms);
+    proxy_side_watch_read(&c->upstream, 1);
+    upstream_handshake(c);
 }
 
 static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -127,9 +525,16 @@ static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
     int err = 0;
     socklen_t len = sizeof(err);
 
-    if (c->state == PROXY_CONN_RELAYING) {
+    switch (c->state) {
+    case PROXY_CONN_RELAYING:
         (void)proxy_relay_write(c, &c->client, &c->upstream, &c->up);
         return;
+    case PROXY_CONN_UPSTREAM_HANDSHAKE:
+        if (tls_flush_side(&c->upstream) < 0)
+            connect_failed(c, "send failed during TLS handshake");
+        return;
+    default:
+        break;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
@@ -145,9 +550,24 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct proxy_conn *c = arg;
     uint64_t idle, limit = c->listener->conf->idle_timeout_ms, now;
 
-    if (c->state == PROXY_CONN_CONNECTING) {
+    switch (c->state) {
+    case PROXY_CONN_CONNECTING:
         connect_failed(c, "connect timeout");
         return;
+    case PROXY_CONN_UPSTREAM_HANDSHAKE:
+        connect_failed(c, "TLS handshake timeout");
+        return;
+    case PROXY_CONN_HANDSHAKE:
+        handshake_failed(c, "handshake timeout");
+        return;
+    case PROXY_CONN_PROXY_HEADER:
+        conn_reject(c, PROXY_END_BAD_REQUEST, "PROXY header", "timeout");
+        return;
+    case PROXY_CONN_CLIENT_HELLO:
+        conn_reject(c, PROXY_END_BAD_REQUEST, "ClientHello", "timeout");
+        return;
+    default:
+        break;
     }
     /* The relay only stamps last_ms; the timer checks it here instead of
      * being re-armed on every read. */
@@ -160,6 +580,25 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     timer_arm(c, limit - idle);
 }
 
+static void conn_relay_start(struct proxy_conn *c)
+{
+    c->state = PROXY_CONN_RELAYING;
+    evtimer_del(&c->timer);
+    c->last_ms = proxy_now_ms();
+    if (c->listener->conf->idle_timeout_ms > 0)
+        timer_arm(c, c->listener->conf->idle_timeout_ms);
+    proxy_side_watch_read(&c->upstream, 1);
+    if (c->up.buf != NULL) {
+        proxy_side_watch_write(&c->upstream, 1);   /* header and early bytes first */
+        return;
+    }
+    proxy_side_watch_read(&c->client, 1);
+    /* Application data that came with the client's Finished is already
+     * inside baton's buffer: the socket will not signal it again. */
+    if (c->client.tls != NULL && proxy_tls_pending_in(c->client.tls))
+        event_active(&c->client.rev, EV_READ, 0);
+}
+
 static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
 {
     const struct conf_addr *a = &s->conf->addr;
@@ -168,14 +607,15 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
 
     fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        proxy_log_error("backend %s: socket for server %s: %s",
-                        c->listener->backend->conf->name, s->conf->name, strerror(errno));
+        proxy_log_error("backend %s: socket for server %s: %s", c->backend->conf->name,
+                        s->conf->name, strerror(errno));
         return -1;
     }
     set_nodelay(fd);
     c->upstream.fd = fd;
     event_assign(&c->upstream.rev, base, fd, EV_READ | EV_PERSIST, upstream_read_cb, c);
     event_assign(&c->upstream.wev, base, fd, EV_WRITE | EV_PERSIST, upstream_write_cb, c);
+    c->state = PROXY_CONN_CONNECTING;
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
         conn_established(c);
         return 0;
@@ -184,15 +624,14 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         connect_failed(c, strerror(errno));
         return 1;
     }
-    c->state = PROXY_CONN_CONNECTING;
     proxy_side_watch_write(&c->upstream, 1);
-    timer_arm(c, c->listener->backend->conf->connect_timeout_ms);
+    timer_arm(c, c->backend->conf->connect_timeout_ms);
     return 0;
 }
 
 static void conn_connect_next(struct proxy_conn *c)
 {
-    struct proxy_backend *b = c->listener->backend;
+    struct proxy_backend *b = c->backend;
     struct proxy_server *s;
     char client[80];
 
@@ -208,11 +647,49 @@ static void conn_connect_next(struct proxy_conn *c)
             return;
         }
     }
-    conf_format_sockaddr(&c->peer, c->peerlen, client, sizeof(client));
     proxy_log_warn("listener %s: no server of backend %s could be connected after %u "
-                   "attempt(s); closing client %s", c->listener->conf->name, b->conf->name,
-                   c->ntried, client);
+                   "attempt(s)%s; closing client %s", c->listener->conf->name, b->conf->name,
+                   c->ntried, proxy_backend_all_down(b) ? " (all servers are down)" : "",
+                   conn_client(c, client, sizeof(client)));
     proxy_conn_close(c, PROXY_END_CONNECT_FAILED);
+}
+
+/* After the PROXY header (if any): the listener's TLS stage, or connect. */
+static void conn_begin(struct proxy_conn *c)
+{
+    const struct conf_listener *l = c->listener->conf;
+    char why[256];
+
+    switch (l->tls) {
+    case CONF_TLS_PASSTHROUGH:
+        c->state = PROXY_CONN_CLIENT_HELLO;
+        timer_arm(c, l->handshake_timeout_ms);
+        proxy_side_watch_read(&c->client, 1);
+        return;
+    case CONF_TLS_ON:
+        if (side_tls_new(&c->client, proxy_tls_server_ssl(c->listener->tls)) != 0) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return;
+        }
+        c->state = PROXY_CONN_HANDSHAKE;
+        timer_arm(c, l->handshake_timeout_ms);
+        proxy_side_watch_read(&c->client, 1);
+        if (c->prefixlen > 0) {
+            /* Bytes that followed a PROXY header are the start of the ClientHello. */
+            if (proxy_tls_feed(c->client.tls, c->prefix, c->prefixlen, why, sizeof(why)) !=
+                PROXY_TLS_OK) {
+                handshake_failed(c, why);
+                return;
+            }
+            prefix_drop(c, c->prefixlen);
+        }
+        return;
+    case CONF_TLS_OFF:
+    default:
+        c->backend = c->listener->backend;
+        conn_connect_next(c);
+        return;
+    }
 }
 
 void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd,
@@ -246,7 +723,13 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
         loop->conns->prev = c;
     loop->conns = c;
     loop->nconns++;
-    conn_connect_next(c);
+    if (l->conf->accept_proxy) {
+        c->state = PROXY_CONN_PROXY_HEADER;
+        timer_arm(c, l->conf->proxy_timeout_ms);
+        proxy_side_watch_read(&c->client, 1);
+        return;
+    }
+    conn_begin(c);
 }
 
 void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
@@ -261,16 +744,18 @@ void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
     evtimer_del(&c->timer);
     proxy_side_watch_read(&c->client, 0);
     proxy_side_watch_write(&c->client, 0);
+    proxy_accesslog_write(w, c, proxy_now_ms());
+    side_tls_free(&c->client);
     if (close(c->client.fd) != 0)
         proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
     upstream_discard(c);
     proxy_pipe_free(loop, &c->up);
     proxy_pipe_free(loop, &c->down);
-    if (c->connected)
-        atomic_fetch_sub_explicit(&c->server->active, 1, memory_order_relaxed);
+    free(c->prefix);
+    free(c->sni);
+    free(c->alpn);
     atomic_fetch_add_explicit(&w->bytes_in, c->up.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->bytes_out, c->down.bytes, memory_order_relaxed);
-    proxy_accesslog_write(w, c, proxy_now_ms());
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

@@ -15,8 +15,12 @@
 #define PROXY_MAX_ATTEMPTS 17   /* first try + retries (<= 16) */
 
 enum proxy_conn_state {
-    PROXY_CONN_CONNECTING = 0,  /* client accepted, connecting to a server */
-    PROXY_CONN_RELAYING,        /* bytes flow both ways until both are shut */
+    PROXY_CONN_PROXY_HEADER = 0, /* accept_proxy: reading the client's PROXY header */
+    PROXY_CONN_CLIENT_HELLO,     /* tls = passthrough: reading the ClientHello to route */
+    PROXY_CONN_HANDSHAKE,        /* tls = on: TLS handshake with the client */
+    PROXY_CONN_CONNECTING,       /* connecting to a server */
+    PROXY_CONN_UPSTREAM_HANDSHAKE, /* backend tls = on: TLS handshake with the server */
+    PROXY_CONN_RELAYING,         /* bytes flow both ways until both are shut */
     PROXY_CONN_CLOSED
 };
 
@@ -28,11 +32,16 @@ enum proxy_end {
     PROXY_END_CONNECT_FAILED,
     PROXY_END_DRAIN_TIMEOUT,
     PROXY_END_SHUTDOWN,
-    PROXY_END_ERROR
+    PROXY_END_ERROR,
+    PROXY_END_HANDSHAKE_FAILED,  /* TLS handshake with the client failed or timed out */
+    PROXY_END_BAD_REQUEST        /* bad PROXY header or ClientHello */
 };
+
+struct proxy_tls;
 
 struct proxy_side {
     int          fd;
+    struct proxy_tls *tls;     /* NULL: plain TCP */
     struct event rev;          /* readable */
     struct event wev;          /* writable (or connected) */
     unsigned     reading:1;    /* rev added */
@@ -59,11 +68,13 @@ struct proxy_pipe {
 struct proxy_loop;
 struct proxy_listener;
 struct proxy_server;
+struct proxy_backend;
 
 struct proxy_conn {
     struct proxy_conn       *prev, *next;
     struct proxy_loop       *loop;
     struct proxy_listener   *listener;
+    struct proxy_backend    *backend;    /* chosen by the listener's routes */
     struct proxy_server     *server;     /* current or last attempted */
     enum proxy_conn_state    state;
     enum proxy_end           end;
@@ -79,6 +90,13 @@ struct proxy_conn {
     struct proxy_server     *tried[PROXY_MAX_ATTEMPTS];
     unsigned                 ntried;
     int                      connected;  /* counted in server->active */
+
+    uint8_t                 *prefix;     /* client bytes read before relaying */
+    uint32_t                 prefixlen;
+    char                    *sni;        /* from the ClientHello or handshake */
+    char                    *alpn;
+    struct sockaddr_storage  local;      /* the client's destination (PROXY headers) */
+    socklen_t                locallen;
 };
 
 /* Takes ownership of cfd (already counted against the listener limits). */

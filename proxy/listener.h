@@ -16,10 +16,12 @@
 
 struct proxy_backend;
 struct proxy_loop;
+struct proxy_tls_server;
 
 struct proxy_listener {
     const struct conf_listener *conf;
     struct proxy_backend       *backend;
+    struct proxy_tls_server    *tls;        /* tls = on */
     int                        *fds;        /* handed over by the master */
     char                      (*addrs)[80]; /* actual bound address per fd */
     size_t                      nfds;

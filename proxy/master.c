@@ -252,9 +252,11 @@ static void reload_commit(struct master *m, struct master_gen *g)
     m->text = m->next_text;
     m->next_text = NULL;
     for (size_t i = 0; i < m->nsocks; i++) {
+        /* A removed socket keeps its old name for the "closed" log line. */
+        if (m->socks[i].in_next)
+            memcpy(m->socks[i].name, m->socks[i].next_name, sizeof(m->socks[i].name));
         m->socks[i].in_current = m->socks[i].in_next;
         m->socks[i].in_next = 0;
-        memcpy(m->socks[i].name, m->socks[i].next_name, sizeof(m->socks[i].name));
     }
     msocks_compact(m);
     proxy_log_set_level(m->conf.global.log_level);

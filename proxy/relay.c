@@ -23,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "netutil.h"
+#include "tls.h"
 #include "worker.h"
 
 #define SPLICE_PIPE_SIZE (256u * 1024u)
@@ -105,6 +106,21 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
 {
     if (!p->eof || p->shut || pipe_pending(p))
         return 0;
+    if (dst->tls != NULL) {
+        int r;
+
+        /* close_notify, then the FIN once it is out. */
+        proxy_tls_close_notify(dst->tls);
+        r = proxy_tls_flush(dst->tls, dst->fd);
+        if (r < 0) {
+            proxy_conn_close(c, side_end(c, dst));
+            return -1;
+        }
+        if (r == 0) {
+            proxy_side_watch_write(dst, 1);
+            return 0;
+        }
+    }
     if (shutdown(dst->fd, SHUT_WR) != 0 && errno != ENOTCONN) {
         proxy_log_debug("shutdown(fd %d): %s", dst->fd, strerror(errno));
         proxy_conn_close(c, side_end(c, dst));
@@ -186,12 +202,137 @@ static int splice_read(struct proxy_conn *c, struct proxy_side *src, struct prox
     return 0;
 }
 
+/* ---- TLS on either side -------------------------------------------------- */
+
+#define TLS_READ_ROUNDS 32   /* records decrypted per wake-up before yielding */
+
+/* Plaintext from src: > 0 bytes, 0 EOF, -1 failed (connection closed),
+ * -2 nothing available now. */
+static ssize_t side_read(struct proxy_conn *c, struct proxy_side *src, char *buf, size_t n)
+{
+    struct proxy_loop *loop = c->loop;
+    char why[256];
+    size_t got = 0;
+    ssize_t r;
+
+    if (src->tls == NULL) {
+        r = recv(src->fd, buf, n, 0);
+        if (r < 0)
+            return would_block() ? -2 : relay_fail(c, src, "recv");
+        return r;
+    }
+    for (int received = 0;; received = 1) {
+        switch (proxy_tls_read(src->tls, buf, n, &got, why, sizeof(why))) {
+        case PROXY_TLS_OK:
+            return (ssize_t)got;
+        case PROXY_TLS_EOF:
+            return 0;
+        case PROXY_TLS_WANT:
+            break;
+        default:
+            proxy_log_debug("TLS read on fd %d: %s", src->fd, why);
+            errno = EPROTO;
+            return relay_fail(c, src, "TLS read");
+        }
+        /* Reading may have produced records of its own (key update). */
+        if (proxy_tls_pending_out(src->tls) && proxy_tls_flush(src->tls, src->fd) == 0)
+            proxy_side_watch_write(src, 1);
+        if (received)
+            return -2;
+        r = recv(src->fd, loop->tls_scratch, loop->scratch_len, 0);
+        if (r < 0)
+            return would_block() ? -2 : relay_fail(c, src, "recv");
+        if (r == 0)
+            return 0;   /* FIN without close_notify: the peer is done all the same */
+        if (proxy_tls_feed(src->tls, (const uint8_t *)loop->tls_scratch, (size_t)r, why,
+                           sizeof(why)) != PROXY_TLS_OK) {
+            proxy_log_debug("fd %d: %s", src->fd, why);
+            errno = EPROTO;
+            return relay_fail(c, src, "TLS");
+        }
+    }
+}
+
+/* Hands plaintext to dst: bytes taken (TLS takes all), -1 failed. */
+static ssize_t side_write(struct proxy_conn *c, struct proxy_side *dst, const char *buf,
+                          size_t n)
+{
+    char why[256];
+    ssize_t w;
+
+    if (dst->tls == NULL) {
+        w = send(dst->fd, buf, n, MSG_NOSIGNAL);
+        if (w < 0)
+            return would_block() ? 0 : relay_fail(c, dst, "send");
+        return w;
+    }
+    if (proxy_tls_write(dst->tls, buf, n, why, sizeof(why)) != PROXY_TLS_OK) {
+        proxy_log_debug("TLS write on fd %d: %s", dst->fd, why);
+        errno = EPROTO;
+        return relay_fail(c, dst, "TLS write");
+    }
+    if (proxy_tls_flush(dst->tls, dst->fd) < 0)
+        return relay_fail(c, dst, "send");
+    return (ssize_t)n;
+}
+
+static int dst_blocked(const struct proxy_side *dst)
+{
+    return dst->tls != NULL && proxy_tls_pending_out(dst->tls);
+}
+
+static int relay_read_tls(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
+                          struct proxy_pipe *p)
+{
+    struct proxy_loop *loop = c->loop;
+
+    for (int round = 0; round < TLS_READ_ROUNDS; round++) {
+        ssize_t n = side_read(c, src, loop->scratch, loop->scratch_len), w;
+
+        if (n == -2)
+            return 0;
+        if (n < 0)
+            return -1;
+        c->last_ms = proxy_coarse_now_ms();
+        if (n == 0)
+            return relay_eof(c, src, dst, p);
+        p->bytes += (uint64_t)n;
+        w = side_write(c, dst, loop->scratch, (size_t)n);
+        if (w < 0)
+            return -1;
+        if (w < n) {
+            p->buf = malloc((size_t)(n - w));
+            if (p->buf == NULL) {
+                proxy_conn_close(c, PROXY_END_ERROR);
+                return -1;
+            }
+            memcpy(p->buf, loop->scratch + w, (size_t)(n - w));
+            p->off = 0;
+            p->len = (uint32_t)(n - w);
+            relay_backpressure(src, dst);
+            return 0;
+        }
+        if (dst_blocked(dst)) {
+            relay_backpressure(src, dst);
+            return 0;
+        }
+        if (src->tls == NULL)
+            return 0;   /* level-triggered: the socket says when there is more */
+    }
+    /* Records may still be waiting inside baton's buffer: come back soon,
+     * after other connections had their turn. */
+    event_active(&src->rev, EV_READ, 0);
+    return 0;
+}
+
 int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
                      struct proxy_pipe *p)
 {
     struct proxy_loop *loop = c->loop;
     ssize_t n, w;
 
+    if (src->tls != NULL || dst->tls != NULL)
+        return relay_read_tls(c, src, dst, p);
     if (p->bulk && p->pfd[0] < 0)
         pipe_try_splice(loop, p);
     if (p->pfd[0] >= 0)
@@ -236,6 +377,9 @@ static int relay_drained(struct proxy_conn *c, struct proxy_side *src, struct pr
     if (p->eof)
         return pipe_pass_eof(c, dst, p);
     proxy_side_watch_read(src, 1);
+    /* Whole records already received wait in baton's buffer, not the socket. */
+    if (src->tls != NULL && proxy_tls_pending_in(src->tls))
+        event_active(&src->rev, EV_READ, 0);
     return 0;
 }
 
@@ -244,6 +388,14 @@ int proxy_relay_write(struct proxy_conn *c, struct proxy_side *src, struct proxy
 {
     ssize_t w;
 
+    if (dst->tls != NULL) {
+        int r = proxy_tls_flush(dst->tls, dst->fd);
+
+        if (r < 0)
+            return relay_fail(c, dst, "send");
+        if (r == 0)
+            return 0;
+    }
     if (p->inpipe > 0) {
         if (splice_out(c, dst, p) < 0)
             return -1;
@@ -252,15 +404,12 @@ int proxy_relay_write(struct proxy_conn *c, struct proxy_side *src, struct proxy
     }
     if (p->buf == NULL)
         return relay_drained(c, src, dst, p);
-    w = send(dst->fd, p->buf + p->off, p->len - p->off, MSG_NOSIGNAL);
-    if (w < 0) {
-        if (would_block())
-            return 0;
-        return relay_fail(c, dst, "send");
-    }
+    w = side_write(c, dst, p->buf + p->off, p->len - p->off);
+    if (w < 0)
+        return -1;
     c->last_ms = proxy_coarse_now_ms();
     p->off += (uint32_t)w;
-    if (p->off < p->len)
+    if (p->off < p->len || dst_blocked(dst))
         return 0;
     free(p->buf);
     p->buf = NULL;

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "message.h"
 #include "netutil.h"
+#include "tls.h"
 
 #define WORKER_STARTUP_TIMEOUT_MS 30000
 
@@ -301,7 +302,7 @@ static int worker_receive_setup(struct proxy_worker *w)
 
 static int worker_build(struct proxy_worker *w)
 {
-    char why[512];
+    char why[1024];
 
     w->access_fd = proxy_accesslog_open(w->conf.global.access_log, why, sizeof(why));
     if (w->access_fd == -2)
@@ -313,10 +314,19 @@ static int worker_build(struct proxy_worker *w)
     for (size_t i = 0; i < w->nbackends; i++)
         if (proxy_backend_init(&w->backends[i], &w->conf.backends[i], i) != 0)
             return worker_fail(w, "out of memory");
+    for (size_t i = 0; i < w->nbackends; i++)
+        if (w->conf.backends[i].tls &&
+            (w->backends[i].tls = proxy_tls_client_new(&w->conf.backends[i], why,
+                                                       sizeof(why))) == NULL)
+            return worker_fail(w, "%s", why);
     for (size_t i = 0; i < w->nlisteners; i++) {
         const struct conf_backend *cb = w->listeners[i].conf->backend;
 
         w->listeners[i].backend = &w->backends[cb - w->conf.backends];
+        if (w->listeners[i].conf->tls == CONF_TLS_ON &&
+            (w->listeners[i].tls = proxy_tls_server_new(w->listeners[i].conf, &w->conf.global,
+                                                        why, sizeof(why))) == NULL)
+            return worker_fail(w, "%s", why);
     }
     w->nloops = w->conf.global.threads;
     w->loops = calloc(w->nloops, sizeof(*w->loops));
@@ -365,11 +375,15 @@ static void worker_free(struct proxy_worker *w)
             event_free(evs[i]);
     if (w->base != NULL)
         event_base_free(w->base);
-    for (size_t i = 0; w->listeners != NULL && i < w->nlisteners; i++)
+    for (size_t i = 0; w->listeners != NULL && i < w->nlisteners; i++) {
         proxy_listener_free(&w->listeners[i]);
+        proxy_tls_server_free(w->listeners[i].tls);
+    }
     free(w->listeners);
-    for (size_t i = 0; w->backends != NULL && i < w->nbackends; i++)
+    for (size_t i = 0; w->backends != NULL && i < w->nbackends; i++) {
+        proxy_tls_client_free(w->backends[i].tls);
         proxy_backend_free(&w->backends[i]);
+    }
     free(w->backends);
     if (w->access_fd > STDERR_FILENO)
         close(w->access_fd);

@@ -33,6 +33,7 @@ struct proxy_worker {
     _Atomic uint64_t        total;
     _Atomic uint64_t        bytes_in;    /* client -> server, closed connections */
     _Atomic uint64_t        bytes_out;
+    _Atomic uint64_t        tls_failures; /* failed client handshakes */
 
     int                     access_fd;   /* -1 = access log off */
 

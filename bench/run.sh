@@ -1,0 +1,441 @@
+#!/usr/bin/env bash
+# bench/run.sh - baton vs HAProxy vs direct-to-backend, in one run on one machine.
+#
+# Everything listens on 127.0.0.1 on ports picked free at run time; every
+# load is bounded in time; every process started here is stopped on exit.
+# See bench/README.md for what each figure means.  Tunables (environment):
+#   BATON=path        baton binary (default: build $ROOT/build-bench/baton)
+#   SKIP_BUILD=1      do not (re)build baton
+#   DURATION=10       seconds per keep-alive wrk run
+#   CLOSE_DURATION=5  seconds per Connection: close wrk run
+#   ROUNDS=3          keep-alive/close runs per target (interleaved)
+#   CONNS=64          wrk connections
+#   BULK_RUNS=12      64 MiB downloads per target (interleaved)
+#   IDLE_CONNS=10000  idle connections held open for the RSS figure
+#   BUFFER_SIZE=16k   baton's [global] buffer_size
+#   SPLICE=on|off     baton's [global] splice (default: not written, baton's default)
+#   HAPROXY_SPLICE=1  add "option splice-auto" to HAProxy (default: HAProxy's default, no splice)
+#   KEEP=1            keep the temp dir (configs, raw wrk output, logs)
+#   STRICT=1          exit 1 when a ratio misses its target
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+export PATH="$PATH:/usr/sbin:/sbin"
+
+DURATION=${DURATION:-10}
+CLOSE_DURATION=${CLOSE_DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-64}
+BULK_RUNS=${BULK_RUNS:-12}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+BUFFER_SIZE=${BUFFER_SIZE:-16k}
+SPLICE=${SPLICE:-}
+HAPROXY_SPLICE=${HAPROXY_SPLICE:-0}
+KEEP=${KEEP:-0}
+STRICT=${STRICT:-0}
+BIG_BYTES=$((64 * 1024 * 1024))
+
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- tools
+install_missing() {
+    local need=() p
+    command -v wrk >/dev/null 2>&1 || need+=(wrk)
+    command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+    command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+    command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v python3 >/dev/null 2>&1 || need+=(python3)
+    command -v ss >/dev/null 2>&1 || need+=(iproute2)
+    [ ${#need[@]} -eq 0 ] && return 0
+    log "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
+        apt-get update -q >&2
+        if ! apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
+            # nginx-light is gone in newer releases; plain nginx will do.
+            for p in "${!need[@]}"; do [ "${need[p]}" = nginx-light ] && need[p]=nginx; done
+            apt-get install -y -q --no-install-recommends "${need[@]}" >&2
+        fi
+    fi
+}
+install_missing
+
+if [ -z "${BATON:-}" ]; then
+    BATON="$ROOT/build-bench/baton"
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        log "building baton (Release) in $ROOT/build-bench"
+        if [ ! -f "$ROOT/build-bench/CMakeCache.txt" ]; then
+            cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >&2
+        fi
+        cmake --build "$ROOT/build-bench" --target baton -j2 >&2
+    fi
+fi
+[ -x "$BATON" ] || die "no baton binary at $BATON"
+
+# Each proxied idle connection costs the proxy two descriptors.
+want_fds=$((2 * IDLE_CONNS + 200))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
+    ulimit -Hn "$want_fds" 2>/dev/null || true
+    ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+fi
+nofile=$(ulimit -n)
+if [ "$nofile" != unlimited ] && [ "$nofile" -lt "$want_fds" ]; then
+    # (raising the hard limit needs CAP_SYS_RESOURCE, which a container may lack)
+    IDLE_CONNS=$(((nofile - 200) / 2 / 100 * 100))
+    log "ulimit -n is $nofile (hard limit): idle connections reduced to $IDLE_CONNS"
+fi
+
+# ---------------------------------------------------------------- process bookkeeping
+T=$(mktemp -d /tmp/baton-bench.XXXXXX)
+chmod 755 "$T"                       # nginx workers run as nobody
+STARTED=()                           # pids to stop on exit, in order
+
+stop_pid() {                         # SIGTERM, wait up to 5 s, then SIGKILL
+    local p=$1 _
+    kill -0 "$p" 2>/dev/null || return 0
+    kill -TERM "$p" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+}
+cleanup() {
+    local rc=$? p
+    set +e
+    trap - EXIT INT TERM
+    for p in "${STARTED[@]}"; do stop_pid "$p"; done
+    wait 2>/dev/null
+    if [ "$KEEP" = 1 ]; then log "raw files kept in $T"; else rm -rf "$T"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_http() {                        # url, up to 10 s
+    local _
+    for _ in $(seq 100); do
+        curl -s -o /dev/null --max-time 1 "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+proc_ticks() {                       # utime+stime (clock ticks) summed over pids
+    local p sum=0 t
+    for p in "$@"; do
+        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")
+        sum=$((sum + t))
+    done
+    echo "$sum"
+}
+proc_rss_kb() {                      # VmRSS summed over pids
+    local p sum=0 t
+    for p in "$@"; do
+        t=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")
+        sum=$((sum + t))
+    done
+    echo "$sum"
+}
+established_to() {                   # established sockets whose peer port is $1
+    ss -Htn state established "( dport = :$1 )" | wc -l
+}
+calc() { awk "BEGIN { printf \"%s\", $* }"; }
+HZ=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- backend: nginx
+NGX_PORT=$(free_port)
+NGX_NOFILE=$((IDLE_CONNS + 1000))
+[ "$nofile" != unlimited ] && [ "$nofile" -lt "$NGX_NOFILE" ] && NGX_NOFILE=$nofile
+mkdir -p "$T/nginx/www" "$T/nginx/logs"
+dd if=/dev/zero of="$T/nginx/www/big" bs=1M count=64 status=none
+printf 'ok\n' >"$T/nginx/www/small.txt"
+chmod -R a+rX "$T/nginx"
+cat >"$T/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/logs/error.log warn;
+worker_rlimit_nofile $NGX_NOFILE;
+events { worker_connections $((NGX_NOFILE - 100)); }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_header_timeout 300s;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$NGX_PORT backlog=4096;
+        root $T/nginx/www;
+        location = /small { return 200 "ok\n"; }
+        location = /big { }
+    }
+}
+EOF
+nginx -p "$T/nginx/" -c "$T/nginx/nginx.conf" -e "$T/nginx/logs/error.log" \
+    >"$T/nginx/stdout.log" 2>&1 &
+STARTED=("$!" "${STARTED[@]}")
+wait_http "http://127.0.0.1:$NGX_PORT/small" || die "nginx did not come up: $(cat "$T/nginx/logs/error.log")"
+
+# ---------------------------------------------------------------- HAProxy
+HAP_PORT=$(free_port)
+# HAProxy refuses to start when 2 * maxconn + its reserve exceeds ulimit -n.
+HAP_MAXCONN=$((IDLE_CONNS + 50))
+cat >"$T/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn $HAP_MAXCONN
+defaults
+    mode tcp
+    maxconn $HAP_MAXCONN
+    timeout connect 5s
+    timeout client 5m
+    timeout server 5m
+$([ "$HAPROXY_SPLICE" = 1 ] && echo '    option splice-auto')
+frontend fe
+    bind 127.0.0.1:$HAP_PORT
+    default_backend be
+backend be
+    server s1 127.0.0.1:$NGX_PORT
+EOF
+haproxy -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 &
+HAP_PID=$!
+STARTED=("$HAP_PID" "${STARTED[@]}")
+wait_http "http://127.0.0.1:$HAP_PORT/small" || die "haproxy did not come up: $(cat "$T/haproxy.log")"
+
+# ---------------------------------------------------------------- baton
+cat >"$T/baton.ini" <<EOF
+[global]
+threads = 1
+control = $T/baton.sock
+log_level = warn
+access_log = off
+max_connections = 100000
+buffer_size = $BUFFER_SIZE
+$([ -n "$SPLICE" ] && echo "splice = $SPLICE")
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+idle_timeout = 5m
+[backend app]
+server = a 127.0.0.1:$NGX_PORT
+EOF
+"$BATON" -c "$T/baton.ini" >"$T/baton.log" 2>&1 &
+BATON_MASTER=$!
+STARTED=("$BATON_MASTER" "${STARTED[@]}")
+BATON_PORT='' BATON_WORKER=''
+for _ in $(seq 100); do
+    st=$("$BATON" -s status -c "$T/baton.ini" 2>/dev/null || true)
+    BATON_PORT=$(sed -n 's/^listener name=web address=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$st" | head -1)
+    BATON_WORKER=$(sed -n 's/^worker generation=[0-9]* pid=\([0-9]*\) state=active.*/\1/p' <<<"$st" | head -1)
+    [ -n "$BATON_PORT" ] && [ -n "$BATON_WORKER" ] && break
+    kill -0 "$BATON_MASTER" 2>/dev/null || die "baton exited: $(cat "$T/baton.log")"
+    sleep 0.1
+done
+[ -n "$BATON_PORT" ] && [ -n "$BATON_WORKER" ] || die "baton status gave no port/worker: $st"
+STARTED+=("$BATON_WORKER")            # stopped by the master; this is a fallback
+wait_http "http://127.0.0.1:$BATON_PORT/small" || die "baton does not relay: $(cat "$T/baton.log")"
+
+TARGETS=(direct haproxy baton)
+declare -A PORT=([direct]=$NGX_PORT [haproxy]=$HAP_PORT [baton]=$BATON_PORT)
+declare -A PIDS=([direct]='' [haproxy]="$HAP_PID" [baton]="$BATON_MASTER $BATON_WORKER")
+
+log "nginx :$NGX_PORT  haproxy :$HAP_PORT (pid $HAP_PID)  baton :$BATON_PORT (master $BATON_MASTER, worker $BATON_WORKER)"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- 4. idle connections
+# Run first, on freshly started proxies.
+declare -A IDLE_KB IDLE_BASE_KB
+for t in haproxy baton; do
+    # shellcheck disable=SC2086
+    set -- ${PIDS[$t]}
+    base=$(proc_rss_kb "$@")
+    log "$t: opening $IDLE_CONNS idle connections"
+    python3 "$HERE/idle_conns.py" 127.0.0.1 "${PORT[$t]}" "$IDLE_CONNS" 90 >"$T/idle-$t.out" &
+    cpid=$!
+    STARTED=("$cpid" "${STARTED[@]}")
+    for _ in $(seq 600); do grep -q connected "$T/idle-$t.out" && break; sleep 0.1; done
+    n=$(awk '/connected/ { print $2 }' "$T/idle-$t.out")
+    [ -n "$n" ] && [ "$n" -gt 0 ] || die "$t: idle client did not connect"
+    # wait until the proxy has a server connection for each of them
+    for _ in $(seq 300); do [ "$(established_to "$NGX_PORT")" -ge "$n" ] && break; sleep 0.1; done
+    up=$(established_to "$NGX_PORT")
+    sleep 1
+    after=$(proc_rss_kb "$@")
+    stop_pid "$cpid"
+    wait "$cpid" 2>/dev/null || true
+    for _ in $(seq 300); do [ "$(established_to "$NGX_PORT")" -lt 10 ] && break; sleep 0.1; done
+    IDLE_BASE_KB[$t]=$base
+    IDLE_KB[$t]=$(calc "($after - $base) / $n")
+    log "$t: $(cat "$T/idle-$t.out"), $up to backend; RSS ${base} -> ${after} kB = ${IDLE_KB[$t]} kB/conn"
+done
+
+# ---------------------------------------------------------------- wrk helpers
+to_ms() {                             # wrk latency "1.23ms" / "456.00us" / "1.02s" / "2.00m"
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
+        else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 }
+        else print v }'
+}
+# run_wrk TAG TARGET SECONDS [wrk args...] -> sets W_REQ W_RPS W_P99 W_TICKS W_ERR
+run_wrk() {
+    local tag=$1 t=$2 d=$3 out t0=0 t1=0
+    shift 3
+    out="$T/wrk-$tag-$t.txt"
+    # shellcheck disable=SC2086
+    [ -n "${PIDS[$t]}" ] && t0=$(proc_ticks ${PIDS[$t]})
+    timeout $((d + 30)) wrk -t1 -c"$CONNS" -d"${d}s" --latency "$@" \
+        "http://127.0.0.1:${PORT[$t]}/small" >"$out" 2>&1 || true
+    # shellcheck disable=SC2086
+    [ -n "${PIDS[$t]}" ] && t1=$(proc_ticks ${PIDS[$t]})
+    W_REQ=$(awk '/requests in/ { print $1 }' "$out")
+    W_RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    W_P99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    W_ERR=$(awk '/Socket errors:/ { sub(/^ *Socket errors: */, ""); print } /Non-2xx/ { print "non-2xx " $NF }' "$out" | paste -sd' ')
+    W_TICKS=$((t1 - t0))
+    [ -n "$W_REQ" ] && [ -n "$W_RPS" ] || die "wrk failed for $t: $(cat "$out")"
+}
+
+# ---------------------------------------------------------------- 1+5. keep-alive
+declare -A KA_REQ KA_RPS KA_P99 KA_TICKS KA_ERR CL_REQ CL_RPS CL_TICKS CL_ERR
+for t in "${TARGETS[@]}"; do
+    KA_REQ[$t]=0 KA_RPS[$t]='' KA_P99[$t]='' KA_TICKS[$t]=0 KA_ERR[$t]=''
+    CL_REQ[$t]=0 CL_RPS[$t]='' CL_TICKS[$t]=0 CL_ERR[$t]=''
+    timeout 10 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$t]}/small" >/dev/null 2>&1 || true  # warm-up
+done
+for r in $(seq "$ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+        log "keep-alive round $r/$ROUNDS: $t (${DURATION}s)"
+        run_wrk "ka$r" "$t" "$DURATION"
+        KA_REQ[$t]=$((KA_REQ[$t] + W_REQ))
+        KA_TICKS[$t]=$((KA_TICKS[$t] + W_TICKS))
+        KA_RPS[$t]+="$W_RPS "
+        KA_P99[$t]+="$W_P99 "
+        [ -n "$W_ERR" ] && KA_ERR[$t]+="[r$r: $W_ERR] "
+    done
+done
+
+# ---------------------------------------------------------------- 3. new connections
+median() { # numbers as arguments
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+for r in $(seq "$ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+        log "connection-close round $r/$ROUNDS: $t (${CLOSE_DURATION}s)"
+        run_wrk "close$r" "$t" "$CLOSE_DURATION" -H 'Connection: close'
+        CL_REQ[$t]=$((CL_REQ[$t] + W_REQ))
+        CL_TICKS[$t]=$((CL_TICKS[$t] + W_TICKS))
+        CL_RPS[$t]+="$W_RPS "
+        [ -n "$W_ERR" ] && CL_ERR[$t]+="[r$r: $W_ERR] "
+    done
+done
+
+# ---------------------------------------------------------------- 2. bulk 64 MiB
+declare -A BULK_MBS BULK_TICKS BULK_BYTES
+for t in "${TARGETS[@]}"; do : >"$T/bulk-$t.txt"; BULK_TICKS[$t]=0; BULK_BYTES[$t]=0; done
+log "bulk: $BULK_RUNS x 64 MiB per target"
+for _ in $(seq "$BULK_RUNS"); do
+    for t in "${TARGETS[@]}"; do
+        t0=0 t1=0
+        # shellcheck disable=SC2086
+        [ -n "${PIDS[$t]}" ] && t0=$(proc_ticks ${PIDS[$t]})
+        res=$(curl -s -o /dev/null --max-time 60 -w '%{size_download} %{time_total}' \
+            "http://127.0.0.1:${PORT[$t]}/big") || die "bulk download via $t failed"
+        # shellcheck disable=SC2086
+        [ -n "${PIDS[$t]}" ] && t1=$(proc_ticks ${PIDS[$t]})
+        read -r size secs <<<"$res"
+        [ "$size" = "$BIG_BYTES" ] || die "bulk via $t: got $size bytes, want $BIG_BYTES"
+        calc "$size / $secs / 1e6" >>"$T/bulk-$t.txt"; echo >>"$T/bulk-$t.txt"
+        BULK_TICKS[$t]=$((BULK_TICKS[$t] + t1 - t0))
+        BULK_BYTES[$t]=$((BULK_BYTES[$t] + size))
+    done
+done
+for t in "${TARGETS[@]}"; do
+    # median of the per-download rates
+    # shellcheck disable=SC2046
+    BULK_MBS[$t]=$(median $(cat "$T/bulk-$t.txt"))
+done
+
+# ---------------------------------------------------------------- report
+# Rates and p99: median over the rounds (per-round values kept for the report).
+declare -A KA_RPS_ALL KA_P99_ALL CL_RPS_ALL
+for t in "${TARGETS[@]}"; do
+    KA_RPS_ALL[$t]=${KA_RPS[$t]} KA_P99_ALL[$t]=${KA_P99[$t]} CL_RPS_ALL[$t]=${CL_RPS[$t]}
+    # shellcheck disable=SC2086
+    KA_RPS[$t]=$(median ${KA_RPS[$t]})
+    # shellcheck disable=SC2086
+    KA_P99[$t]=$(median ${KA_P99[$t]})
+    # shellcheck disable=SC2086
+    CL_RPS[$t]=$(median ${CL_RPS[$t]})
+done
+us_per() { # ticks count -> microseconds of CPU per unit
+    if [ "$2" -gt 0 ]; then calc "$1 * 1e6 / $HZ / $2"; else echo 0; fi
+}
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
+dash_or() { [ "$1" = direct ] && echo '-' || fmt "$2" "$3"; }
+
+report() {
+    local t rev
+    rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+    git -C "$ROOT" diff --quiet HEAD -- proxy conf handoff 2>/dev/null || rev="$rev+dirty"
+    echo "baton benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+    echo "versions: baton $rev ($BATON), $(haproxy -v 2>/dev/null | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
+    echo "settings: wrk -t1 -c$CONNS, keep-alive ${DURATION}s x $ROUNDS, close ${CLOSE_DURATION}s x $ROUNDS, bulk $BULK_RUNS x 64 MiB, idle $IDLE_CONNS conns, baton buffer_size=$BUFFER_SIZE splice=${SPLICE:-default}, haproxy splice-auto=$HAPROXY_SPLICE; load avg before: $LOAD_BEFORE"
+    echo
+    printf '| %-7s | %12s | %8s | %10s | %9s | %10s | %11s | %10s | %9s | %9s |\n' \
+        target 'ka req/s' 'p99 ms' 'new conn/s' 'bulk MB/s' 'CPU us/req' 'CPU us/conn' 'CPU ms/GiB' 'idle KB/c' 'base RSS'
+    echo '|:--------|-------------:|---------:|-----------:|----------:|-----------:|------------:|-----------:|----------:|----------:|'
+    for t in "${TARGETS[@]}"; do
+        printf '| %-7s | %12s | %8s | %10s | %9s | %10s | %11s | %10s | %9s | %9s |\n' "$t" \
+            "$(fmt "${KA_RPS[$t]}" %.0f)" "$(fmt "${KA_P99[$t]}" %.2f)" "$(fmt "${CL_RPS[$t]}" %.0f)" \
+            "$(fmt "${BULK_MBS[$t]}" %.0f)" \
+            "$(dash_or "$t" "$(us_per "${KA_TICKS[$t]}" "${KA_REQ[$t]}")" %.2f)" \
+            "$(dash_or "$t" "$(us_per "${CL_TICKS[$t]}" "${CL_REQ[$t]}")" %.2f)" \
+            "$(dash_or "$t" "$(calc "${BULK_TICKS[$t]} * 1000 / $HZ / (${BULK_BYTES[$t]} / 1073741824)")" %.0f)" \
+            "$([ "$t" = direct ] && echo - || fmt "${IDLE_KB[$t]}" %.2f)" \
+            "$([ "$t" = direct ] && echo - || echo "$(fmt "$(calc "${IDLE_BASE_KB[$t]} / 1024")" %.1f) MiB")"
+    done
+    echo
+    for t in "${TARGETS[@]}"; do
+        [ -n "${KA_ERR[$t]}${CL_ERR[$t]}" ] && echo "wrk errors $t: keep-alive ${KA_ERR[$t]:-none}; close ${CL_ERR[$t]:-none}"
+    done
+    echo "per round:"
+    for t in "${TARGETS[@]}"; do
+        # shellcheck disable=SC2086
+        printf '  %-7s  ka req/s [%s]  p99 ms [%s]  new conn/s [%s]\n' "$t" \
+            "$(printf '%.0f ' ${KA_RPS_ALL[$t]} | sed 's/ $//')" "$(printf '%.2f ' ${KA_P99_ALL[$t]} | sed 's/ $//')" \
+            "$(printf '%.0f ' ${CL_RPS_ALL[$t]} | sed 's/ $//')"
+    done
+    echo "req/s, p99, conn/s: median of the rounds; bulk MB/s (10^6 B/s): median of the downloads."
+    echo "CPU columns: utime+stime of the proxy's processes (baton: master+worker) over the run, / requests, connections or GiB moved."
+    echo
+    local cpu_b cpu_h
+    cpu_b=$(us_per "${KA_TICKS[baton]}" "${KA_REQ[baton]}")
+    cpu_h=$(us_per "${KA_TICKS[haproxy]}" "${KA_REQ[haproxy]}")
+    ratio() { # label value op target
+        local ok
+        ok=$(awk -v v="$2" -v o="$3" -v g="$4" 'BEGIN { print ((o == "<=" && v <= g) || (o == ">=" && v >= g)) ? "met" : "MISSED" }')
+        printf '  %-40s %6.3f   (target %s %s: %s)\n' "$1" "$2" "$3" "$4" "$ok"
+    }
+    echo "ratios:"
+    ratio "CPU per request  baton/HAProxy" "$(calc "$cpu_b / $cpu_h")" '<=' 0.85
+    ratio "requests/s       baton/HAProxy" "$(calc "${KA_RPS[baton]} / ${KA_RPS[haproxy]}")" '>=' 1.0
+    ratio "new conn/s       baton/HAProxy" "$(calc "${CL_RPS[baton]} / ${CL_RPS[haproxy]}")" '>=' 1.0
+    ratio "bulk MB/s        baton/direct" "$(calc "${BULK_MBS[baton]} / ${BULK_MBS[direct]}")" '>=' 0.95
+    printf '  %-40s %6.3f   (for comparison)\n' "bulk MB/s        HAProxy/direct" "$(calc "${BULK_MBS[haproxy]} / ${BULK_MBS[direct]}")"
+    ratio "KB per idle conn baton/HAProxy" "$(calc "${IDLE_KB[baton]} / (${IDLE_KB[haproxy]} > 0 ? ${IDLE_KB[haproxy]} : 1e-9)")" '<=' 1.0
+    printf '  %-40s %6.3f   (for comparison)\n' "p99 latency      baton/HAProxy" "$(calc "${KA_P99[baton]} / ${KA_P99[haproxy]}")"
+}
+report | tee "$T/report.txt"
+log "done"
+if [ "$STRICT" = 1 ] && grep -q MISSED "$T/report.txt"; then exit 1; fi
+exit 0

@@ -1,0 +1,453 @@
+/*
+ * clienthello.c - reassembles the TLS handshake records a client sent first
+ * and parses the ClientHello in them (RFC 8446 4.1.2, RFC 6066 3, RFC 7301).
+ *
+ * The parser is stateless: the caller passes everything received so far and
+ * calls again with more bytes on NEED_MORE.  Records are walked from the
+ * start each time, which is cheap for the few kilobytes a hello takes and
+ * leaves no state to get out of step with the buffer.  Every read goes
+ * through a reader that fails instead of reading past its end.
+ */
+#include "clienthello.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TLS_RECORD_HDR      5
+#define TLS_RECORD_MAX      (16384u + 256u)
+#define TLS_CT_HANDSHAKE    22
+#define TLS_HS_HDR          4
+#define TLS_HS_CLIENT_HELLO 1
+
+#define EXT_SERVER_NAME        0
+#define EXT_ALPN               16
+#define EXT_SUPPORTED_VERSIONS 43
+
+#define SNI_HOST_NAME 0
+
+/* A bounds-checked view of bytes; a read past the end marks it failed. */
+struct hreader {
+    const uint8_t *p;
+    size_t         len;
+    size_t         off;
+    int            failed;
+};
+
+/* What walking the records found out about the handshake message. */
+struct gather {
+    uint8_t        hs_hdr[TLS_HS_HDR];
+    size_t         hs_hdr_have;     /* bytes of hs_hdr known so far */
+    size_t         msg_len;         /* body length, once hs_hdr is complete */
+    size_t         have;            /* body bytes available so far */
+    const uint8_t *first;           /* body start when it is in one fragment */
+    int            contiguous;      /* the whole body lies in one fragment */
+};
+
+static void reader_init(struct hreader *r, const uint8_t *p, size_t len)
+{
+    r->p = p;
+    r->len = len;
+    r->off = 0;
+    r->failed = 0;
+}
+
+static size_t reader_left(const struct hreader *r)
+{
+    return r->failed ? 0 : r->len - r->off;
+}
+
+static const uint8_t *reader_take(struct hreader *r, size_t n)
+{
+    const uint8_t *p;
+
+    if (r->failed || n > r->len - r->off) {
+        r->failed = 1;
+        return NULL;
+    }
+    p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+static int get_u8(struct hreader *r, unsigned *v)
+{
+    const uint8_t *p = reader_take(r, 1);
+
+    *v = p != NULL ? p[0] : 0;
+    return p != NULL ? 0 : -1;
+}
+
+static int get_u16(struct hreader *r, unsigned *v)
+{
+    const uint8_t *p = reader_take(r, 2);
+
+    *v = p != NULL ? (unsigned)p[0] << 8 | p[1] : 0;
+    return p != NULL ? 0 : -1;
+}
+
+/* Splits off the next n bytes as their own reader (a length-prefixed
+ * vector), so nothing inside can run into what follows it. */
+static int get_sub(struct hreader *r, size_t n, struct hreader *sub)
+{
+    const uint8_t *p = reader_take(r, n);
+
+    reader_init(sub, p != NULL ? p : r->p, p != NULL ? n : 0);
+    sub->failed = p == NULL;
+    return p != NULL ? 0 : -1;
+}
+
+static void why_set(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void why_set(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why == NULL || whylen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+}
+
+static int record_version_ok(unsigned v)
+{
+    return v >= 0x0301 && v <= 0x0304;
+}
+
+/*
+ * Checks what is known of the handshake header so a wrong message type or
+ * an oversized length fails now rather than after waiting for more bytes.
+ */
+static enum proxy_hello_result check_hs_hdr(struct gather *g, char *why, size_t whylen)
+{
+    if (g->hs_hdr_have >= 1 && g->hs_hdr[0] != TLS_HS_CLIENT_HELLO) {
+        why_set(why, whylen, "first handshake message is type %u, not ClientHello (1)",
+                (unsigned)g->hs_hdr[0]);
+        return PROXY_HELLO_INVALID;
+    }
+    if (g->hs_hdr_have < TLS_HS_HDR)
+        return PROXY_HELLO_NEED_MORE;
+    g->msg_len = (size_t)g->hs_hdr[1] << 16 | (size_t)g->hs_hdr[2] << 8 | g->hs_hdr[3];
+    if (g->msg_len == 0) {
+        why_set(why, whylen, "empty ClientHello message");
+        return PROXY_HELLO_INVALID;
+    }
+    if (g->msg_len > PROXY_HELLO_MAX_BYTES) {
+        why_set(why, whylen, "ClientHello of %zu bytes (max %u)", g->msg_len,
+                PROXY_HELLO_MAX_BYTES);
+        return PROXY_HELLO_INVALID;
+    }
+    return PROXY_HELLO_OK;
+}
+
+/*
+ * Walks the records in buf, feeding their fragments into the handshake
+ * message.  With dst non-NULL (sized g->msg_len, from an earlier walk) the
+ * body is copied there.  OK means the message is complete.
+ */
+static enum proxy_hello_result gather_records(const uint8_t *buf, size_t len,
+                                              struct gather *g, uint8_t *dst,
+                                              uint16_t *record_version,
+                                              char *why, size_t whylen)
+{
+    enum proxy_hello_result res;
+    size_t off = 0, nrec = 0;
+
+    memset(g, 0, sizeof(*g));
+    g->contiguous = 1;
+    for (;;) {
+        size_t avail = len - off, rlen, frag, i = 0;
+        unsigned ver;
+
+        /* Judge a partial record header too: a plain-text protocol must
+         * fail on its first byte, not after we wait for five. */
+        if (avail >= 1 && buf[off] != TLS_CT_HANDSHAKE) {
+            if (nrec == 0)
+                why_set(why, whylen, "not a TLS handshake record (first byte 0x%02x)",
+                        (unsigned)buf[off]);
+            else
+                why_set(why, whylen, "record %zu has content type %u before the "
+                        "ClientHello was complete", nrec + 1, (unsigned)buf[off]);
+            return PROXY_HELLO_INVALID;
+        }
+        if (avail >= 2 && buf[off + 1] != 0x03) {
+            why_set(why, whylen, "record %zu has version major %u (expected 3)",
+                    nrec + 1, (unsigned)buf[off + 1]);
+            return PROXY_HELLO_INVALID;
+        }
+        if (avail >= 3 && !record_version_ok(0x0300u | buf[off + 2])) {
+            why_set(why, whylen, "record %zu has version 0x03%02x (expected 0x0301..0x0304)",
+                    nrec + 1, (unsigned)buf[off + 2]);
+            return PROXY_HELLO_INVALID;
+        }
+        if (avail < TLS_RECORD_HDR)
+            return PROXY_HELLO_NEED_MORE;
+
+        ver = (unsigned)buf[off + 1] << 8 | buf[off + 2];
+        rlen = (size_t)buf[off + 3] << 8 | buf[off + 4];
+        if (nrec == 0 && record_version != NULL)
+            *record_version = (uint16_t)ver;
+        if (rlen == 0 || rlen > TLS_RECORD_MAX) {
+            why_set(why, whylen, "record %zu has length %zu (expected 1..%u)",
+                    nrec + 1, rlen, TLS_RECORD_MAX);
+            return PROXY_HELLO_INVALID;
+        }
+        off += TLS_RECORD_HDR;
+        avail -= TLS_RECORD_HDR;
+        frag = rlen < avail ? rlen : avail;
+        nrec++;
+
+        while (i < frag && g->hs_hdr_have < TLS_HS_HDR)
+            g->hs_hdr[g->hs_hdr_have++] = buf[off + i++];
+        if ((res = check_hs_hdr(g, why, whylen)) == PROXY_HELLO_INVALID)
+            return res;
+        if (res == PROXY_HELLO_OK) {
+            size_t want = g->msg_len - g->have;
+
+            /* A ClientHello is alone in its flight: extra handshake bytes
+             * in its last record are not something we can pass on safely. */
+            if (rlen - i > want) {
+                why_set(why, whylen, "record %zu carries %zu bytes past the end of the "
+                        "ClientHello", nrec, rlen - i - want);
+                return PROXY_HELLO_INVALID;
+            }
+            if (frag > i) {
+                if (g->have == 0)
+                    g->first = buf + off + i;
+                else
+                    g->contiguous = 0;
+                if (dst != NULL)
+                    memcpy(dst + g->have, buf + off + i, frag - i);
+                g->have += frag - i;
+            }
+            if (g->have == g->msg_len)
+                return PROXY_HELLO_OK;
+        }
+        if (frag < rlen)
+            return PROXY_HELLO_NEED_MORE;
+        off += rlen;
+    }
+}
+
+static int sni_char_ok(unsigned c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_' || c == '*';
+}
+
+static enum proxy_hello_result parse_sni(struct hreader *ext, struct proxy_hello *out,
+                                         char *why, size_t whylen)
+{
+    struct hreader list;
+    unsigned listlen, type, n, i;
+
+    if (get_u16(ext, &listlen) == -1 || listlen != reader_left(ext) || listlen == 0) {
+        why_set(why, whylen, "server_name list length does not match its extension");
+        return PROXY_HELLO_INVALID;
+    }
+    get_sub(ext, listlen, &list);
+    while (reader_left(&list) > 0) {
+        const uint8_t *name;
+
+        if (get_u8(&list, &type) == -1 || get_u16(&list, &n) == -1 ||
+            (name = reader_take(&list, n)) == NULL) {
+            why_set(why, whylen, "server_name entry overruns its list");
+            return PROXY_HELLO_INVALID;
+        }
+        /* Other name types were never defined; skipping them is what
+         * RFC 6066 leaves room for. */
+        if (type != SNI_HOST_NAME)
+            continue;
+        if (out->has_sni) {
+            why_set(why, whylen, "server_name lists more than one host_name");
+            return PROXY_HELLO_INVALID;
+        }
+        if (n == 0 || n > PROXY_HELLO_SNI_MAX) {
+            why_set(why, whylen, "server_name host_name of %u bytes (expected 1..%d)",
+                    n, PROXY_HELLO_SNI_MAX);
+            return PROXY_HELLO_INVALID;
+        }
+        for (i = 0; i < n; i++) {
+            /* Routing compares this name: a NUL or odd byte could make two
+             * different names look the same to different code. */
+            if (!sni_char_ok(name[i])) {
+                why_set(why, whylen, "server_name host_name has invalid byte 0x%02x "
+                        "at offset %u", (unsigned)name[i], i);
+                return PROXY_HELLO_INVALID;
+            }
+            out->sni[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+        }
+        out->sni[n] = '\0';
+        out->has_sni = 1;
+    }
+    return PROXY_HELLO_OK;
+}
+
+static enum proxy_hello_result parse_alpn(struct hreader *ext, struct proxy_hello *out,
+                                          char *why, size_t whylen)
+{
+    struct hreader list;
+    unsigned listlen, n;
+
+    if (get_u16(ext, &listlen) == -1 || listlen != reader_left(ext) || listlen < 2) {
+        why_set(why, whylen, "ALPN list length does not match its extension");
+        return PROXY_HELLO_INVALID;
+    }
+    get_sub(ext, listlen, &list);
+    while (reader_left(&list) > 0) {
+        const uint8_t *name;
+
+        if (get_u8(&list, &n) == -1 || (name = reader_take(&list, n)) == NULL) {
+            why_set(why, whylen, "ALPN protocol name overruns its list");
+            return PROXY_HELLO_INVALID;
+        }
+        if (n == 0) {
+            why_set(why, whylen, "empty ALPN protocol name");
+            return PROXY_HELLO_INVALID;
+        }
+        /* Names are kept as C strings, so a NUL would hide the rest. */
+        if (memchr(name, '\0', n) != NULL) {
+            why_set(why, whylen, "ALPN protocol name contains a NUL byte");
+            return PROXY_HELLO_INVALID;
+        }
+        if (out->nalpn < PROXY_HELLO_ALPN_MAX) {
+            memcpy(out->alpn[out->nalpn], name, n);
+            out->alpn[out->nalpn][n] = '\0';
+            out->nalpn++;
+        }
+    }
+    return PROXY_HELLO_OK;
+}
+
+static enum proxy_hello_result parse_versions(struct hreader *ext, struct proxy_hello *out,
+                                              char *why, size_t whylen)
+{
+    unsigned n, v;
+
+    if (get_u8(ext, &n) == -1 || n != reader_left(ext) || n < 2 || n % 2 != 0) {
+        why_set(why, whylen, "supported_versions list length does not match its extension");
+        return PROXY_HELLO_INVALID;
+    }
+    while (get_u16(ext, &v) == 0)
+        if (v == 0x0304)
+            out->offers_tls13 = 1;
+    return PROXY_HELLO_OK;
+}
+
+static enum proxy_hello_result parse_extensions(struct hreader *r, struct proxy_hello *out,
+                                                char *why, size_t whylen)
+{
+    /* One bit per extension type, to refuse duplicates (RFC 8446 4.2). */
+    uint8_t seen[65536 / 8];
+    struct hreader exts, ext;
+    unsigned total, type, n;
+    enum proxy_hello_result res;
+
+    if (get_u16(r, &total) == -1 || total != reader_left(r)) {
+        why_set(why, whylen, "extensions length %u does not match the %zu bytes left "
+                "in the ClientHello", total, reader_left(r));
+        return PROXY_HELLO_INVALID;
+    }
+    get_sub(r, total, &exts);
+    memset(seen, 0, sizeof(seen));
+    while (reader_left(&exts) > 0) {
+        if (get_u16(&exts, &type) == -1 || get_u16(&exts, &n) == -1 ||
+            get_sub(&exts, n, &ext) == -1) {
+            why_set(why, whylen, "extension overruns the extensions block");
+            return PROXY_HELLO_INVALID;
+        }
+        if (seen[type / 8] & (1u << (type % 8))) {
+            why_set(why, whylen, "extension %u appears twice", type);
+            return PROXY_HELLO_INVALID;
+        }
+        seen[type / 8] |= (uint8_t)(1u << (type % 8));
+        switch (type) {
+        case EXT_SERVER_NAME:
+            res = parse_sni(&ext, out, why, whylen);
+            break;
+        case EXT_ALPN:
+            res = parse_alpn(&ext, out, why, whylen);
+            break;
+        case EXT_SUPPORTED_VERSIONS:
+            res = parse_versions(&ext, out, why, whylen);
+            break;
+        default:
+            res = PROXY_HELLO_OK;
+            break;
+        }
+        if (res != PROXY_HELLO_OK)
+            return res;
+    }
+    return PROXY_HELLO_OK;
+}
+
+static enum proxy_hello_result parse_body(const uint8_t *p, size_t len, struct proxy_hello *out,
+                                          char *why, size_t whylen)
+{
+    struct hreader r;
+    unsigned v, n;
+
+    reader_init(&r, p, len);
+    if (get_u16(&r, &v) == -1 || reader_take(&r, 32) == NULL) {
+        why_set(why, whylen, "ClientHello too short for version and random");
+        return PROXY_HELLO_INVALID;
+    }
+    if (v >> 8 != 3) {
+        why_set(why, whylen, "ClientHello legacy_version 0x%04x is not SSL 3/TLS", v);
+        return PROXY_HELLO_INVALID;
+    }
+    out->client_version = (uint16_t)v;
+    if (get_u8(&r, &n) == -1 || n > 32 || reader_take(&r, n) == NULL) {
+        why_set(why, whylen, "bad session_id (length %u, max 32)", n);
+        return PROXY_HELLO_INVALID;
+    }
+    if (get_u16(&r, &n) == -1 || n < 2 || n % 2 != 0 || reader_take(&r, n) == NULL) {
+        why_set(why, whylen, "bad cipher_suites (length %u, must be even, >= 2 and fit)", n);
+        return PROXY_HELLO_INVALID;
+    }
+    if (get_u8(&r, &n) == -1 || n < 1 || reader_take(&r, n) == NULL) {
+        why_set(why, whylen, "bad compression_methods (length %u, must be >= 1 and fit)", n);
+        return PROXY_HELLO_INVALID;
+    }
+    /* Extensions are optional only in the pre-TLS 1.3 sense: nothing at all. */
+    if (reader_left(&r) == 0)
+        return PROXY_HELLO_OK;
+    return parse_extensions(&r, out, why, whylen);
+}
+
+enum proxy_hello_result proxy_clienthello_parse(const uint8_t *buf, size_t len,
+                                                struct proxy_hello *out,
+                                                char *why, size_t whylen)
+{
+    enum proxy_hello_result res;
+    struct gather g;
+    uint16_t record_version = 0;
+    uint8_t *copy;
+
+    memset(out, 0, sizeof(*out));
+    if (why != NULL && whylen > 0)
+        why[0] = '\0';
+    if (buf == NULL)
+        len = 0;
+    res = gather_records(buf, len, &g, NULL, &record_version, why, whylen);
+    out->record_version = record_version;
+    if (res != PROXY_HELLO_OK)
+        return res;
+    if (g.contiguous)
+        return parse_body(g.first, g.msg_len, out, why, whylen);
+
+    /* Split over records: join the fragments so the fields can be read as
+     * one message. */
+    if ((copy = malloc(g.msg_len)) == NULL) {
+        why_set(why, whylen, "out of memory joining a %zu-byte ClientHello", g.msg_len);
+        return PROXY_HELLO_INVALID;
+    }
+    res = gather_records(buf, len, &g, copy, NULL, why, whylen);
+    if (res == PROXY_HELLO_OK)
+        res = parse_body(copy, g.msg_len, out, why, whylen);
+    free(copy);
+    return res;
+}

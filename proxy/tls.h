@@ -1,0 +1,108 @@
+/*
+ * tls.h - TLS contexts (OpenSSL 3) and the record-level I/O of one TLS
+ * connection.
+ *
+ * baton never gives OpenSSL a socket: raw bytes are read by baton into its
+ * own buffer, and only whole TLS records are written into the SSL's memory
+ * BIO, so at any quiescent moment no partial record is hidden inside
+ * OpenSSL (what the live connection handoff needs).  Records OpenSSL
+ * produces are taken out of the write BIO into baton's buffer and sent by
+ * baton.
+ */
+#ifndef BATON_PROXY_TLS_H
+#define BATON_PROXY_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+
+#define PROXY_TLS_RECORD_MAX   (5 + 16384 + 2048)  /* header + largest TLSCiphertext */
+#define PROXY_TICKET_KEY_LEN   80                  /* name 16, AES-256 32, HMAC 32 */
+#define PROXY_TICKET_KEYS_MAX  3                   /* current + 2 previous */
+
+/* ---- contexts ---------------------------------------------------------- */
+
+struct proxy_tls_server;   /* a terminating listener: certificates by name */
+struct proxy_tls_client;   /* a TLS backend */
+
+/* Builds the contexts of a listener (tls = on) / a backend (tls = on).
+ * NULL with `why` (naming the file and OpenSSL's reason) on failure. */
+struct proxy_tls_server *proxy_tls_server_new(const struct conf_listener *l,
+                                              const struct conf_global *g,
+                                              char *why, size_t whylen);
+void proxy_tls_server_free(struct proxy_tls_server *s);
+struct proxy_tls_client *proxy_tls_client_new(const struct conf_backend *b,
+                                              char *why, size_t whylen);
+void proxy_tls_client_free(struct proxy_tls_client *c);
+
+/* Builds (and frees) every context of a configuration: `baton -t` and a
+ * reload check certificates and keys before anything is started. */
+int proxy_tls_check_conf(const struct conf *c, char *err, size_t errlen);
+
+/* Session ticket keys, owned by the master and shared by every worker
+ * generation (so clients resume across reloads).  keys holds n keys of
+ * PROXY_TICKET_KEY_LEN bytes, newest (the one that encrypts) first. */
+int  proxy_tls_set_ticket_keys(const uint8_t *keys, size_t n);
+void proxy_tls_new_ticket_key(uint8_t key[PROXY_TICKET_KEY_LEN]);
+
+/* ---- one connection ----------------------------------------------------- */
+
+struct proxy_tls {
+    SSL      *ssl;
+    BIO      *rbio, *wbio;
+    uint8_t  *in;             /* raw bytes of an incomplete record */
+    uint32_t  inlen, incap;
+    uint8_t  *out;            /* raw bytes produced, not sent yet */
+    uint32_t  outoff, outlen, outcap;
+    unsigned  handshake_done:1;
+    unsigned  close_notify_sent:1;
+};
+
+enum proxy_tls_status {
+    PROXY_TLS_OK = 0,         /* done / some bytes */
+    PROXY_TLS_WANT,           /* needs more input (or output to drain) */
+    PROXY_TLS_EOF,            /* peer sent close_notify */
+    PROXY_TLS_ERROR           /* fatal; `why` says what */
+};
+
+SSL *proxy_tls_server_ssl(struct proxy_tls_server *s);
+SSL *proxy_tls_client_ssl(struct proxy_tls_client *c, const char *server_name);
+int  proxy_tls_init(struct proxy_tls *t, SSL *ssl);   /* takes ssl */
+void proxy_tls_free(struct proxy_tls *t);
+
+/* Feeds raw bytes just received: whole records go into OpenSSL, the tail
+ * of an incomplete one is kept.  PROXY_TLS_ERROR on a malformed record. */
+enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,
+                                     char *why, size_t whylen);
+/* Advances the handshake: OK when complete, WANT for more input. */
+enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t whylen);
+/* Decrypts into buf: OK with *got > 0, WANT (needs input), EOF or ERROR. */
+enum proxy_tls_status proxy_tls_read(struct proxy_tls *t, void *buf, size_t n, size_t *got,
+                                     char *why, size_t whylen);
+/* Encrypts all n bytes into records queued in t->out. */
+enum proxy_tls_status proxy_tls_write(struct proxy_tls *t, const void *buf, size_t n,
+                                      char *why, size_t whylen);
+/* Queues raw bytes to go out before anything the TLS layer writes (a
+ * PROXY protocol header ahead of the ClientHello).  0 or -1. */
+int  proxy_tls_feed_out(struct proxy_tls *t, const void *p, size_t n);
+/* Queues close_notify. */
+void proxy_tls_close_notify(struct proxy_tls *t);
+/* Sends queued raw bytes: 1 all sent, 0 some left (EAGAIN), -1 error. */
+int  proxy_tls_flush(struct proxy_tls *t, int fd);
+int  proxy_tls_pending_out(const struct proxy_tls *t);
+/* Decrypted data or whole records still inside OpenSSL, to be read before
+ * waiting for the socket again. */
+int  proxy_tls_pending_in(const struct proxy_tls *t);
+
+/* After the handshake: negotiated details, for logs and PROXY v2 TLVs. */
+const char *proxy_tls_sni(const struct proxy_tls *t);          /* "" if none */
+void proxy_tls_alpn(const struct proxy_tls *t, char *buf, size_t n);
+const char *proxy_tls_version(const struct proxy_tls *t);
+const char *proxy_tls_cipher(const struct proxy_tls *t);
+int  proxy_tls_resumed(const struct proxy_tls *t);
+
+#endif

@@ -1,0 +1,384 @@
+/*
+ * tls_io.c - record-level I/O of one TLS connection.
+ *
+ * The SSL object gets a BIO of our own instead of a socket or memory BIO:
+ * reads come out of baton's input buffer, and only up to the end of the
+ * last *complete* record in it; writes go into baton's output buffer.  So
+ * every byte in flight is in a buffer baton owns (whole records on the way
+ * in), both buffers are freed when empty (an idle connection holds none),
+ * and OpenSSL's own buffers are released between records
+ * (SSL_MODE_RELEASE_BUFFERS).
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+
+#define REC_HDR     5
+#define REC_BODY_MAX (16384 + 2048)
+
+/*
+ * Input buffer layout:  in[0 .. off)        consumed by OpenSSL
+ *                       in[off .. ready)    whole records, readable
+ *                       in[ready .. inlen)  an incomplete record
+ */
+struct tls_in {
+    uint32_t off, ready;
+};
+
+static BIO_METHOD *tls_bio_method;
+static pthread_once_t tls_bio_once = PTHREAD_ONCE_INIT;
+
+/* The BIO's data: the connection whose buffers it reads and writes. */
+struct tls_bio_state {
+    struct proxy_tls *t;
+    struct tls_in     in;
+};
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+    struct tls_bio_state *st = BIO_get_data(b);
+    uint32_t avail = st->in.ready - st->in.off;
+
+    BIO_clear_retry_flags(b);
+    if (avail == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    if ((uint32_t)len > avail)
+        len = (int)avail;
+    memcpy(buf, st->t->in + st->in.off, (size_t)len);
+    st->in.off += (uint32_t)len;
+    return len;
+}
+
+static int out_reserve(struct proxy_tls *t, size_t n)
+{
+    size_t cap;
+    uint8_t *p;
+
+    if (t->outlen + n <= t->outcap)
+        return 0;
+    if (t->outoff > 0 && t->outoff == t->outlen)
+        t->outoff = t->outlen = 0;
+    if (t->outlen + n <= t->outcap)
+        return 0;
+    cap = t->outcap ? t->outcap : 4096;
+    while (cap < t->outlen + n)
+        cap *= 2;
+    if (cap > (64u << 20))
+        return -1;
+    p = realloc(t->out, cap);
+    if (p == NULL)
+        return -1;
+    t->out = p;
+    t->outcap = (uint32_t)cap;
+    return 0;
+}
+
+static int bio_write(BIO *b, const char *buf, int len)
+{
+    struct tls_bio_state *st = BIO_get_data(b);
+    struct proxy_tls *t = st->t;
+
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (out_reserve(t, (size_t)len) != 0)
+        return -1;
+    memcpy(t->out + t->outlen, buf, (size_t)len);
+    t->outlen += (uint32_t)len;
+    return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct tls_bio_state *st = BIO_get_data(b);
+
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return st != NULL ? (long)(st->in.ready - st->in.off) : 0;
+    case BIO_CTRL_WPENDING:
+        return st != NULL ? (long)(st->t->outlen - st->t->outoff) : 0;
+    default:
+        return 0;
+    }
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static int bio_destroy(BIO *b)
+{
+    free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static void bio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "baton records");
+
+    if (m == NULL || !BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
+        !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create) ||
+        !BIO_meth_set_destroy(m, bio_destroy)) {
+        BIO_meth_free(m);
+        return;
+    }
+    tls_bio_method = m;
+}
+
+static struct tls_bio_state *bio_state(const struct proxy_tls *t)
+{
+    return BIO_get_data(t->rbio);
+}
+
+int proxy_tls_init(struct proxy_tls *t, SSL *ssl)
+{
+    struct tls_bio_state *st;
+
+    memset(t, 0, sizeof(*t));
+    if (ssl == NULL || pthread_once(&tls_bio_once, bio_method_init) != 0 ||
+        tls_bio_method == NULL)
+        goto fail;
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        goto fail;
+    st->t = t;
+    t->rbio = BIO_new(tls_bio_method);
+    if (t->rbio == NULL) {
+        free(st);
+        goto fail;
+    }
+    BIO_set_data(t->rbio, st);
+    /* One BIO both ways: SSL_set_bio then takes the single reference. */
+    t->wbio = t->rbio;
+    SSL_set_bio(ssl, t->rbio, t->wbio);
+    t->ssl = ssl;
+    return 0;
+fail:
+    SSL_free(ssl);
+    return -1;
+}
+
+void proxy_tls_free(struct proxy_tls *t)
+{
+    SSL_free(t->ssl);   /* frees the BIO and its state */
+    free(t->in);
+    free(t->out);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Drops what OpenSSL consumed; frees the buffer when nothing is left. */
+static void in_compact(struct proxy_tls *t, struct tls_bio_state *st)
+{
+    if (st->in.off == 0)
+        return;
+    if (st->in.off == t->inlen) {
+        free(t->in);
+        t->in = NULL;
+        t->inlen = t->incap = 0;
+        st->in.off = st->in.ready = 0;
+        return;
+    }
+    memmove(t->in, t->in + st->in.off, t->inlen - st->in.off);
+    t->inlen -= st->in.off;
+    st->in.ready -= st->in.off;
+    st->in.off = 0;
+}
+
+enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,
+                                     char *why, size_t whylen)
+{
+    struct tls_bio_state *st = bio_state(t);
+
+    in_compact(t, st);
+    if (t->inlen + n > t->incap) {
+        size_t cap = t->incap ? t->incap : 4096;
+        uint8_t *buf;
+
+        while (cap < t->inlen + n)
+            cap *= 2;
+        buf = realloc(t->in, cap);
+        if (buf == NULL) {
+            snprintf(why, whylen, "out of memory");
+            return PROXY_TLS_ERROR;
+        }
+        t->in = buf;
+        t->incap = (uint32_t)cap;
+    }
+    memcpy(t->in + t->inlen, p, n);
+    t->inlen += (uint32_t)n;
+    /* Advance over every complete record, checking each header. */
+    while (t->inlen - st->in.ready >= REC_HDR) {
+        const uint8_t *h = t->in + st->in.ready;
+        uint32_t len = (uint32_t)h[3] << 8 | h[4];
+
+        if (h[0] < 20 || h[0] > 23 || h[1] != 3 || len > REC_BODY_MAX) {
+            snprintf(why, whylen, "malformed TLS record (type %u, version %u.%u, length %u)",
+                     h[0], h[1], h[2], len);
+            return PROXY_TLS_ERROR;
+        }
+        if (t->inlen - st->in.ready < REC_HDR + len)
+            break;
+        st->in.ready += REC_HDR + len;
+    }
+    /* An incomplete record longer than any valid one was rejected above, so
+     * the buffer never holds more than one record beyond what is readable. */
+    return PROXY_TLS_OK;
+}
+
+static enum proxy_tls_status tls_result(struct proxy_tls *t, int rc, char *why, size_t whylen)
+{
+    char reason[256];
+    unsigned long e;
+
+    switch (SSL_get_error(t->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return PROXY_TLS_WANT;
+    case SSL_ERROR_ZERO_RETURN:
+        return PROXY_TLS_EOF;
+    case SSL_ERROR_SSL:
+        e = ERR_peek_last_error();
+        ERR_error_string_n(e, reason, sizeof(reason));
+        ERR_clear_error();
+        if (SSL_get_verify_result(t->ssl) != X509_V_OK)
+            snprintf(why, whylen, "%s (certificate verification: %s)", reason,
+                     X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
+        else
+            snprintf(why, whylen, "%s", reason);
+        return PROXY_TLS_ERROR;
+    default:
+        ERR_clear_error();
+        snprintf(why, whylen, "TLS failure (SSL_get_error %d)", SSL_get_error(t->ssl, rc));
+        return PROXY_TLS_ERROR;
+    }
+}
+
+enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t whylen)
+{
+    int rc = SSL_do_handshake(t->ssl);
+
+    if (rc == 1) {
+        t->handshake_done = 1;
+        return PROXY_TLS_OK;
+    }
+    return tls_result(t, rc, why, whylen);
+}
+
+enum proxy_tls_status proxy_tls_read(struct proxy_tls *t, void *buf, size_t n, size_t *got,
+                                     char *why, size_t whylen)
+{
+    int rc = SSL_read_ex(t->ssl, buf, n, got);
+
+    if (rc == 1)
+        return PROXY_TLS_OK;
+    *got = 0;
+    /* Everything readable was consumed: let an idle connection hold no buffer. */
+    in_compact(t, bio_state(t));
+    return tls_result(t, rc, why, whylen);
+}
+
+enum proxy_tls_status proxy_tls_write(struct proxy_tls *t, const void *buf, size_t n,
+                                      char *why, size_t whylen)
+{
+    size_t done = 0;
+    int rc = SSL_write_ex(t->ssl, buf, n, &done);
+
+    if (rc == 1 && done == n)
+        return PROXY_TLS_OK;
+    return rc == 1 ? PROXY_TLS_ERROR : tls_result(t, rc, why, whylen);
+}
+
+int proxy_tls_feed_out(struct proxy_tls *t, const void *p, size_t n)
+{
+    if (out_reserve(t, n) != 0)
+        return -1;
+    memcpy(t->out + t->outlen, p, n);
+    t->outlen += (uint32_t)n;
+    return 0;
+}
+
+void proxy_tls_close_notify(struct proxy_tls *t)
+{
+    if (t->close_notify_sent || !t->handshake_done)
+        return;
+    t->close_notify_sent = 1;
+    if (SSL_shutdown(t->ssl) < 0)
+        ERR_clear_error();
+}
+
+int proxy_tls_flush(struct proxy_tls *t, int fd)
+{
+    while (t->outoff < t->outlen) {
+        ssize_t w = send(fd, t->out + t->outoff, t->outlen - t->outoff, MSG_NOSIGNAL);
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        }
+        t->outoff += (uint32_t)w;
+    }
+    free(t->out);
+    t->out = NULL;
+    t->outoff = t->outlen = t->outcap = 0;
+    return 1;
+}
+
+int proxy_tls_pending_out(const struct proxy_tls *t)
+{
+    return t->outoff < t->outlen;
+}
+
+int proxy_tls_pending_in(const struct proxy_tls *t)
+{
+    const struct tls_bio_state *st = bio_state(t);
+
+    return SSL_pending(t->ssl) > 0 || st->in.ready > st->in.off;
+}
+
+const char *proxy_tls_sni(const struct proxy_tls *t)
+{
+    const char *s = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+
+    return s != NULL ? s : "";
+}
+
+void proxy_tls_alpn(const struct proxy_tls *t, char *buf, size_t n)
+{
+    const unsigned char *p = NULL;
+    unsigned len = 0;
+
+    SSL_get0_alpn_selected(t->ssl, &p, &len);
+    snprintf(buf, n, "%.*s", (int)len, p != NULL ? (const char *)p : "");
+}
+
+const char *proxy_tls_version(const struct proxy_tls *t)
+{
+    return SSL_get_version(t->ssl);
+}
+
+const char *proxy_tls_cipher(const struct proxy_tls *t)
+{
+    return SSL_get_cipher_name(t->ssl);
+}
+
+int proxy_tls_resumed(const struct proxy_tls *t)
+{
+    return SSL_session_reused(t->ssl);
+}
