@@ -1025,3 +1025,240 @@ def raise_nofile(want):
         except (ValueError, OSError):
             pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --------------------------------------------------------------------------
+# hot restart: binary upgrade, socket activation, systemd notifications
+# (added for test_upgrade, test_reload_load and test_systemd)
+
+BATON_NEXT_BIN = os.environ.get("BATON_NEXT_BIN", "")
+
+
+def binary_version(binary):
+    """VERSION from `BINARY -v` ('baton VERSION')."""
+    r = subprocess.run([binary, "-v"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=scaled(T_EXIT))
+    parts = r.stdout.split()
+    if r.returncode != 0 or len(parts) < 2 or parts[0] != "baton":
+        raise AssertionError("%s -v: status %d, stdout %r, stderr %r" %
+                             (binary, r.returncode, r.stdout, r.stderr))
+    return parts[1]
+
+
+def parse_status_text(text):
+    """`baton -s status` output -> {'baton': {...}, 'master': {...},
+    'worker': [{...}, ...], 'listener': [{...}, ...]}"""
+    out = {"worker": [], "listener": []}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        kind, _, rest = line.partition(" ")
+        kv = parse_kv(rest)
+        if kind in ("worker", "listener"):
+            out[kind].append(kv)
+        else:
+            out[kind] = kv
+    return out
+
+
+def _replace_with(dst, writer):
+    """Writes a new file next to dst (writer(f)), makes it executable and
+    renames it over dst: a running binary at dst is never written into."""
+    d = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=".install-", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def install_binary(src, dst):
+    """Copies the executable src to dst by rename (new inode)."""
+    def w(f):
+        with open(src, "rb") as s:
+            shutil.copyfileobj(s, f, 1 << 20)
+    _replace_with(dst, w)
+
+
+def install_script(dst, body):
+    """Places a shell script at dst by rename (e.g. a 'broken binary')."""
+    text = body if body.startswith("#!") else "#!/bin/sh\n" + body
+    _replace_with(dst, lambda f: f.write(text.encode()))
+
+
+class BatonCommand(Baton):
+    """A Baton master started from another binary path and/or through a
+    wrapper command.  argv(binary, config_path) -> list builds the command
+    line (default: [binary, '-c', config_path]); popen_kw goes to Popen
+    (pass_fds, preexec_fn, ...).  The wrapper must exec baton in place so
+    that proc.pid is the master's PID."""
+
+    def __init__(self, tmpdir, config, name="baton", extra_env=None, binary=None,
+                 argv=None, popen_kw=None):
+        super().__init__(tmpdir, config, name=name, extra_env=extra_env)
+        self.binary = binary or BATON_BIN
+        self.argv = argv
+        self.popen_kw = dict(popen_kw or {})
+
+    def start(self, wait_ready=True, timeout=T_START):
+        env = dict(os.environ)
+        if self.extra_env:
+            env.update(self.extra_env)
+        if self.argv is not None:
+            cmd = list(self.argv(self.binary, self.config_path))
+        else:
+            cmd = [self.binary, "-c", self.config_path]
+        self.stdout_file = open(os.path.join(self.tmpdir, self.name + ".stdout.log"), "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self.stdout_file,
+                                     stderr=subprocess.PIPE, env=env, **self.popen_kw)
+        self.logfile = open(self.log_path, "w")
+        self.reader = threading.Thread(target=self._read, name="baton-stderr",
+                                       daemon=True)
+        self.reader.start()
+        if wait_ready:
+            self.wait_for_log(r"^worker (\d+) generation (\d+) ready", timeout)
+        return self
+
+    def status(self):
+        """Parsed `-s status`; raises AssertionError unless it exits 0."""
+        r = self.ctl("status")
+        if r.returncode != 0:
+            raise AssertionError("status: exit %d, stderr %r" % (r.returncode, r.stderr))
+        return parse_status_text(r.stdout)
+
+
+def start_baton_command(testcase, config, name="baton", wait_ready=True,
+                        timeout=T_START, **kw):
+    """Like BatonTestCase.start_baton, with BatonCommand's options (binary,
+    argv, popen_kw, extra_env); stopped and checked at cleanup."""
+    b = BatonCommand(testcase.tmp, config, name=name, **kw)
+    testcase._batons.append(b)
+    testcase.addCleanup(b.stop)
+    b.start(wait_ready=wait_ready, timeout=timeout)
+    return b
+
+
+def fd_count(pid):
+    """Number of open descriptors of pid (/proc/PID/fd)."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def socket_inodes(pid):
+    """{fd: inode} for pid's socket descriptors."""
+    out = {}
+    d = "/proc/%d/fd" % pid
+    for name in os.listdir(d):
+        try:
+            link = os.readlink(os.path.join(d, name))
+        except OSError:
+            continue
+        m = re.match(r"^socket:\[(\d+)\]$", link)
+        if m:
+            out[int(name)] = int(m.group(1))
+    return out
+
+
+def tcp_listen_inode(addr):
+    """Inode of the listening TCP socket on addr (IPv4 host, port), from
+    /proc/net/tcp; None if nothing listens there."""
+    import struct
+    host, port = addr[0], addr[1]
+    want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(host))[0], port)
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if len(cols) > 9 and cols[1] == want and cols[3] == "0A":
+                return int(cols[9])
+    return None
+
+
+def parse_notify(data):
+    """'A=1\\nB=x' -> {'A': '1', 'B': 'x'}"""
+    out = {}
+    for line in data.decode("utf-8", "replace").split("\n"):
+        if "=" in line:
+            k, _, v = line.partition("=")
+            out[k] = v
+    return out
+
+
+class NotifyReceiver(object):
+    """An AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET.
+    Records (sender_pid, fields dict, raw text) per datagram; the sender's
+    PID comes from SCM_CREDENTIALS."""
+
+    def __init__(self, path):
+        import struct
+        self._struct = struct
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.cond = threading.Condition()
+        self.messages = []
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, name="notify", daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        ucred = self._struct.calcsize("iII")
+        while True:
+            try:
+                data, anc, _flags, _addr = self.sock.recvmsg(
+                    65536, socket.CMSG_SPACE(ucred))
+            except OSError:
+                break
+            if self.closed:
+                break
+            pid = None
+            for level, typ, cdata in anc:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
+                    pid = self._struct.unpack("iII", cdata[:ucred])[0]
+            with self.cond:
+                self.messages.append((pid, parse_notify(data),
+                                      data.decode("utf-8", "replace")))
+                self.cond.notify_all()
+
+    def snapshot(self, start=0):
+        with self.cond:
+            return list(self.messages[start:])
+
+    def wait_count(self, n, timeout=T_WAIT):
+        """Waits until at least n datagrams arrived; returns all of them."""
+        deadline = time.monotonic() + scaled(timeout)
+        with self.cond:
+            while len(self.messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for %d notify message(s); got %r"
+                                         % (n, [m[2] for m in self.messages]))
+                self.cond.wait(min(left, 0.5))
+            return list(self.messages)
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        # a datagram to ourselves wakes the reader if shutdown did not
+        try:
+            w = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                w.sendto(b"", self.path)
+            finally:
+                w.close()
+        except OSError:
+            pass
+        self.thread.join(5)
+        self.sock.close()
