@@ -18,7 +18,12 @@
  *               u32 nsocks, nsocks x (str name, str addr, u32 fd),
  *               u32 ngens, ngens x (u32 id, u32 pid, u32 state, u32 seq,
  *               u32 fd, u64 started_ms, str version, bytes pending)
+ *               bytes ticket keys (n x 80)
  *   (fds in MASTER_STATE are u32 with 0xffffffff for "none")
+ *   TICKET_KEYS u32 n (1..3), n x 80 bytes
+ *   SERVER_STATE u32 n, n x (str backend, str server, u32 down, u64 active,
+ *               u64 total, u64 failures)
+ *   STATUS ends with u64 tls_failures and the SERVER_STATE body
  */
 #include "message.h"
 
@@ -256,6 +261,115 @@ int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq,
     return enc_end(m);
 }
 
+static int put_servers(struct handoff_msg *m, const struct handoff_server_state *v)
+{
+    if (v->nservers > HANDOFF_SERVERS_MAX)
+        return -1;
+    handoff_msg_put_u32(m, v->nservers);
+    for (uint32_t i = 0; i < v->nservers; i++) {
+        const struct handoff_server_health *h = &v->servers[i];
+
+        if (!str_ok(h->backend, sizeof(h->backend)) || !str_ok(h->server, sizeof(h->server)))
+            return -1;
+        handoff_msg_put_str(m, h->backend);
+        handoff_msg_put_str(m, h->server);
+        handoff_msg_put_u32(m, h->down);
+        handoff_msg_put_u64(m, h->active);
+        handoff_msg_put_u64(m, h->total);
+        handoff_msg_put_u64(m, h->failures);
+    }
+    return 0;
+}
+
+static void get_servers(struct dec *d, struct handoff_server_state *v)
+{
+    dec_u32(d, "nservers", &v->nservers);
+    if (!d->err && v->nservers > HANDOFF_SERVERS_MAX)
+        dec_fail(d, "%u servers (max %u)", (unsigned)v->nservers, HANDOFF_SERVERS_MAX);
+    for (uint32_t i = 0; !d->err && i < v->nservers; i++) {
+        struct handoff_server_health *h = &v->servers[i];
+
+        dec_str(d, "server backend", h->backend, sizeof(h->backend));
+        dec_str(d, "server name", h->server, sizeof(h->server));
+        dec_u32(d, "server down", &h->down);
+        dec_u64(d, "server active", &h->active);
+        dec_u64(d, "server total", &h->total);
+        dec_u64(d, "server failures", &h->failures);
+    }
+}
+
+int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
+                                const struct handoff_server_state *v)
+{
+    if (enc_begin(m, HANDOFF_SERVER_STATE, seq) == -1)
+        return -1;
+    if (put_servers(m, v) != 0)
+        return enc_fail(m);
+    return enc_end(m);
+}
+
+int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_state *v,
+                                char *why, size_t n)
+{
+    struct dec d;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_SERVER_STATE, 0, why, n) == -1)
+        return -1;
+    get_servers(&d, v);
+    if (dec_end(&d) == -1) {
+        v->nservers = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void put_tickets(struct handoff_msg *m, const struct handoff_ticket_keys *v)
+{
+    handoff_msg_put_bytes(m, v->keys, (size_t)v->n * HANDOFF_TICKET_KEY_LEN);
+}
+
+static void get_tickets(struct dec *d, struct handoff_ticket_keys *v, int required)
+{
+    const uint8_t *p = NULL;
+    uint32_t len = 0;
+
+    dec_bytes(d, "ticket keys", &p, &len, HANDOFF_TICKET_KEYS_MAX * HANDOFF_TICKET_KEY_LEN);
+    if (d->err)
+        return;
+    if (len % HANDOFF_TICKET_KEY_LEN != 0 || (required && len == 0)) {
+        dec_fail(d, "ticket keys: %u bytes (expected 1 to %u keys of %u bytes)", (unsigned)len,
+                 HANDOFF_TICKET_KEYS_MAX, HANDOFF_TICKET_KEY_LEN);
+        return;
+    }
+    v->n = len / HANDOFF_TICKET_KEY_LEN;
+    if (len > 0)
+        memcpy(v->keys, p, len);
+}
+
+int handoff_encode_ticket_keys(struct handoff_msg *m, uint32_t seq,
+                               const struct handoff_ticket_keys *v)
+{
+    if (enc_begin(m, HANDOFF_TICKET_KEYS, seq) == -1)
+        return -1;
+    if (v->n == 0 || v->n > HANDOFF_TICKET_KEYS_MAX)
+        return enc_fail(m);
+    put_tickets(m, v);
+    return enc_end(m);
+}
+
+int handoff_decode_ticket_keys(struct handoff_in *in, struct handoff_ticket_keys *v,
+                               char *why, size_t n)
+{
+    struct dec d;
+
+    memset(v, 0, sizeof(*v));
+    if (dec_begin(&d, in, HANDOFF_TICKET_KEYS, 0, why, n) == -1)
+        return -1;
+    get_tickets(&d, v, 1);
+    return dec_end(&d);
+}
+
 int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v)
 {
     uint32_t i;
@@ -280,6 +394,9 @@ int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct hand
         handoff_msg_put_u64(m, l->active);
         handoff_msg_put_u64(m, l->total);
     }
+    handoff_msg_put_u64(m, v->tls_failures);
+    if (put_servers(m, &v->servers) != 0)
+        return enc_fail(m);
     return enc_end(m);
 }
 
@@ -429,8 +546,11 @@ int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char 
         snprintf(field, sizeof(field), "listener %u total", (unsigned)i);
         dec_u64(&d, field, &l->total);
     }
+    dec_u64(&d, "tls_failures", &v->tls_failures);
+    get_servers(&d, &v->servers);
     if (dec_end(&d) == -1) {
         v->nlisteners = 0;
+        v->servers.nservers = 0;
         return -1;
     }
     return 0;
@@ -502,6 +622,9 @@ int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
         handoff_msg_put_str(m, g->version);
         handoff_msg_put_bytes(m, g->pending, g->npending);
     }
+    if (v->tickets.n > HANDOFF_TICKET_KEYS_MAX)
+        return enc_fail(m);
+    put_tickets(m, &v->tickets);
     return enc_end(m);
 }
 
@@ -569,6 +692,7 @@ int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_sta
         dec_str(&d, field, g->version, sizeof(g->version));
         dec_bytes(&d, field, &g->pending, &g->npending, HANDOFF_MAX_PAYLOAD);
     }
+    get_tickets(&d, &v->tickets, 0);
     if (dec_end(&d) == -1) {
         v->nsocks = v->ngens = 0;
         return -1;

@@ -40,6 +40,31 @@ struct handoff_failed {
     char reason[HANDOFF_REASON_MAX];
 };
 
+#define HANDOFF_TICKET_KEY_LEN  80
+#define HANDOFF_TICKET_KEYS_MAX 3
+
+struct handoff_ticket_keys {
+    uint32_t n;
+    uint8_t  keys[HANDOFF_TICKET_KEYS_MAX][HANDOFF_TICKET_KEY_LEN];
+};
+
+/* One server's health, by backend and server name. */
+#define HANDOFF_SERVERS_MAX 1024
+
+struct handoff_server_health {
+    char     backend[HANDOFF_NAME_MAX];
+    char     server[HANDOFF_NAME_MAX];
+    uint32_t down;
+    uint64_t active;
+    uint64_t total;
+    uint64_t failures;
+};
+
+struct handoff_server_state {
+    uint32_t nservers;
+    struct handoff_server_health servers[HANDOFF_SERVERS_MAX];
+};
+
 struct handoff_status_req {
     uint32_t id;
 };
@@ -59,6 +84,8 @@ struct handoff_status {
     uint64_t bytes_out;       /* server -> client */
     uint32_t nlisteners;
     struct handoff_listener_stats listeners[HANDOFF_STATUS_LISTENERS_MAX];
+    uint64_t tls_failures;    /* failed client TLS handshakes */
+    struct handoff_server_state servers;
 };
 
 /*
@@ -102,6 +129,7 @@ struct handoff_master_state {
     struct handoff_state_sock socks[HANDOFF_STATE_SOCKS_MAX];
     uint32_t       ngens;
     struct handoff_state_gen  gens[HANDOFF_STATE_GENS_MAX];
+    struct handoff_ticket_keys tickets;
 };
 
 /* Each encoder fills a fresh message (handoff_msg_init done inside); the
@@ -114,6 +142,10 @@ int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq, const struct 
 int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v);
 /* START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING carry no payload. */
 int handoff_encode_empty(struct handoff_msg *m, uint16_t type, uint32_t seq);
+int handoff_encode_ticket_keys(struct handoff_msg *m, uint32_t seq,
+                               const struct handoff_ticket_keys *v);
+int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
+                                const struct handoff_server_state *v);
 int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
                                 const struct handoff_master_state *v);
 
@@ -135,6 +167,10 @@ int handoff_decode_failed(struct handoff_in *in, struct handoff_failed *v, char 
 int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *v, char *why, size_t n);
 int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why, size_t n);
 int handoff_decode_empty(struct handoff_in *in, char *why, size_t n);
+int handoff_decode_ticket_keys(struct handoff_in *in, struct handoff_ticket_keys *v,
+                               char *why, size_t n);
+int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_state *v,
+                                char *why, size_t n);
 /* Pointers in *v point into in->payload. */
 int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_state *v,
                                 char *why, size_t n);

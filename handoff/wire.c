@@ -24,6 +24,8 @@ static const char *const type_names[] = {
     [HANDOFF_STATUS] = "STATUS",
     [HANDOFF_RESUME_ACCEPTING] = "RESUME_ACCEPTING",
     [HANDOFF_MASTER_STATE] = "MASTER_STATE",
+    [HANDOFF_TICKET_KEYS] = "TICKET_KEYS",
+    [HANDOFF_SERVER_STATE] = "SERVER_STATE",
     [HANDOFF_CONN] = "CONN",
     [HANDOFF_CONN_DONE] = "CONN_DONE",
 };
@@ -62,7 +64,7 @@ const char *handoff_type_name(uint16_t type)
 static int type_valid(uint16_t type)
 {
     return (type >= HANDOFF_HELLO && type <= HANDOFF_RESUME_ACCEPTING) ||
-           type == HANDOFF_MASTER_STATE ||
+           (type >= HANDOFF_MASTER_STATE && type <= HANDOFF_SERVER_STATE) ||
            (type >= HANDOFF_CONN && type <= HANDOFF_CONN_DONE);
 }
 

@@ -45,6 +45,8 @@ enum handoff_type {
     HANDOFF_RESUME_ACCEPTING,/* master -> worker: rollback, accept again */
     /* The master to itself across execve() of a new binary (same PID). */
     HANDOFF_MASTER_STATE = 16,
+    HANDOFF_TICKET_KEYS,     /* master -> worker: TLS session ticket keys, newest first */
+    HANDOFF_SERVER_STATE,    /* master -> worker: health of servers, carried over */
     /* Reserved for live connection handoff (worker -> worker). */
     HANDOFF_CONN = 32,       /* one established connection: state + 2 fds */
     HANDOFF_CONN_DONE,       /* all connections sent */

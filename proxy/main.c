@@ -22,6 +22,7 @@
 #include "control.h"
 #include "log.h"
 #include "master.h"
+#include "tls.h"
 #include "worker.h"
 
 #define EXIT_USAGE 2
@@ -51,10 +52,12 @@ static int load_config(const char *path, int explicit_path, struct conf *c, char
             fprintf(stderr, "baton: no -c given, tried the default %s\n", path);
         return -1;
     }
-    if (conf_load_text(path, *text, c, err, sizeof(err)) != 0) {
+    if (conf_load_text(path, *text, c, err, sizeof(err)) != 0 ||
+        proxy_tls_check_conf(c, err, sizeof(err)) != 0) {
         fputs(err, stderr);
         if (err[0] && err[strlen(err) - 1] != '\n')
             fputc('\n', stderr);
+        conf_free(c);
         free(*text);
         *text = NULL;
         return -1;

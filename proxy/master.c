@@ -34,6 +34,9 @@
 #include "notify.h"
 #include "activation.h"
 #include "process.h"
+#include "tls.h"
+
+#include <openssl/crypto.h>
 #include "transport.h"
 
 #define RESPAWN_MAX_DELAY_MS  5000
@@ -201,6 +204,20 @@ static void gen_send_empty(struct master_gen *g, uint16_t type)
         proxy_master_gen_send(g, &msg);
 }
 
+/* What the serving generation knows of its servers' health, for a new one. */
+static void gen_send_server_state(struct master_gen *g)
+{
+    struct handoff_msg msg;
+
+    for (struct master_gen *o = g->m->gens; o != NULL; o = o->next) {
+        if (o == g || o->state != GEN_ACTIVE || o->status == NULL)
+            continue;
+        if (handoff_encode_server_state(&msg, g->ch.seq++, &o->status->servers) == 0)
+            proxy_master_gen_send(g, &msg);
+        return;
+    }
+}
+
 static void gen_send_setup(struct master_gen *g)
 {
     struct master *m = g->m;
@@ -217,6 +234,9 @@ static void gen_send_setup(struct master_gen *g)
         return;
     }
     proxy_master_gen_send(g, &msg);
+    if (handoff_encode_ticket_keys(&msg, g->ch.seq++, &m->tickets) == 0)
+        proxy_master_gen_send(g, &msg);
+    gen_send_server_state(g);
     for (size_t i = 0; i < m->nsocks; i++) {
         struct master_sock *s = &m->socks[i];
         struct handoff_listener hl;
@@ -663,7 +683,9 @@ int proxy_master_reload(struct master *m, char *why, size_t n)
         snprintf(why, n, "%s", err);
         return -1;
     }
-    if (conf_load_text(m->conf.path, text, &m->next_conf, err, sizeof(err)) != 0) {
+    if (conf_load_text(m->conf.path, text, &m->next_conf, err, sizeof(err)) != 0 ||
+        proxy_tls_check_conf(&m->next_conf, err, sizeof(err)) != 0) {
+        conf_free(&m->next_conf);
         free(text);
         snprintf(why, n, "configuration rejected:\n%s", err);
         return -1;
@@ -714,6 +736,37 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- main ------------------------------------------------------------- */
 
+static void ticket_rotate_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    struct handoff_msg msg;
+    uint32_t n = m->tickets.n < HANDOFF_TICKET_KEYS_MAX ? m->tickets.n + 1 : m->tickets.n;
+
+    /* The new key encrypts from now on; the older ones still decrypt. */
+    memmove(m->tickets.keys[1], m->tickets.keys[0], (size_t)(n - 1) * HANDOFF_TICKET_KEY_LEN);
+    proxy_tls_new_ticket_key(m->tickets.keys[0]);
+    m->tickets.n = n;
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next)
+        if (g->ch_open && handoff_encode_ticket_keys(&msg, g->ch.seq++, &m->tickets) == 0)
+            proxy_master_gen_send(g, &msg);
+    proxy_log_info("master: TLS session ticket keys rotated");
+    proxy_master_timer_add_ms(m->ticket_timer, m->conf.global.tls_ticket_rotate_ms);
+}
+
+/* Keeps the serving generation's health figures fresh for the next one. */
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    struct handoff_status_req req = { .id = 0 };
+    struct handoff_msg msg;
+
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next)
+        if (g->ch_open && g->state == GEN_ACTIVE &&
+            handoff_encode_status_req(&msg, g->ch.seq++, &req) == 0)
+            proxy_master_gen_send(g, &msg);
+    proxy_master_timer_add_ms(m->poll_timer, 1000);
+}
+
 static void reexec_cb(evutil_socket_t fd, short what, void *arg)
 {
     proxy_master_reexec(arg);
@@ -732,8 +785,18 @@ static int master_setup_events(struct master *m)
     m->respawn_timer = evtimer_new(m->base, respawn_cb, m);
     m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
     m->reexec_timer = evtimer_new(m->base, reexec_cb, m);
+    m->ticket_timer = evtimer_new(m->base, ticket_rotate_cb, m);
+    m->poll_timer = evtimer_new(m->base, poll_cb, m);
+    if (m->tickets.n == 0) {
+        proxy_tls_new_ticket_key(m->tickets.keys[0]);
+        m->tickets.n = 1;
+    }
+    if (m->ticket_timer != NULL)
+        proxy_master_timer_add_ms(m->ticket_timer, m->conf.global.tls_ticket_rotate_ms);
+    if (m->poll_timer != NULL)
+        proxy_master_timer_add_ms(m->poll_timer, 1000);
     if (m->ctl_ev == NULL || m->respawn_timer == NULL || m->kill_timer == NULL ||
-        m->reexec_timer == NULL ||
+        m->reexec_timer == NULL || m->ticket_timer == NULL || m->poll_timer == NULL ||
         event_add(m->ctl_ev, NULL) != 0)
         return -1;
     return 0;
@@ -759,6 +822,11 @@ static void master_free(struct master *m)
         event_free(m->kill_timer);
     if (m->reexec_timer != NULL)
         event_free(m->reexec_timer);
+    if (m->ticket_timer != NULL)
+        event_free(m->ticket_timer);
+    if (m->poll_timer != NULL)
+        event_free(m->poll_timer);
+    OPENSSL_cleanse(&m->tickets, sizeof(m->tickets));
     if (m->ctl_fd >= 0) {
         close(m->ctl_fd);
         if (unlink(m->conf.global.control) != 0 && errno != ENOENT)

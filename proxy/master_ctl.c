@@ -49,6 +49,33 @@ void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
     bufferevent_enable(c->bev, EV_WRITE);
 }
 
+/* Servers as the newest serving generation sees them. */
+static void status_servers(struct master *m, struct evbuffer *out)
+{
+    const struct handoff_status *st = NULL;
+
+    for (struct master_gen *g = m->gens; g != NULL && st == NULL; g = g->next)
+        if (g->state == GEN_ACTIVE && g->status != NULL)
+            st = g->status;
+    for (size_t b = 0; b < m->conf.nbackends; b++) {
+        const struct conf_backend *cb = &m->conf.backends[b];
+
+        for (size_t k = 0; k < cb->nservers; k++) {
+            const struct handoff_server_health *h = NULL;
+
+            for (uint32_t i = 0; st != NULL && i < st->servers.nservers && h == NULL; i++)
+                if (strcmp(st->servers.servers[i].backend, cb->name) == 0 &&
+                    strcmp(st->servers.servers[i].server, cb->servers[k].name) == 0)
+                    h = &st->servers.servers[i];
+            evbuffer_add_printf(out, "server backend=%s name=%s address=%s state=%s "
+                                "connections=%" PRIu64 " total=%" PRIu64 " failures=%" PRIu64
+                                "\n", cb->name, cb->servers[k].name, cb->servers[k].addr.text,
+                                h == NULL ? "unknown" : h->down ? "down" : "up",
+                                h ? h->active : 0, h ? h->total : 0, h ? h->failures : 0);
+        }
+    }
+}
+
 void proxy_master_status_reply(struct master_ctl *c)
 {
     struct master *m = c->m;
@@ -64,12 +91,14 @@ void proxy_master_status_reply(struct master_ctl *c)
         const struct handoff_status *st = g->status;
 
         evbuffer_add_printf(out, "worker generation=%u pid=%ld state=%s connections=%" PRIu64
-                            " total=%" PRIu64 " version=%s uptime=%" PRIu64 "s\n",
+                            " total=%" PRIu64 " version=%s uptime=%" PRIu64 "s"
+                            " tls_failures=%" PRIu64 "\n",
                             g->id, (long)g->pid, proxy_master_gen_state_name(g->state),
                             st ? st->active : 0, st ? st->total : 0,
                             g->version[0] ? g->version : "-",
-                            (proxy_now_ms() - g->started_ms) / 1000);
+                            (proxy_now_ms() - g->started_ms) / 1000, st ? st->tls_failures : 0);
     }
+    status_servers(m, out);
     for (size_t i = 0; i < m->conf.nlisteners; i++) {
         const char *name = m->conf.listeners[i].name;
         uint64_t active = 0, total = 0;

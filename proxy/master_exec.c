@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "master_int.h"
@@ -102,7 +103,9 @@ static int state_encode(struct master *m, struct handoff_msg *msg)
         sg->pending = g->ch.rbuf;
         sg->npending = (uint32_t)g->ch.rlen;
     }
+    st->tickets = m->tickets;
     rc = handoff_encode_master_state(msg, 0, st);
+    OPENSSL_cleanse(&st->tickets, sizeof(st->tickets));
     free(st);
     return rc;
 }
@@ -321,6 +324,7 @@ int proxy_master_restore(struct master *m, int state_fd, char *why, size_t whyle
         goto out;
     }
     m->start_ms = st->start_ms;
+    m->tickets = st->tickets;   /* clients keep resuming across the upgrade */
     m->last_gen = st->last_gen;
     m->status_seq = st->status_seq;
     m->ctl_fd = st->ctl_fd;

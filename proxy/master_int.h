@@ -96,6 +96,9 @@ struct master {
     struct event      *reexec_timer;
     char               reexec_reply[HANDOFF_REASON_MAX]; /* for the reload client */
     int                resumed;      /* this image was exec'ed by a previous one */
+    struct handoff_ticket_keys tickets; /* TLS session ticket keys, newest first */
+    struct event      *ticket_timer;  /* rotates them */
+    struct event      *poll_timer;    /* refreshes the active generation's status */
     struct proxy_activated *activated; /* sockets passed by the service manager */
     size_t             nactivated;
 };

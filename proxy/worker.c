@@ -17,10 +17,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "accesslog.h"
 #include "log.h"
 #include "message.h"
 #include "netutil.h"
+#include "health.h"
 #include "tls.h"
 
 #define WORKER_STARTUP_TIMEOUT_MS 30000
@@ -65,6 +68,9 @@ static void worker_start_drain(struct proxy_worker *w, const char *why)
     if (w->draining)
         return;
     w->draining = 1;
+    /* The next generation checks the servers now. */
+    proxy_health_stop(w->health);
+    w->health = NULL;
     proxy_log_info("worker generation %u: draining (%s), %lu connection(s) open",
                    w->generation, why, (unsigned long)atomic_load(&w->active));
     for (unsigned i = 0; i < w->nloops; i++)
@@ -142,6 +148,22 @@ static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
     st->total = atomic_load(&w->total);
     st->bytes_in = atomic_load(&w->bytes_in);
     st->bytes_out = atomic_load(&w->bytes_out);
+    st->tls_failures = atomic_load(&w->tls_failures);
+    for (size_t i = 0; i < w->nbackends; i++)
+        for (size_t k = 0; k < w->backends[i].nservers; k++) {
+            const struct proxy_server *sv = &w->backends[i].servers[k];
+            struct handoff_server_health *h;
+
+            if (st->servers.nservers >= HANDOFF_SERVERS_MAX)
+                break;
+            h = &st->servers.servers[st->servers.nservers++];
+            snprintf(h->backend, sizeof(h->backend), "%s", w->backends[i].conf->name);
+            snprintf(h->server, sizeof(h->server), "%s", sv->conf->name);
+            h->down = (uint32_t)atomic_load(&sv->down);
+            h->active = atomic_load(&sv->active);
+            h->total = atomic_load(&sv->total);
+            h->failures = atomic_load(&sv->failures);
+        }
     for (size_t i = 0; i < w->nlisteners && i < HANDOFF_STATUS_LISTENERS_MAX; i++) {
         struct handoff_listener_stats *ls = &st->listeners[st->nlisteners++];
 
@@ -154,6 +176,41 @@ static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
     free(st);
 }
 
+static void worker_apply_tickets(struct handoff_in *in)
+{
+    struct handoff_ticket_keys *k = malloc(sizeof(*k));
+    char why[256];
+
+    if (k == NULL)
+        return;
+    if (handoff_decode_ticket_keys(in, k, why, sizeof(why)) != 0)
+        proxy_log_warn("worker: bad TICKET_KEYS from master: %s", why);
+    else if (proxy_tls_set_ticket_keys(&k->keys[0][0], k->n) != 0)
+        proxy_log_warn("worker: cannot install %u ticket keys", (unsigned)k->n);
+    OPENSSL_cleanse(k, sizeof(*k));
+    free(k);
+}
+
+/* Health learnt by the previous generation: a server it found down stays
+ * down here until checks (or a probe connection) bring it back. */
+static void worker_apply_servers(struct proxy_worker *w, const struct handoff_server_state *st)
+{
+    for (uint32_t i = 0; i < st->nservers; i++) {
+        if (!st->servers[i].down)
+            continue;
+        for (size_t b = 0; b < w->nbackends; b++) {
+            struct proxy_backend *be = &w->backends[b];
+
+            if (strcmp(be->conf->name, st->servers[i].backend) != 0)
+                continue;
+            for (size_t k = 0; k < be->nservers; k++)
+                if (strcmp(be->servers[k].conf->name, st->servers[i].server) == 0)
+                    proxy_server_set_down(&be->servers[k], 1,
+                                          "as the previous generation found it");
+        }
+    }
+}
+
 static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
 {
     char why[256];
@@ -161,6 +218,9 @@ static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
     switch (in->hdr.type) {
     case HANDOFF_STATUS_REQ:
         worker_send_status(w, in);
+        return;
+    case HANDOFF_TICKET_KEYS:
+        worker_apply_tickets(in);
         return;
     case HANDOFF_STOP_ACCEPTING:
     case HANDOFF_RESUME_ACCEPTING:
@@ -273,6 +333,21 @@ static int worker_receive_setup(struct proxy_worker *w)
         if (in.hdr.type == HANDOFF_START) {
             handoff_in_free(&in);
             break;
+        }
+        if (in.hdr.type == HANDOFF_TICKET_KEYS) {
+            worker_apply_tickets(&in);
+            handoff_in_free(&in);
+            continue;
+        }
+        if (in.hdr.type == HANDOFF_SERVER_STATE) {
+            if (w->carried == NULL && (w->carried = malloc(sizeof(*w->carried))) != NULL &&
+                handoff_decode_server_state(&in, w->carried, why, sizeof(why)) != 0) {
+                proxy_log_warn("worker: bad SERVER_STATE from master: %s", why);
+                free(w->carried);
+                w->carried = NULL;
+            }
+            handoff_in_free(&in);
+            continue;
         }
         if (in.hdr.type != HANDOFF_LISTENER ||
             handoff_decode_listener(&in, &hl, why, sizeof(why)) != 0) {
@@ -390,6 +465,8 @@ static void worker_free(struct proxy_worker *w)
     for (int i = 0; i < 2; i++)
         if (w->done_fd[i] > 0)
             close(w->done_fd[i]);
+    proxy_health_stop(w->health);
+    free(w->carried);
     handoff_channel_close(&w->ch);
     conf_free(&w->conf);
 }
@@ -422,6 +499,12 @@ int proxy_worker_main(int channel_fd)
     handoff_msg_free(&m);
     if (worker_receive_setup(w) != 0 || worker_build(w) != 0 || worker_events(w) != 0)
         goto out;
+    if (w->carried != NULL) {
+        worker_apply_servers(w, w->carried);
+        free(w->carried);
+        w->carried = NULL;
+    }
+    w->health = proxy_health_start(w, w->base);
     for (unsigned i = 0; i < w->nloops; i++)
         if (proxy_loop_start(&w->loops[i]) != 0) {
             worker_fail(w, "cannot start thread %u: %s", i, strerror(errno));

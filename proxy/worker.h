@@ -18,6 +18,8 @@
 #include "listener.h"
 #include "loop.h"
 
+struct proxy_health;
+
 struct proxy_worker {
     struct conf             conf;
     unsigned                generation;
@@ -47,6 +49,8 @@ struct proxy_worker {
     struct event           *done_ev;
     unsigned                loops_done;
     int                     draining;
+    struct proxy_health    *health;      /* active checks, NULL without */
+    struct handoff_server_state *carried; /* health from the previous generation */
 };
 
 /* Entry point of `baton --worker FD`; returns the process exit status. */
