@@ -898,7 +898,7 @@ static int open_listener(struct loader *l, const char *name)
     snprintf(li->name, sizeof(li->name), "%s", name);
     li->idle_timeout_ms = 300000;
     li->max_connections = 0;
-    li->backlog = 511;
+    li->backlog = 4096;
     li->tls_min = CONF_TLS_V12;
     li->tls_max = CONF_TLS_V13;
     li->handshake_timeout_ms = 10000;

@@ -119,7 +119,7 @@ struct conf_listener {
     struct conf_backend *backend;       /* resolved by validation */
     uint64_t             idle_timeout_ms;   /* default 300000 (5m); 0 = none */
     uint64_t             max_connections;   /* default 0 = only the global limit */
-    unsigned             backlog;           /* default 511 */
+    unsigned             backlog;           /* default 4096 (the kernel caps it at somaxconn) */
     int                  line;
 
     enum conf_tls_mode   tls;               /* default off */

@@ -227,18 +227,28 @@ fail_cfg:
     return -1;
 }
 
+void proxy_loop_prepare(struct proxy_loop *loop)
+{
+    for (size_t i = 0; i < loop->naccepts; i++)
+        proxy_accept_watch(&loop->accepts[i], 1);
+}
+
+void proxy_loop_finish(struct proxy_loop *loop)
+{
+    /* Whatever made the loop stop, nothing of it may outlive it. */
+    loop_close_accepts(loop);
+    loop_close_conns(loop, PROXY_END_SHUTDOWN);
+}
+
 static void *loop_thread(void *arg)
 {
     struct proxy_loop *loop = arg;
     char done = 'd';
 
-    for (size_t i = 0; i < loop->naccepts; i++)
-        proxy_accept_watch(&loop->accepts[i], 1);
+    proxy_loop_prepare(loop);
     if (event_base_dispatch(loop->base) < 0)
         proxy_log_error("loop %u: event loop failed", loop->index);
-    /* Whatever made the loop stop, nothing of it may outlive the thread. */
-    loop_close_accepts(loop);
-    loop_close_conns(loop, PROXY_END_SHUTDOWN);
+    proxy_loop_finish(loop);
     while (write(loop->worker->done_fd[1], &done, 1) < 0 && errno == EINTR)
         ;
     return NULL;

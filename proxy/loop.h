@@ -57,6 +57,11 @@ struct proxy_loop {
 
 int  proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned index);
 int  proxy_loop_start(struct proxy_loop *loop);
+/* A single loop runs on the worker's main thread instead (no threads at
+ * all: glibc then skips the cancellation bookkeeping around every recv and
+ * send).  prepare before dispatching its base, finish after. */
+void proxy_loop_prepare(struct proxy_loop *loop);
+void proxy_loop_finish(struct proxy_loop *loop);
 void proxy_loop_join(struct proxy_loop *loop);
 void proxy_loop_free(struct proxy_loop *loop);
 int  proxy_loop_command(struct proxy_loop *loop, enum proxy_loop_cmd cmd);

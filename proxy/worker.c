@@ -415,7 +415,8 @@ static int worker_build(struct proxy_worker *w)
 
 static int worker_events(struct proxy_worker *w)
 {
-    w->base = event_base_new();
+    /* With one loop, the main thread runs it and everything shares its base. */
+    w->base = w->nloops == 1 ? w->loops[0].base : event_base_new();
     if (w->base == NULL || pipe2(w->done_fd, O_NONBLOCK | O_CLOEXEC) != 0)
         return worker_fail(w, "cannot create event base");
     w->ch_read_ev = event_new(w->base, w->ch.fd, EV_READ | EV_PERSIST, channel_read_cb, w);
@@ -440,16 +441,20 @@ static void worker_free(struct proxy_worker *w)
     struct event *evs[] = { w->ch_read_ev, w->ch_write_ev, w->sig_term_ev, w->sig_int_ev,
                             w->sig_quit_ev, w->sig_hup_ev, w->drain_timer, w->done_ev };
 
-    for (unsigned i = 0; w->loops != NULL && i < w->nloops; i++) {
+    int shared = w->loops != NULL && w->nloops == 1 && w->base == w->loops[0].base;
+
+    for (unsigned i = 0; w->loops != NULL && i < w->nloops; i++)
         proxy_loop_join(&w->loops[i]);
-        proxy_loop_free(&w->loops[i]);
-    }
-    free(w->loops);
+    proxy_health_stop(w->health);
+    w->health = NULL;
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
-    if (w->base != NULL)
+    if (w->base != NULL && !shared)
         event_base_free(w->base);
+    for (unsigned i = 0; w->loops != NULL && i < w->nloops; i++)
+        proxy_loop_free(&w->loops[i]);
+    free(w->loops);
     for (size_t i = 0; w->listeners != NULL && i < w->nlisteners; i++) {
         proxy_listener_free(&w->listeners[i]);
         proxy_tls_server_free(w->listeners[i].tls);
@@ -465,7 +470,6 @@ static void worker_free(struct proxy_worker *w)
     for (int i = 0; i < 2; i++)
         if (w->done_fd[i] > 0)
             close(w->done_fd[i]);
-    proxy_health_stop(w->health);
     free(w->carried);
     handoff_channel_close(&w->ch);
     conf_free(&w->conf);
@@ -505,7 +509,9 @@ int proxy_worker_main(int channel_fd)
         w->carried = NULL;
     }
     w->health = proxy_health_start(w, w->base);
-    for (unsigned i = 0; i < w->nloops; i++)
+    if (w->nloops == 1)
+        proxy_loop_prepare(&w->loops[0]);
+    for (unsigned i = 0; w->nloops > 1 && i < w->nloops; i++)
         if (proxy_loop_start(&w->loops[i]) != 0) {
             worker_fail(w, "cannot start thread %u: %s", i, strerror(errno));
             worker_stop_now(w, "start-up failed");
@@ -516,6 +522,8 @@ int proxy_worker_main(int channel_fd)
     worker_send(w, &m);
     if (event_base_dispatch(w->base) < 0)
         proxy_log_error("worker: event loop failed");
+    if (w->nloops == 1)
+        proxy_loop_finish(&w->loops[0]);
     rc = 0;
     proxy_log_info("worker generation %u exiting", w->generation);
 out:

@@ -116,7 +116,7 @@ static void test_full(void)
     CHECK(admin->backend == &c.backends[1]);
     CHECK_U64(admin->idle_timeout_ms, 0);
     CHECK_U64(admin->max_connections, 0);
-    CHECK_U64(admin->backlog, 511);
+    CHECK_U64(admin->backlog, 4096);
 
     app = &c.backends[0];
     CHECK_STR(app->name, "app");
@@ -180,7 +180,7 @@ static void test_defaults(void)
     if (c.nlisteners == 1 && c.nbackends == 1) {
         CHECK_U64(c.listeners[0].idle_timeout_ms, 300000);
         CHECK_U64(c.listeners[0].max_connections, 0);
-        CHECK_U64(c.listeners[0].backlog, 511);
+        CHECK_U64(c.listeners[0].backlog, 4096);
         CHECK(c.listeners[0].backend == &c.backends[0]);
         CHECK(c.backends[0].balance == CONF_BALANCE_ROUNDROBIN);
         CHECK_U64(c.backends[0].connect_timeout_ms, 3000);
