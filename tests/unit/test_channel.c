@@ -19,17 +19,6 @@
 #include "transport.h"
 #include "wire.h"
 
-#define CHECK_WHY(why, sub) check_why((why), (sub), __FILE__, __LINE__)
-
-static void check_why(const char *why, const char *sub, const char *file, int line)
-{
-    int ok = strstr(why, sub) != NULL;
-
-    test_check(ok, file, line, "why mentions expected text");
-    if (!ok)
-        fprintf(stderr, "    why:  %s\n    want: ...%s...\n", why, sub);
-}
-
 static int count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");

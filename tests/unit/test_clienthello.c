@@ -10,30 +10,6 @@
 #include "clienthello.h"
 #include "testutil.h"
 
-#define CHECK_WHY(why, sub) check_why((why), (sub), __FILE__, __LINE__)
-
-static void check_why(const char *why, const char *sub, const char *file, int line)
-{
-    int ok = strstr(why, sub) != NULL;
-
-    test_check(ok, file, line, "why mentions expected text");
-    if (!ok)
-        fprintf(stderr, "    why:  %s\n    want: ...%s...\n", why, sub);
-}
-
-/* Deterministic PRNG (xorshift32) so failures reproduce. */
-static uint32_t rng_state = 0x9e3779b9u;
-
-static uint32_t rng(void)
-{
-    uint32_t x = rng_state;
-
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return rng_state = x;
-}
-
 /*
  * Captured from Python's ssl module (OpenSSL 3.0) connecting with
  * server_hostname "www.example.com" and ALPN h2,http/1.1: a TLS 1.3
@@ -498,9 +474,9 @@ static void test_garbage(void)
     CHECK_WHY(why, "0x50");
 
     for (i = 0; i < 5000; i++) {
-        n = rng() % sizeof(buf);
+        n = test_rand() % sizeof(buf);
         for (j = 0; j < n; j++)
-            buf[j] = (uint8_t)rng();
+            buf[j] = (uint8_t)test_rand();
         r = parse(buf, n);
         if (r != PROXY_HELLO_INVALID && r != PROXY_HELLO_NEED_MORE)
             bad++;
@@ -509,9 +485,9 @@ static void test_garbage(void)
 
     /* Random bodies behind a plausible header reach the field parser. */
     for (i = 0; i < 5000; i++) {
-        n = 9 + rng() % (sizeof(buf) - 9);
+        n = 9 + test_rand() % (sizeof(buf) - 9);
         for (j = 0; j < n; j++)
-            buf[j] = (uint8_t)rng();
+            buf[j] = (uint8_t)test_rand();
         memcpy(buf, "\x16\x03\x01", 3);
         buf[3] = (uint8_t)((n - 5) >> 8);
         buf[4] = (uint8_t)(n - 5);

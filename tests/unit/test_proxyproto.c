@@ -12,30 +12,6 @@
 #include "proxyproto.h"
 #include "testutil.h"
 
-#define CHECK_WHY(why, sub) check_why((why), (sub), __FILE__, __LINE__)
-
-static void check_why(const char *why, const char *sub, const char *file, int line)
-{
-    int ok = strstr(why, sub) != NULL;
-
-    test_check(ok, file, line, "why mentions expected text");
-    if (!ok)
-        fprintf(stderr, "    why:  %s\n    want: ...%s...\n", why, sub);
-}
-
-/* Deterministic PRNG (xorshift32) so failures reproduce. */
-static uint32_t rng_state = 0x1badb002u;
-
-static uint32_t rng(void)
-{
-    uint32_t x = rng_state;
-
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return rng_state = x;
-}
-
 static const uint8_t sig[12] = {
     0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A
 };
@@ -497,9 +473,9 @@ static void test_garbage(void)
     CHECK(parse_str("proxy ") == PROXY_PP_INVALID);
 
     for (i = 0; i < 5000; i++) {
-        n = rng() % sizeof(buf);
+        n = test_rand() % sizeof(buf);
         for (j = 0; j < n; j++)
-            buf[j] = (uint8_t)rng();
+            buf[j] = (uint8_t)test_rand();
         r = parse(buf, n);
         if (r != PROXY_PP_INVALID && r != PROXY_PP_NEED_MORE)
             bad++;
@@ -508,19 +484,19 @@ static void test_garbage(void)
 
     /* Random bytes behind each signature reach the real parsers. */
     for (i = 0; i < 10000; i++) {
-        n = 6 + rng() % (sizeof(buf) - 6);
+        n = 6 + test_rand() % (sizeof(buf) - 6);
         for (j = 0; j < n; j++)
-            buf[j] = (uint8_t)(i % 2 ? rng() : ' ' + rng() % 95);
+            buf[j] = (uint8_t)(i % 2 ? test_rand() : ' ' + test_rand() % 95);
         if (i % 2) {
             if (n < 16)
                 n = 16;
             memcpy(buf, sig, 12);
-            buf[12] = (uint8_t)(0x20 | (rng() % 2));
+            buf[12] = (uint8_t)(0x20 | (test_rand() % 2));
             buf[14] = 0;
-            buf[15] = (uint8_t)(rng() % (n - 15));
+            buf[15] = (uint8_t)(test_rand() % (n - 15));
         } else {
             memcpy(buf, "PROXY ", 6);
-            if (rng() % 2 && n > 8)
+            if (test_rand() % 2 && n > 8)
                 memcpy(buf + n - 2, "\r\n", 2);
         }
         r = parse(buf, n);

@@ -15,17 +15,6 @@
 #include "wire.h"
 
 /* Checks that a `why` explanation mentions the expected words. */
-#define CHECK_WHY(why, sub) check_why((why), (sub), __FILE__, __LINE__)
-
-static void check_why(const char *why, const char *sub, const char *file, int line)
-{
-    int ok = strstr(why, sub) != NULL;
-
-    test_check(ok, file, line, "why mentions expected text");
-    if (!ok)
-        fprintf(stderr, "    why:  %s\n    want: ...%s...\n", why, sub);
-}
-
 static int count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -39,19 +28,6 @@ static int count_fds(void)
             n++;
     closedir(d);
     return n;
-}
-
-/* Deterministic PRNG (xorshift32) so failures reproduce. */
-static uint32_t rng_state = 0x2545f491u;
-
-static uint32_t rng(void)
-{
-    uint32_t x = rng_state;
-
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return rng_state = x;
 }
 
 static int devnull(void)
@@ -917,7 +893,7 @@ static void test_garbage(void)
 
     for (iter = 0; iter < 5000; iter++) {
         for (i = 0; i < HANDOFF_HDR_LEN; i++)
-            buf[i] = (uint8_t)rng();
+            buf[i] = (uint8_t)test_rand();
         /* Half the time start from a valid prefix to reach later checks. */
         if (iter & 1) {
             buf[0] = 0xba, buf[1] = 0x70, buf[2] = 1;
@@ -945,13 +921,13 @@ static void test_garbage(void)
             uint16_t t = all_types[k];
             int r;
 
-            len = rng() % (iter < 2000 ? 64 : sizeof(buf));
+            len = test_rand() % (iter < 2000 ? 64 : sizeof(buf));
             for (i = 0; i < len; i++)
-                buf[i] = (uint8_t)rng();
+                buf[i] = (uint8_t)test_rand();
             /* Short lengths make field-length prefixes plausible. */
             if (len > 6 && (iter & 1))
-                buf[0] = buf[4] = 0, buf[1] = (uint8_t)(rng() % 8), buf[5] = buf[1];
-            make_in(&in, t, buf, len, rng() % 4 == 0 ? rng() % 3 : type_nfds(t));
+                buf[0] = buf[4] = 0, buf[1] = (uint8_t)(test_rand() % 8), buf[5] = buf[1];
+            make_in(&in, t, buf, len, test_rand() % 4 == 0 ? test_rand() % 3 : type_nfds(t));
             why[0] = '\0';
             r = decode_any(&in, 0, why, sizeof(why));
             if (r == 0)
@@ -977,10 +953,10 @@ static void test_garbage(void)
         len = m.len - HANDOFF_HDR_LEN;
         p = malloc(len + 8);
         memcpy(p, m.buf + HANDOFF_HDR_LEN, len);
-        for (k = rng() % 4 + 1; len > 0 && k > 0; k--)
-            p[rng() % len] = (uint8_t)(rng() % 3 == 0 ? rng() : rng() % 4);
-        if (rng() % 4 == 0)
-            len += rng() % 8;   /* tail of stale bytes */
+        for (k = test_rand() % 4 + 1; len > 0 && k > 0; k--)
+            p[test_rand() % len] = (uint8_t)(test_rand() % 3 == 0 ? test_rand() : test_rand() % 4);
+        if (test_rand() % 4 == 0)
+            len += test_rand() % 8;   /* tail of stale bytes */
         make_in(&in, t, p, len, type_nfds(t));
         why[0] = '\0';
         r = decode_any(&in, 0, why, sizeof(why));

@@ -64,3 +64,29 @@ char *test_read_file(const char *path)
     fclose(f);
     return buf;
 }
+
+void test_check_contains(const char *why, const char *sub, const char *file, int line)
+{
+    int ok = why != NULL && strstr(why, sub) != NULL;
+
+    test_check(ok, file, line, "why mentions expected text");
+    if (!ok)
+        fprintf(stderr, "    why:  %s\n    want: ...%s...\n", why ? why : "(null)", sub);
+}
+
+static uint32_t test_rng_state = 0x9e3779b9u;
+
+void test_seed(uint32_t seed)
+{
+    test_rng_state = seed ? seed : 0x9e3779b9u;
+}
+
+uint32_t test_rand(void)
+{
+    uint32_t x = test_rng_state;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return test_rng_state = x;
+}

@@ -17,11 +17,17 @@ void test_check_str(const char *got, const char *want, const char *file, int lin
 void test_check_u64(uint64_t got, uint64_t want, const char *file, int line,
                     const char *expr);
 int  test_summary(const char *suite);
+/* Checks that a failure reason mentions `sub`. */
+void test_check_contains(const char *why, const char *sub, const char *file, int line);
+/* Deterministic PRNG (xorshift32) so failures reproduce; test_seed resets it. */
+uint32_t test_rand(void);
+void test_seed(uint32_t seed);
 /* Reads a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
 char *test_read_file(const char *path);
 
 #define CHECK(e)           test_check(!!(e), __FILE__, __LINE__, #e)
 #define CHECK_STR(g, w)    test_check_str((g), (w), __FILE__, __LINE__, #g)
+#define CHECK_WHY(why, sub) test_check_contains((why), (sub), __FILE__, __LINE__)
 #define CHECK_U64(g, w)    test_check_u64((uint64_t)(g), (uint64_t)(w), __FILE__, __LINE__, #g)
 
 #endif
