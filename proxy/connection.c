@@ -187,20 +187,12 @@ static void route_and_connect(struct proxy_conn *c)
     conn_connect_next(c);
 }
 
-static void read_client_hello(struct proxy_conn *c)
+/* Routes once the bytes so far hold a whole ClientHello. */
+static void parse_client_hello(struct proxy_conn *c)
 {
     struct proxy_hello *h;
     char why[256];
-    ssize_t n = prefix_read(c, PROXY_HELLO_MAX_BYTES);
 
-    if (n == -2)
-        return;
-    if (n <= 0) {
-        conn_reject(c, PROXY_END_BAD_REQUEST, "ClientHello",
-                    n == 0 ? "connection closed before a complete ClientHello"
-                           : "read failed or ClientHello too long");
-        return;
-    }
     h = malloc(sizeof(*h));
     if (h == NULL) {
         proxy_conn_close(c, PROXY_END_ERROR);
@@ -223,6 +215,21 @@ static void read_client_hello(struct proxy_conn *c)
         c->alpn = strdup(h->alpn[0]);
     free(h);
     route_and_connect(c);
+}
+
+static void read_client_hello(struct proxy_conn *c)
+{
+    ssize_t n = prefix_read(c, PROXY_HELLO_MAX_BYTES);
+
+    if (n == -2)
+        return;
+    if (n <= 0) {
+        conn_reject(c, PROXY_END_BAD_REQUEST, "ClientHello",
+                    n == 0 ? "connection closed before a complete ClientHello"
+                           : "read failed or ClientHello too long");
+        return;
+    }
+    parse_client_hello(c);
 }
 
 /* ---- TLS with the client ------------------------------------------------ */
@@ -665,6 +672,9 @@ static void conn_begin(struct proxy_conn *c)
         c->state = PROXY_CONN_CLIENT_HELLO;
         timer_arm(c, l->handshake_timeout_ms);
         proxy_side_watch_read(&c->client, 1);
+        /* A ClientHello that came with the PROXY header needs no more reads. */
+        if (c->prefixlen > 0)
+            parse_client_hello(c);
         return;
     case CONF_TLS_ON:
         if (side_tls_new(&c->client, proxy_tls_server_ssl(c->listener->tls)) != 0) {
@@ -682,6 +692,7 @@ static void conn_begin(struct proxy_conn *c)
                 return;
             }
             prefix_drop(c, c->prefixlen);
+            client_handshake(c);
         }
         return;
     case CONF_TLS_OFF:
