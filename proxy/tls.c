@@ -337,17 +337,37 @@ oom:
     return NULL;
 }
 
+static EVP_PKEY *read_key(const char *path, char *why, size_t whylen)
+{
+    char reason[256];
+    FILE *f = fopen(path, "r");
+    EVP_PKEY *k;
+
+    if (f == NULL) {
+        snprintf(why, whylen, "tls_key %.200s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (k == NULL)
+        snprintf(why, whylen, "tls_key %.200s: no PEM private key: %.200s", path,
+                 ssl_reason(reason, sizeof(reason)));
+    return k;
+}
+
 static int server_add_cert(struct proxy_tls_server *s, const struct conf_cert *c,
                            const struct conf_listener *l, const struct conf_global *g,
                            char *why, size_t whylen)
 {
     char reason[256], inner[2048];
     FILE *f = fopen(c->cert, "r");
-    X509 *x;
+    EVP_PKEY *key;
     SSL_CTX *ctx;
+    X509 *x;
+    int rc = -1;
 
     if (f == NULL) {
-        snprintf(why, whylen, "tls_cert %.200s: cannot open: %.200s", c->cert, strerror(errno));
+        snprintf(why, whylen, "tls_cert %.200s: cannot open: %s", c->cert, strerror(errno));
         return -1;
     }
     x = PEM_read_X509(f, NULL, NULL, NULL);
@@ -357,23 +377,37 @@ static int server_add_cert(struct proxy_tls_server *s, const struct conf_cert *c
                  ssl_reason(reason, sizeof(reason)));
         return -1;
     }
+    key = read_key(c->key, why, whylen);
+    if (key == NULL)
+        goto out;
+    /* Checked here: with RSA and ECDSA in one context, OpenSSL would file a
+     * key of the other type in that type's slot without complaint. */
+    if (X509_check_private_key(x, key) != 1) {
+        ERR_clear_error();
+        snprintf(why, whylen, "tls_key %.200s: cannot load or does not match %.200s: the "
+                 "key is not the certificate's", c->key, c->cert);
+        goto out;
+    }
     ctx = server_ctx_for(s, x, l, g, inner, sizeof(inner));
-    X509_free(x);
     if (ctx == NULL) {
-        snprintf(why, whylen, "%.200s", inner);
-        return -1;
+        snprintf(why, whylen, "%s", inner);
+        goto out;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
         snprintf(why, whylen, "tls_cert %.200s: cannot load: %.200s", c->cert,
                  ssl_reason(reason, sizeof(reason)));
-        return -1;
+        goto out;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(why, whylen, "tls_key %.200s: cannot load or does not match %.200s: %.200s", c->key,
-                 c->cert, ssl_reason(reason, sizeof(reason)));
-        return -1;
+    if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(why, whylen, "tls_key %.200s: cannot load or does not match %.200s: %.200s",
+                 c->key, c->cert, ssl_reason(reason, sizeof(reason)));
+        goto out;
     }
-    return 0;
+    rc = 0;
+out:
+    EVP_PKEY_free(key);
+    X509_free(x);
+    return rc;
 }
 
 static int alpn_wire(const char *list, unsigned char *out, size_t *len)
