@@ -318,7 +318,7 @@ int proxy_master_restore(struct master *m, int state_fd, char *why, size_t whyle
     st = calloc(1, sizeof(*st));
     if (st == NULL || handoff_decode_master_state(&in, st, why, whylen) != 0)
         goto out;
-    m->text = strndup((const char *)st->text, st->textlen);
+    m->text = proxy_memdup_str(st->text, st->textlen);
     if (m->text == NULL || conf_load_text(st->path, m->text, &m->conf, err, sizeof(err)) != 0) {
         snprintf(why, whylen, "running configuration rejected by the new binary: %.400s", err);
         goto out;

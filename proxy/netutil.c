@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,4 +97,16 @@ uint64_t proxy_coarse_now_ms(void)
 int proxy_dup_cloexec(int fd)
 {
     return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+char *proxy_memdup_str(const void *p, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    if (s == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
 }

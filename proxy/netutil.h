@@ -19,5 +19,8 @@ void     proxy_sockname(int fd, char *buf, size_t n);
 uint64_t proxy_now_ms(void);   /* monotonic */
 uint64_t proxy_coarse_now_ms(void); /* monotonic, cheap, a few ms resolution */
 int      proxy_dup_cloexec(int fd);
+/* A NUL-terminated copy of n bytes that need not be terminated themselves
+ * (strndup would look for a NUL past them). */
+char    *proxy_memdup_str(const void *p, size_t n);
 
 #endif

@@ -304,7 +304,7 @@ static int worker_receive_setup(struct proxy_worker *w)
         handoff_in_free(&in);
         return worker_fail(w, "bad configuration message: %s", why);
     }
-    text = strndup((const char *)cfg.text, cfg.textlen);
+    text = proxy_memdup_str(cfg.text, cfg.textlen);
     w->generation = cfg.generation;
     if (text == NULL || conf_load_text(cfg.path, text, &w->conf, err, sizeof(err)) != 0) {
         free(text);
