@@ -1262,3 +1262,489 @@ class NotifyReceiver(object):
             pass
         self.thread.join(5)
         self.sock.close()
+
+
+# --------------------------------------------------------------------------
+# TLS, PROXY protocol and health checks
+# (added for test_tls, test_passthrough, test_proxy_protocol, test_health)
+
+import atexit
+import ssl
+import struct
+
+
+def run_openssl(args, timeout=60, input_data=None):
+    """Runs the openssl command-line tool; raises AssertionError on failure."""
+    r = subprocess.run(["openssl"] + list(args), input=input_data,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=scaled(timeout))
+    if r.returncode != 0:
+        raise AssertionError("openssl %s: exit %d: %s" %
+                             (" ".join(args), r.returncode,
+                              r.stderr.decode("utf-8", "replace")))
+    return r.stdout
+
+
+class TestPKI(object):
+    """Test certificates made with the openssl tool into `directory`.
+    ca(name) creates a self-signed CA; leaf(name, sans, ...) a certificate
+    signed by a CA.  Each returns a dict: cert, key (paths), der (bytes of
+    the certificate), name (its CN)."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.serial = 1000
+        self.cas = {}
+        self.certs = {}
+
+    def _path(self, name, ext):
+        return os.path.join(self.dir, "%s.%s" % (name, ext))
+
+    def _key(self, name, kind):
+        path = self._path(name, "key")
+        if kind == "rsa":
+            run_openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                         "-out", path])
+        elif kind == "ec":
+            run_openssl(["genpkey", "-algorithm", "EC", "-pkeyopt",
+                         "ec_paramgen_curve:P-256", "-out", path])
+        else:
+            raise ValueError(kind)
+        return path
+
+    @staticmethod
+    def _der(pem_path):
+        with open(pem_path) as f:
+            return ssl.PEM_cert_to_DER_cert(f.read())
+
+    def ca(self, name, kind="ec"):
+        key = self._key(name, kind)
+        cert = self._path(name, "pem")
+        run_openssl(["req", "-x509", "-new", "-key", key, "-subj", "/CN=%s" % name,
+                     "-days", "30", "-sha256", "-out", cert,
+                     "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                     "-addext", "subjectKeyIdentifier=hash"])
+        d = {"name": name, "cert": cert, "key": key, "der": self._der(cert)}
+        self.cas[name] = d
+        return d
+
+    def leaf(self, name, sans, ca, kind="ec", client=False):
+        """A certificate with CN=name and DNS SANs `sans` (may be empty)
+        signed by the CA dict `ca`."""
+        key = self._key(name, kind)
+        csr = self._path(name, "csr")
+        cert = self._path(name, "pem")
+        ext = self._path(name, "ext")
+        usage = "digitalSignature,keyEncipherment" if kind == "rsa" else "digitalSignature"
+        lines = ["basicConstraints=CA:FALSE",
+                 "keyUsage=critical,%s" % usage,
+                 "extendedKeyUsage=%s" % ("clientAuth" if client else "serverAuth"),
+                 "subjectKeyIdentifier=hash",
+                 "authorityKeyIdentifier=keyid:always"]
+        if sans:
+            lines.append("subjectAltName=" + ",".join("DNS:" + s for s in sans))
+        with open(ext, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        run_openssl(["req", "-new", "-key", key, "-subj", "/CN=%s" % name, "-out", csr])
+        self.serial += 1
+        run_openssl(["x509", "-req", "-in", csr, "-CA", ca["cert"], "-CAkey", ca["key"],
+                     "-set_serial", str(self.serial), "-days", "30", "-sha256",
+                     "-extfile", ext, "-out", cert])
+        d = {"name": name, "cert": cert, "key": key, "der": self._der(cert),
+             "kind": kind, "sans": list(sans)}
+        self.certs[name] = d
+        return d
+
+
+_PKI = None
+
+
+def shared_pki():
+    """The standard test PKI, made once per process (removed at exit):
+      CAs:     'Test CA' (servers), 'Client CA', 'Other CA'
+      servers (signed by Test CA):
+        www-rsa, www-ecdsa  SAN www.example.test, example.test (RSA / ECDSA)
+        api                 SAN api.example.test, exact.wild.test
+        wild                SAN *.wild.test
+        backend             SAN backend.test
+        alpha, beta         SAN alpha.pass.test / beta.pass.test
+        star                SAN *.star.pass.test
+        plain               SAN default.pass.test
+      untrusted (signed by Other CA): rogue  SAN backend.test
+      clients: client1 (Client CA), intruder (Other CA)
+    Returns the TestPKI; entries in pki.cas / pki.certs by name."""
+    global _PKI
+    if _PKI is not None:
+        return _PKI
+    d = tempfile.mkdtemp(prefix="baton-pki-")
+    atexit.register(shutil.rmtree, d, True)
+    p = TestPKI(d)
+    ca = p.ca("Test CA")
+    cca = p.ca("Client CA")
+    oca = p.ca("Other CA")
+    p.leaf("www-rsa", ["www.example.test", "example.test"], ca, kind="rsa")
+    p.leaf("www-ecdsa", ["www.example.test", "example.test"], ca, kind="ec")
+    p.leaf("api", ["api.example.test", "exact.wild.test"], ca)
+    p.leaf("wild", ["*.wild.test"], ca)
+    p.leaf("backend", ["backend.test"], ca)
+    p.leaf("alpha", ["alpha.pass.test"], ca)
+    p.leaf("beta", ["beta.pass.test"], ca)
+    p.leaf("star", ["*.star.pass.test"], ca)
+    p.leaf("plain", ["default.pass.test"], ca)
+    p.leaf("rogue", ["backend.test"], oca)
+    p.leaf("client1", [], cca, client=True)
+    p.leaf("intruder", [], oca, client=True)
+    _PKI = p
+    return p
+
+
+def der_subject(der):
+    """'subject=CN = x' of a DER certificate, via `openssl x509`."""
+    return run_openssl(["x509", "-inform", "DER", "-noout", "-subject"],
+                       input_data=der).decode().strip()
+
+
+def server_context(cert, ca_for_clients=None, alpn=None):
+    """A Python TLS server context with the cert dict `cert`."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert["cert"], cert["key"])
+    if ca_for_clients:
+        ctx.load_verify_locations(ca_for_clients)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def client_context(cafile=None, min_version=None, max_version=None, alpn=None,
+                   ciphers=None, cert=None, check_hostname=True):
+    """A Python TLS client context verifying against cafile."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if cafile:
+        ctx.load_verify_locations(cafile)
+    if min_version is not None:
+        ctx.minimum_version = min_version
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if cert:
+        ctx.load_cert_chain(cert["cert"], cert["key"])
+    return ctx
+
+
+def tls_connect(addr, ctx, server_hostname=None, timeout=None, session=None):
+    """A TCP connection to addr wrapped in TLS (handshake done)."""
+    s = connect(addr, timeout=timeout)
+    try:
+        return ctx.wrap_socket(s, server_hostname=server_hostname, session=session)
+    except BaseException:
+        s.close()
+        raise
+
+
+def tls_shutdown_write(sslsock):
+    """Half-closes the TCP connection under an SSLSocket (FIN without
+    close_notify) while keeping TLS usable for reading."""
+    socket.socket.shutdown(sslsock, socket.SHUT_WR)
+
+
+class MemTLSClient(object):
+    """A TLS client over a plain socket through ssl.MemoryBIO, so a test
+    controls every byte that goes out (split ClientHello, re-framed
+    records, a prefix such as a PROXY header)."""
+
+    def __init__(self, sock, ctx, server_hostname=None, timeout=None):
+        self.sock = sock
+        self.inc = ssl.MemoryBIO()
+        self.out = ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname=server_hostname)
+        self.timeout = scaled(timeout if timeout is not None else T_IO)
+
+    def client_hello(self):
+        """The first flight (the ClientHello record(s)), not sent yet."""
+        try:
+            self.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        return self.out.read()
+
+    def _flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self):
+        self.sock.settimeout(self.timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError("TLS peer silent for %.1fs" % self.timeout)
+        if not data:
+            self.inc.write_eof()
+            return False
+        self.inc.write(data)
+        return True
+
+    def handshake(self):
+        while True:
+            try:
+                self.obj.do_handshake()
+                self._flush()
+                return
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._fill():
+                    # lets OpenSSL raise its error for the EOF
+                    self.obj.do_handshake()
+                    raise AssertionError("EOF during the TLS handshake")
+
+    def sendall(self, data):
+        self.obj.write(data)
+        self._flush()
+
+    def recv(self, n=65536):
+        """Plaintext; b'' at close_notify or EOF."""
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                self._flush()
+                if not self._fill():
+                    try:
+                        return self.obj.read(n)
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ssl.SSLWantReadError):
+                        return b""
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def recv_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.recv(n - len(buf))
+            if not chunk:
+                raise AssertionError("EOF after %d of %d bytes" % (len(buf), n))
+            buf += chunk
+        return bytes(buf)
+
+    def close_notify(self):
+        """Sends close_notify (then the caller may read to EOF)."""
+        try:
+            self.obj.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLError):
+            pass
+        self._flush()
+
+    def getpeercert_der(self):
+        return self.obj.getpeercert(binary_form=True)
+
+
+def split_into_records(record_bytes, first_len):
+    """Re-frames one TLS handshake record (5-byte header + body) into two
+    records, the first carrying `first_len` bytes of the body."""
+    typ, major, minor, length = struct.unpack("!BBBH", record_bytes[:5])
+    body = record_bytes[5:5 + length]
+    if len(record_bytes) != 5 + length:
+        raise AssertionError("expected exactly one record (%d bytes, record length %d)"
+                             % (len(record_bytes), length))
+    a, b = body[:first_len], body[first_len:]
+    return (struct.pack("!BBBH", typ, major, minor, len(a)) + a +
+            struct.pack("!BBBH", typ, major, minor, len(b)) + b)
+
+
+# ---- PROXY protocol
+
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v1_header(src, dst):
+    """'PROXY TCP4 src dst sport dport\\r\\n' for (host, port) pairs."""
+    fam = "TCP6" if ":" in src[0] else "TCP4"
+    return ("PROXY %s %s %s %d %d\r\n" % (fam, src[0], dst[0], src[1], dst[1])).encode()
+
+
+def pp2_tlv(typ, value):
+    if isinstance(value, str):
+        value = value.encode()
+    return struct.pack("!BH", typ, len(value)) + value
+
+
+def proxy_v2_header(src, dst, tlvs=b""):
+    """A v2 PROXY (command 0x21) TCP header for (host, port) pairs."""
+    if ":" in src[0]:
+        fam = 0x21
+        addrs = (socket.inet_pton(socket.AF_INET6, src[0]) +
+                 socket.inet_pton(socket.AF_INET6, dst[0]))
+    else:
+        fam = 0x11
+        addrs = socket.inet_aton(src[0]) + socket.inet_aton(dst[0])
+    body = addrs + struct.pack("!HH", src[1], dst[1]) + tlvs
+    return PP2_SIG + struct.pack("!BBH", 0x21, fam, len(body)) + body
+
+
+def parse_tlvs(data):
+    """[(type, value)] of a TLV block; AssertionError unless lengths add up."""
+    out, off = [], 0
+    while off < len(data):
+        if off + 3 > len(data):
+            raise AssertionError("truncated TLV header at %d in %r" % (off, data))
+        typ, ln = struct.unpack("!BH", data[off:off + 3])
+        if off + 3 + ln > len(data):
+            raise AssertionError("TLV 0x%02x length %d overruns the block" % (typ, ln))
+        out.append((typ, data[off + 3:off + 3 + ln]))
+        off += 3 + ln
+    return out
+
+
+def read_proxy_header(sock, timeout=None):
+    """Reads exactly one PROXY header (v1 or v2) from sock, strictly.
+    Returns (raw bytes, dict) where dict has version, src, dst, tlvs."""
+    head = recv_exact(sock, 12, timeout)
+    if head == PP2_SIG:
+        rest = recv_exact(sock, 4, timeout)
+        ver_cmd, fam, ln = struct.unpack("!BBH", rest)
+        body = recv_exact(sock, ln, timeout) if ln else b""
+        raw = head + rest + body
+        if ver_cmd != 0x21:
+            raise AssertionError("v2 version/command byte 0x%02x" % ver_cmd)
+        if fam == 0x11:
+            if ln < 12:
+                raise AssertionError("v2 TCP4 body too short: %d" % ln)
+            src = (socket.inet_ntoa(body[0:4]), struct.unpack("!H", body[8:10])[0])
+            dst = (socket.inet_ntoa(body[4:8]), struct.unpack("!H", body[10:12])[0])
+            tl = body[12:]
+        elif fam == 0x21:
+            if ln < 36:
+                raise AssertionError("v2 TCP6 body too short: %d" % ln)
+            src = (socket.inet_ntop(socket.AF_INET6, body[0:16]),
+                   struct.unpack("!H", body[32:34])[0])
+            dst = (socket.inet_ntop(socket.AF_INET6, body[16:32]),
+                   struct.unpack("!H", body[34:36])[0])
+            tl = body[36:]
+        else:
+            raise AssertionError("v2 family byte 0x%02x" % fam)
+        return raw, {"version": 2, "src": src, "dst": dst, "tlvs": parse_tlvs(tl),
+                     "addr_block": body[:len(body) - len(tl)]}
+    if not head.startswith(b"PROXY "):
+        raise AssertionError("no PROXY header: %r" % head)
+    raw = bytearray(head)
+    while not raw.endswith(b"\r\n"):
+        if len(raw) >= 107:
+            raise AssertionError("v1 header longer than 107 bytes: %r" % bytes(raw))
+        raw += recv_exact(sock, 1, timeout)
+    parts = raw[:-2].decode("ascii").split(" ")
+    if len(parts) != 6 or parts[1] not in ("TCP4", "TCP6"):
+        raise AssertionError("bad v1 header %r" % bytes(raw))
+    return bytes(raw), {"version": 1, "src": (parts[2], int(parts[4])),
+                        "dst": (parts[3], int(parts[5])), "tlvs": []}
+
+
+class ProtoEchoServer(Server):
+    """Echo server that optionally reads a PROXY header first (proxy=True,
+    recorded as info['proxy_raw'] / info['proxy']) and optionally speaks
+    TLS (ctx = server SSLContext; records info['sni'], 'version',
+    'cipher', 'alpn').  Echoes until EOF, then closes."""
+
+    def __init__(self, ctx=None, proxy=False, **kw):
+        self.ctx = ctx
+        self.proxy = proxy
+        if ctx is not None:
+            ctx.sni_callback = self._sni
+        super().__init__(**kw)
+
+    @staticmethod
+    def _sni(sslobj, name, ctx):
+        try:
+            sslobj.baton_sni = name
+        except AttributeError:
+            pass
+        return None
+
+    def handle(self, conn, info):
+        if self.proxy:
+            raw, parsed = read_proxy_header(conn)
+            info["proxy_raw"] = raw
+            info["proxy"] = parsed
+        s = conn
+        if self.ctx is not None:
+            s = self.ctx.wrap_socket(conn, server_side=True)
+            info["sni"] = getattr(s, "baton_sni", None)
+            info["version"] = s.version()
+            info["cipher"] = s.cipher()[0]
+            info["alpn"] = s.selected_alpn_protocol()
+            with self.lock:
+                info["handshake"] = True
+                self.lock.notify_all()
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                s.sendall(data)
+            try:
+                socket.socket.shutdown(s, socket.SHUT_WR)
+            except OSError:
+                pass
+        finally:
+            if s is not conn:
+                s.close()
+
+
+class PortTagServer(TagServer):
+    """A TagServer on a given (host, port) (e.g. one a dead server had)."""
+
+    def __init__(self, addr, name="srv", backlog=1024):
+        self.name = name
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(tuple(addr))
+        self.sock.listen(backlog)
+        self.addr = self.sock.getsockname()[:2]
+        self.lock = threading.Condition()
+        self.conns = []
+        self.active = 0
+        self.closing = False
+        self.open_socks = set()
+        self.thread = threading.Thread(target=self._accept_loop,
+                                       name="srv-%s" % name, daemon=True)
+        self.thread.start()
+
+
+def parse_server_status(text):
+    """`-s status` output -> {(backend, name): {...}} from the server lines."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("server "):
+            kv = parse_kv(line[len("server "):])
+            out[(kv.get("backend"), kv.get("name"))] = kv
+    return out
+
+
+def status_text(b):
+    r = b.ctl("status")
+    if r.returncode != 0:
+        raise AssertionError("status: exit %d, stderr %r" % (r.returncode, r.stderr))
+    return r.stdout
+
+
+def wait_status(b, pred, timeout=T_WAIT, what="status"):
+    """Polls `-s status` until pred(parsed status, server dict) is true;
+    returns (parsed status, servers).  Figures come from the worker about
+    once a second, hence polling."""
+    last = [None]
+
+    def check():
+        text = status_text(b)
+        last[0] = text
+        st, sv = parse_status_text(text), parse_server_status(text)
+        return (st, sv) if pred(st, sv) else None
+    try:
+        return wait_until(check, timeout, interval=0.2, what=what)
+    except AssertionError as e:
+        raise AssertionError("%s; last status:\n%s" % (e, last[0]))
