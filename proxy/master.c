@@ -218,6 +218,18 @@ static void gen_send_server_state(struct master_gen *g)
     }
 }
 
+/* Asks the serving generation for its figures (answered as id 0). */
+static void poll_active_status(struct master *m)
+{
+    struct handoff_status_req req = { .id = 0 };
+    struct handoff_msg msg;
+
+    for (struct master_gen *g = m->gens; g != NULL; g = g->next)
+        if (g->ch_open && g->state == GEN_ACTIVE &&
+            handoff_encode_status_req(&msg, g->ch.seq++, &req) == 0)
+            proxy_master_gen_send(g, &msg);
+}
+
 static void gen_send_setup(struct master_gen *g)
 {
     struct master *m = g->m;
@@ -355,6 +367,9 @@ static void gen_status(struct master_gen *g, struct handoff_in *in)
     }
     free(g->status);
     g->status = st;
+    /* Fresh health from the serving generation reaches a starting one too. */
+    if (g->state == GEN_ACTIVE && g->m->upgrading != NULL && g->m->upgrading->version[0])
+        gen_send_server_state(g->m->upgrading);
     for (struct master_ctl *c = g->m->ctls; c != NULL; c = c->next)
         if (c->state == CTL_WAITING && c->status_id == st->id && c->waiting > 0 &&
             --c->waiting == 0)
@@ -703,6 +718,7 @@ int proxy_master_reload(struct master *m, char *why, size_t n)
     proxy_log_info("reload: configuration %s accepted, starting generation %u", m->conf.path,
                    m->last_gen + 1);
     proxy_notify_reloading("reloading");
+    poll_active_status(m);
     master_spawn(m, 1);
     return m->upgrading != NULL ? 0 : (snprintf(why, n, "cannot start a worker"), -1);
 }
@@ -757,13 +773,8 @@ static void ticket_rotate_cb(evutil_socket_t fd, short what, void *arg)
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
-    struct handoff_status_req req = { .id = 0 };
-    struct handoff_msg msg;
 
-    for (struct master_gen *g = m->gens; g != NULL; g = g->next)
-        if (g->ch_open && g->state == GEN_ACTIVE &&
-            handoff_encode_status_req(&msg, g->ch.seq++, &req) == 0)
-            proxy_master_gen_send(g, &msg);
+    poll_active_status(m);
     proxy_master_timer_add_ms(m->poll_timer, 1000);
 }
 

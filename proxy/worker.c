@@ -222,6 +222,16 @@ static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
     case HANDOFF_TICKET_KEYS:
         worker_apply_tickets(in);
         return;
+    case HANDOFF_SERVER_STATE: {
+        struct handoff_server_state *st = malloc(sizeof(*st));
+
+        if (st != NULL && handoff_decode_server_state(in, st, why, sizeof(why)) == 0)
+            worker_apply_servers(w, st);
+        else if (st != NULL)
+            proxy_log_warn("worker: bad SERVER_STATE from master: %s", why);
+        free(st);
+        return;
+    }
     case HANDOFF_STOP_ACCEPTING:
     case HANDOFF_RESUME_ACCEPTING:
     case HANDOFF_DRAIN:
