@@ -214,6 +214,16 @@ static int set_path(char *dst, size_t max, const char *v, char *why, size_t whyl
     return 0;
 }
 
+static int set_string(char *dst, size_t max, const char *v, char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+
+    if (n >= max)
+        return fail(why, whylen, "value is too long (%zu bytes, at most %zu)", n, max - 1);
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
 static struct conf_listener *cur_listener(struct loader *l)
 {
     return &l->c->listeners[l->cur];
@@ -570,14 +580,14 @@ static int set_tls_max(struct loader *l, const char *v, char *why, size_t whylen
 
 static int set_tls_ciphers(struct loader *l, const char *v, char *why, size_t whylen)
 {
-    return set_path(cur_listener(l)->tls_ciphers, sizeof(cur_listener(l)->tls_ciphers), v,
-                    why, whylen);
+    return set_string(cur_listener(l)->tls_ciphers, sizeof(cur_listener(l)->tls_ciphers), v,
+                      why, whylen);
 }
 
 static int set_tls_ciphersuites(struct loader *l, const char *v, char *why, size_t whylen)
 {
-    return set_path(cur_listener(l)->tls_ciphersuites,
-                    sizeof(cur_listener(l)->tls_ciphersuites), v, why, whylen);
+    return set_string(cur_listener(l)->tls_ciphersuites,
+                      sizeof(cur_listener(l)->tls_ciphersuites), v, why, whylen);
 }
 
 /* "h2,http/1.1": 1..255-byte protocol ids separated by commas. */
@@ -600,7 +610,7 @@ static int set_alpn(struct loader *l, const char *v, char *why, size_t whylen)
         if (*p == ',' && *++p == '\0')
             return fail(why, whylen, "invalid ALPN list '%.*s' (ends with a comma)", 64, v);
     }
-    return set_path(li->alpn, sizeof(li->alpn), v, why, whylen);
+    return set_string(li->alpn, sizeof(li->alpn), v, why, whylen);
 }
 
 static int set_client_ca(struct loader *l, const char *v, char *why, size_t whylen)
@@ -659,8 +669,9 @@ static int add_route(struct loader *l, struct conf_route **routes, size_t *n, in
     }
     if (check_name(be, "backend", why, whylen) < 0)
         return -1;
+    /* Host names compare without case, ALPN protocol ids byte for byte. */
     for (size_t i = 0; i < *n; i++)
-        if (strcasecmp((*routes)[i].pattern, pat) == 0)
+        if ((sni ? strcasecmp((*routes)[i].pattern, pat) : strcmp((*routes)[i].pattern, pat)) == 0)
             return fail(why, whylen, "duplicate route for '%s' (first at line %d)", pat,
                         (*routes)[i].line);
     r = grow(*routes, *n, sizeof(*r));
@@ -727,7 +738,7 @@ static int set_backend_sni(struct loader *l, const char *v, char *why, size_t wh
     if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
         strlen(v))
         return fail(why, whylen, "invalid server name '%.*s' (expected a host name)", 64, v);
-    return set_path(cur_backend(l)->tls_sni, sizeof(cur_backend(l)->tls_sni), v, why, whylen);
+    return set_string(cur_backend(l)->tls_sni, sizeof(cur_backend(l)->tls_sni), v, why, whylen);
 }
 
 static int set_backend_cert(struct loader *l, const char *v, char *why, size_t whylen)
@@ -1167,6 +1178,23 @@ static void resolve_routes(struct loader *l, struct conf_route *r, size_t n, con
                       "defined", li, r[i].pattern, r[i].backend_name);
 }
 
+/* Is proto one of the comma-separated ids in list? */
+static bool alpn_listed(const char *list, const char *proto)
+{
+    size_t n = strlen(proto);
+
+    while (*list != '\0') {
+        size_t k = strcspn(list, ",");
+
+        if (k == n && memcmp(list, proto, n) == 0)
+            return true;
+        list += k;
+        if (*list == ',')
+            list++;
+    }
+    return false;
+}
+
 static void check_listener_tls(struct loader *l, struct conf_listener *li)
 {
     const char *mode = li->tls == CONF_TLS_ON ? "on" : "passthrough";
@@ -1199,6 +1227,12 @@ static void check_listener_tls(struct loader *l, struct conf_listener *li)
     if (li->tls_min > li->tls_max)
         add_error(l, li->line, "listener '%s': tls_min_version 1.%u is above tls_max_version "
                   "1.%u", li->name, li->tls_min - 10, li->tls_max - 10);
+    for (size_t i = 0; i < li->nalpn_routes; i++)
+        if (!alpn_listed(li->alpn, li->alpn_routes[i].pattern))
+            add_error(l, li->alpn_routes[i].line, "listener '%s' routes ALPN '%s', which its "
+                      "alpn list does not offer, so the route could never match (expected "
+                      "alpn = ...,%s)", li->name, li->alpn_routes[i].pattern,
+                      li->alpn_routes[i].pattern);
     if (li->verify_client != CONF_VERIFY_OFF && li->tls_client_ca[0] == '\0')
         add_error(l, li->line, "listener '%s' verifies client certificates but has no "
                   "tls_client_ca (expected tls_client_ca = FILE)", li->name);
@@ -1213,6 +1247,9 @@ static void check_backend_tls(struct loader *l, struct conf_backend *be)
         add_error(l, be->line, "backend '%s' has %s without %s (a client certificate needs "
                   "both)", be->name, be->tls_cert[0] ? "tls_cert" : "tls_key",
                   be->tls_cert[0] ? "tls_key" : "tls_cert");
+    if (be->tls && !be->tls_verify && be->tls_ca[0] != '\0')
+        add_error(l, be->line, "backend '%s' has tls_ca but tls_verify = off, so the CA would "
+                  "never be used (remove tls_ca, or set tls_verify = on)", be->name);
     if (be->check == CONF_CHECK_TLS && !be->tls)
         add_error(l, be->line, "backend '%s' has check = tls but tls = off (expected tls = on, "
                   "or check = tcp)", be->name);

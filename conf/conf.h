@@ -151,7 +151,7 @@ struct conf_global {
     uint64_t            buffer_size;        /* per-direction relay buffer, default 16k */
     int                 splice;             /* relay bulk TCP with splice(2), default on */
     uint64_t            tls_ticket_rotate_ms;   /* session ticket key lifetime, default 12h */
-    uint64_t            tls_session_cache;      /* sessions cached per worker, default 20480 */
+    uint64_t            tls_session_cache;      /* sessions cached per listener and worker, default 20480 */
 };
 
 struct conf {

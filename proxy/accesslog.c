@@ -33,7 +33,7 @@ int proxy_accesslog_open(const char *target, char *why, size_t whylen)
 
 void proxy_accesslog_write(struct proxy_worker *w, const struct proxy_conn *c, uint64_t now_ms)
 {
-    char line[512], client[80];
+    char line[1536], client[80];
     size_t n;
     int m;
 
@@ -62,6 +62,9 @@ void proxy_accesslog_write(struct proxy_worker *w, const struct proxy_conn *c, u
             return;
         n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;
     }
+    /* A line is never left without its newline, even if something was cut. */
+    if (n >= sizeof(line) - 1)
+        n = sizeof(line) - 2;
     m = snprintf(line + n, sizeof(line) - n, "\n");
     if (m < 0)
         return;

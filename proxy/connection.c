@@ -236,6 +236,16 @@ static void read_client_hello(struct proxy_conn *c)
 
 static void handshake_failed(struct proxy_conn *c, const char *reason)
 {
+    char client[80];
+
+    /* A client that closes without sending a byte (a load balancer's TCP
+     * check, a port scan) attempted no handshake: no warning, not counted. */
+    if (c->client.tls != NULL && c->client.tls->raw_in == 0) {
+        proxy_log_debug("listener %s: %s closed before a ClientHello (%s)",
+                        c->listener->conf->name, conn_client(c, client, sizeof(client)), reason);
+        proxy_conn_close(c, PROXY_END_HANDSHAKE_FAILED);
+        return;
+    }
     atomic_fetch_add_explicit(&c->loop->worker->tls_failures, 1, memory_order_relaxed);
     conn_reject(c, PROXY_END_HANDSHAKE_FAILED, "TLS handshake", reason);
 }
@@ -433,6 +443,7 @@ static size_t proxy_header(struct proxy_conn *c, uint8_t *buf, size_t n)
         pp.ssl = 1;
         snprintf(pp.ssl_version, sizeof(pp.ssl_version), "%s", proxy_tls_version(c->client.tls));
         snprintf(pp.ssl_cipher, sizeof(pp.ssl_cipher), "%s", proxy_tls_cipher(c->client.tls));
+        pp.ssl_client_cert = SSL_get0_peer_certificate(c->client.tls->ssl) != NULL;
     }
     if (c->backend->conf->send_proxy == CONF_SEND_PROXY_V1)
         return proxy_pp_encode_v1(&pp, (char *)buf, n);
@@ -451,7 +462,8 @@ static int queue_upstream_prefix(struct proxy_conn *c, const uint8_t *hdr, size_
     buf = malloc(n);
     if (buf == NULL)
         return -1;
-    memcpy(buf, hdr, hlen);
+    if (hlen > 0)
+        memcpy(buf, hdr, hlen);
     if (c->client.tls == NULL && c->prefixlen > 0) {
         memcpy(buf + hlen, c->prefix, c->prefixlen);
         c->up.bytes += c->prefixlen;
@@ -589,6 +601,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void conn_relay_start(struct proxy_conn *c)
 {
+    /* Client bytes read before relaying go first, through upstream TLS if any
+     * (the plain path queued them with the PROXY header already). */
+    if (c->up.buf == NULL && c->prefixlen > 0 && c->client.tls == NULL &&
+        queue_upstream_prefix(c, NULL, 0) != 0) {
+        proxy_conn_close(c, PROXY_END_ERROR);
+        return;
+    }
     c->state = PROXY_CONN_RELAYING;
     evtimer_del(&c->timer);
     c->last_ms = proxy_now_ms();

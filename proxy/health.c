@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "log.h"
 #include "netutil.h"
+#include "proxyproto.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -120,10 +121,26 @@ static void probe_handshake(struct probe *p)
     probe_wait(p, (short)(EV_READ | (flushed == 0 ? EV_WRITE : 0)));
 }
 
+static size_t probe_proxy_header(const struct probe *p, uint8_t *buf, size_t n)
+{
+    struct proxy_pp_info pp = { .local = 1 };
+
+    switch (p->b->conf->send_proxy) {
+    case CONF_SEND_PROXY_V1:
+        return proxy_pp_encode_v1(&pp, (char *)buf, n);
+    case CONF_SEND_PROXY_V2:
+        return proxy_pp_encode_v2(&pp, buf, n);
+    default:
+        return 0;
+    }
+}
+
 static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct probe *p = arg;
     socklen_t len = sizeof(int);
+    uint8_t hdr[64];
+    size_t hlen;
     int err = 0;
 
     if (what & EV_TIMEOUT) {
@@ -140,13 +157,22 @@ static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
         probe_done(p, 0, strerror(err));
         return;
     }
+    hlen = probe_proxy_header(p, hdr, sizeof(hdr));
     if (p->b->conf->check != CONF_CHECK_TLS) {
+        /* A server that expects a PROXY header gets one (LOCAL: no client). */
+        if (hlen > 0 && send(p->fd, hdr, hlen, MSG_NOSIGNAL) != (ssize_t)hlen) {
+            probe_done(p, 0, "cannot send the PROXY header");
+            return;
+        }
         probe_done(p, 1, NULL);
         return;
     }
     p->tls = calloc(1, sizeof(*p->tls));
     if (p->tls == NULL || proxy_tls_init(p->tls, proxy_tls_client_ssl(p->b->tls,
-                                                                      p->s->conf->name)) != 0) {
+                                                                      p->s->conf->name)) != 0 ||
+        (hlen > 0 && proxy_tls_feed_out(p->tls, hdr, hlen) != 0)) {
+        if (p->tls != NULL && p->tls->ssl != NULL)
+            proxy_tls_free(p->tls);
         free(p->tls);
         p->tls = NULL;
         probe_done(p, 0, "cannot create a TLS session");

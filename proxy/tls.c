@@ -34,7 +34,7 @@ struct proxy_tls_server {
     char             **ctx_keys; /* the name set of each, to group RSA with ECDSA */
     struct cert_name  *names;
     size_t             nnames;
-    unsigned char      alpn[256];  /* wire format: length-prefixed ids */
+    unsigned char      alpn[512];  /* wire format: length-prefixed ids */
     size_t             alpn_len;
 };
 
@@ -410,6 +410,8 @@ out:
     return rc;
 }
 
+/* out holds at least 512 bytes; a configured list (<= 255 characters)
+ * always fits. */
 static int alpn_wire(const char *list, unsigned char *out, size_t *len)
 {
     size_t used = 0;
@@ -417,7 +419,7 @@ static int alpn_wire(const char *list, unsigned char *out, size_t *len)
     while (*list != '\0') {
         size_t n = strcspn(list, ",");
 
-        if (n == 0 || n > 255 || used + 1 + n > 255)
+        if (n == 0 || n > 255 || used + 1 + n > 511)
             return -1;
         out[used++] = (unsigned char)n;
         memcpy(out + used, list, n);
@@ -441,7 +443,7 @@ struct proxy_tls_server *proxy_tls_server_new(const struct conf_listener *l,
         return NULL;
     }
     if (alpn_wire(l->alpn, s->alpn, &s->alpn_len) != 0) {
-        snprintf(why, whylen, "alpn list '%.200s' is too long", l->alpn);
+        snprintf(why, whylen, "listener %s: alpn list '%.200s' is too long", l->name, l->alpn);
         goto fail;
     }
     for (size_t i = 0; i < l->ncerts; i++) {
@@ -567,6 +569,13 @@ int proxy_tls_check_conf(const struct conf *c, char *err, size_t errlen)
     int rc = 0;
 
     err[0] = '\0';
+#define CHECK_APPEND(fmt, ...)                                                         \
+    do {                                                                               \
+        if (used < errlen) {                                                           \
+            int w = snprintf(err + used, errlen - used, fmt, __VA_ARGS__);            \
+            used += w > 0 ? (size_t)w : 0;                                             \
+        }                                                                              \
+    } while (0)
     for (size_t i = 0; i < c->nlisteners; i++) {
         const struct conf_listener *l = &c->listeners[i];
         struct proxy_tls_server *s;
@@ -575,8 +584,7 @@ int proxy_tls_check_conf(const struct conf *c, char *err, size_t errlen)
             continue;
         s = proxy_tls_server_new(l, &c->global, why, sizeof(why));
         if (s == NULL) {
-            used += (size_t)snprintf(err + used, used < errlen ? errlen - used : 0,
-                                     "%s:%d: %s\n", c->path, l->line, why);
+            CHECK_APPEND("%s:%d: %s\n", c->path, l->line, why);
             rc = -1;
         }
         proxy_tls_server_free(s);
@@ -589,11 +597,11 @@ int proxy_tls_check_conf(const struct conf *c, char *err, size_t errlen)
             continue;
         cl = proxy_tls_client_new(b, why, sizeof(why));
         if (cl == NULL) {
-            used += (size_t)snprintf(err + used, used < errlen ? errlen - used : 0,
-                                     "%s:%d: %s\n", c->path, b->line, why);
+            CHECK_APPEND("%s:%d: %s\n", c->path, b->line, why);
             rc = -1;
         }
         proxy_tls_client_free(cl);
     }
+#undef CHECK_APPEND
     return rc;
 }

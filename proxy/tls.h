@@ -58,6 +58,7 @@ struct proxy_tls {
     uint32_t  inlen, incap;
     uint8_t  *out;            /* raw bytes produced, not sent yet */
     uint32_t  outoff, outlen, outcap;
+    uint64_t  raw_in;         /* bytes received in all */
     unsigned  handshake_done:1;
     unsigned  close_notify_sent:1;
 };

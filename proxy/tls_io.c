@@ -222,6 +222,7 @@ enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size
     }
     memcpy(t->in + t->inlen, p, n);
     t->inlen += (uint32_t)n;
+    t->raw_in += n;
     /* Advance over every complete record, checking each header. */
     while (t->inlen - st->in.ready >= REC_HDR) {
         const uint8_t *h = t->in + st->in.ready;
