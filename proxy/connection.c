@@ -236,16 +236,6 @@ static void read_client_hello(struct proxy_conn *c)
 
 static void handshake_failed(struct proxy_conn *c, const char *reason)
 {
-    char client[80];
-
-    /* A client that closes without sending a byte (a load balancer's TCP
-     * check, a port scan) attempted no handshake: no warning, not counted. */
-    if (c->client.tls != NULL && c->client.tls->raw_in == 0) {
-        proxy_log_debug("listener %s: %s closed before a ClientHello (%s)",
-                        c->listener->conf->name, conn_client(c, client, sizeof(client)), reason);
-        proxy_conn_close(c, PROXY_END_HANDSHAKE_FAILED);
-        return;
-    }
     atomic_fetch_add_explicit(&c->loop->worker->tls_failures, 1, memory_order_relaxed);
     conn_reject(c, PROXY_END_HANDSHAKE_FAILED, "TLS handshake", reason);
 }
@@ -284,7 +274,16 @@ static void client_handshake(struct proxy_conn *c)
 {
     char why[256], alpn[256];
     int r = tls_receive(c, &c->client, why, sizeof(why));
+    char client[80];
 
+    if (r < 0 && c->client.tls->raw_in == 0) {
+        /* Closed without sending a byte (a load balancer's TCP check, a
+         * port scan): no handshake was attempted, so no warning or count. */
+        proxy_log_debug("listener %s: %s closed before a ClientHello (%s)",
+                        c->listener->conf->name, conn_client(c, client, sizeof(client)), why);
+        proxy_conn_close(c, PROXY_END_HANDSHAKE_FAILED);
+        return;
+    }
     if (r < 0) {
         handshake_failed(c, why);
         return;
