@@ -734,7 +734,7 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
         proxy_loop_conn_closed(loop);
         return;
     }
-    set_nodelay(cfd);
+    /* TCP_NODELAY came with the listening socket (listener.c). */
     c->loop = loop;
     c->listener = l;
     c->client.fd = cfd;

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +28,13 @@ enum slot { SLOT_OK, SLOT_GLOBAL_FULL, SLOT_LISTENER_FULL };
 
 int proxy_listener_add_fd(struct proxy_listener *l, int fd, const char *addr)
 {
+    int one = 1;
+
+    /* Accepted sockets inherit TCP_NODELAY from the listening socket: set
+     * once here (whoever bound it) instead of once per connection. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+        proxy_log_warn("listener %s: setsockopt(TCP_NODELAY): %s", l->conf->name,
+                       strerror(errno));
     int *fds = realloc(l->fds, (l->nfds + 1) * sizeof(*fds));
     char (*addrs)[80];
 
