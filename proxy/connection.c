@@ -86,16 +86,25 @@ static const char *conn_client(const struct proxy_conn *c, char *buf, size_t n)
  * 0 on EOF, -1 on error, -2 when nothing is there yet. */
 static ssize_t prefix_read(struct proxy_conn *c, size_t max)
 {
+    size_t cap = c->prefixcap;
     uint8_t *p;
     ssize_t n;
 
     if (c->prefixlen >= max)
         return -1;
-    p = realloc(c->prefix, max);
-    if (p == NULL)
-        return -1;
-    c->prefix = p;
-    n = recv(c->client.fd, c->prefix + c->prefixlen, max - c->prefixlen, 0);
+    /* Grown as bytes arrive: a client that sends a few bytes and waits must
+     * not cost the largest ClientHello's worth of memory. */
+    if (c->prefixlen == cap) {
+        cap = cap == 0 ? 1024 : cap * 2;
+        if (cap > max)
+            cap = max;
+        p = realloc(c->prefix, cap);
+        if (p == NULL)
+            return -1;
+        c->prefix = p;
+        c->prefixcap = (uint32_t)cap;
+    }
+    n = recv(c->client.fd, c->prefix + c->prefixlen, cap - c->prefixlen, 0);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -2 : -1;
     c->prefixlen += (uint32_t)n;
@@ -109,6 +118,7 @@ static void prefix_drop(struct proxy_conn *c, size_t n)
     if (c->prefixlen == 0) {
         free(c->prefix);
         c->prefix = NULL;
+        c->prefixcap = 0;
     }
 }
 
@@ -613,12 +623,14 @@ static void conn_relay_start(struct proxy_conn *c)
     if (c->listener->conf->idle_timeout_ms > 0)
         timer_arm(c, c->listener->conf->idle_timeout_ms);
     proxy_side_watch_read(&c->upstream, 1);
+    if (c->upstream.tls != NULL && proxy_tls_pending_in(c->upstream.tls))
+        event_active(&c->upstream.rev, EV_READ, 0);
     if (c->up.buf != NULL) {
         proxy_side_watch_write(&c->upstream, 1);   /* header and early bytes first */
         return;
     }
     proxy_side_watch_read(&c->client, 1);
-    /* Application data that came with the client's Finished is already
+    /* Application data that came with either side's Finished is already
      * inside baton's buffer: the socket will not signal it again. */
     if (c->client.tls != NULL && proxy_tls_pending_in(c->client.tls))
         event_active(&c->client.rev, EV_READ, 0);
@@ -715,6 +727,9 @@ static void conn_begin(struct proxy_conn *c)
         return;
     case CONF_TLS_OFF:
     default:
+        /* Nothing more is read from the client until a server is connected
+         * and whatever was read so far has been passed on. */
+        proxy_side_watch_read(&c->client, 0);
         c->backend = c->listener->backend;
         conn_connect_next(c);
         return;

@@ -92,7 +92,7 @@ struct proxy_conn {
     int                      connected;  /* counted in server->active */
 
     uint8_t                 *prefix;     /* client bytes read before relaying */
-    uint32_t                 prefixlen;
+    uint32_t                 prefixlen, prefixcap;
     char                    *sni;        /* from the ClientHello or handshake */
     char                    *alpn;
     struct sockaddr_storage  local;      /* the client's destination (PROXY headers) */

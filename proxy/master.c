@@ -270,7 +270,18 @@ static void gen_send_setup(struct master_gen *g)
 static void reload_commit(struct master *m, struct master_gen *g)
 {
     for (struct master_gen *o = m->gens; o != NULL; o = o->next) {
-        if (o == g || o->state != GEN_ACTIVE)
+        if (o == g)
+            continue;
+        if (o->state == GEN_STARTING) {
+            /* A replacement for a worker that crashed during the reload runs
+             * the old configuration: it is no longer wanted. */
+            proxy_log_info("worker %ld generation %u is superseded by generation %u; "
+                           "stopping it", (long)o->pid, o->id, g->id);
+            o->state = GEN_DRAINING;
+            kill(o->pid, SIGTERM);
+            continue;
+        }
+        if (o->state != GEN_ACTIVE)
             continue;
         o->state = GEN_DRAINING;
         gen_send_empty(o, HANDOFF_DRAIN);
@@ -384,6 +395,11 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
 
     switch (in->hdr.type) {
     case HANDOFF_HELLO:
+        if (g->m->state != MASTER_RUNNING) {
+            /* Stopping: its sockets may be closed already; it is not needed. */
+            kill(g->pid, SIGTERM);
+            return;
+        }
         if (handoff_decode_hello(in, &hello, why, sizeof(why)) != 0) {
             proxy_log_error("worker %ld generation %u: bad HELLO: %s", (long)g->pid, g->id, why);
             kill(g->pid, SIGKILL);
@@ -663,8 +679,9 @@ void proxy_master_stop(struct master *m, int graceful)
         for (size_t i = 0; i < m->nsocks; i++)
             msock_close(&m->socks[i]);
     }
+    /* A starting worker has nothing to drain (and no SIGQUIT handler yet). */
     for (struct master_gen *g = m->gens; g != NULL; g = g->next)
-        kill(g->pid, graceful ? SIGQUIT : SIGTERM);
+        kill(g->pid, graceful && g->state != GEN_STARTING ? SIGQUIT : SIGTERM);
     proxy_master_timer_add_ms(m->kill_timer, graceful ? m->conf.global.drain_timeout_ms + STOP_KILL_AFTER_MS
                                          : STOP_KILL_AFTER_MS);
     evtimer_del(m->respawn_timer);

@@ -331,6 +331,11 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     struct proxy_loop *loop = c->loop;
     ssize_t n, w;
 
+    /* Never read past bytes still waiting for dst: order would break. */
+    if (pipe_pending(p) || dst_blocked(dst)) {
+        relay_backpressure(src, dst);
+        return 0;
+    }
     if (src->tls != NULL || dst->tls != NULL)
         return relay_read_tls(c, src, dst, p);
     if (p->bulk && p->pfd[0] < 0)

@@ -556,6 +556,8 @@ SSL *proxy_tls_client_ssl(struct proxy_tls_client *c, const char *server_name)
         return NULL;
     SSL_set_connect_state(ssl);
     if (SSL_set_tlsext_host_name(ssl, sni) != 1 || (c->verify && SSL_set1_host(ssl, sni) != 1)) {
+        /* A stale error would be blamed on the next connection of this thread. */
+        ERR_clear_error();
         SSL_free(ssl);
         return NULL;
     }
