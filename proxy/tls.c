@@ -128,8 +128,10 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
     }
     if (ticket_mac_key(hctx, key) != 1)
         return -1;
-    /* A ticket under an older key is accepted and replaced by a fresh one. */
-    return enc || found == 0 ? 1 : 2;
+    /* 2 = "renew": a resumed client gets a fresh ticket (TLS 1.3 clients
+     * use each ticket once; without one they would do a full handshake
+     * every other time), and one under an older key is replaced too. */
+    return enc ? 1 : 2;
 }
 
 /* ---- server contexts -------------------------------------------------------- */
