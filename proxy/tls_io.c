@@ -274,6 +274,9 @@ enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t
 {
     int rc = SSL_do_handshake(t->ssl);
 
+    /* What the handshake consumed is released now: an idle connection that
+     * has just finished its handshake must not keep the input buffer. */
+    in_compact(t, bio_state(t));
     if (rc == 1) {
         t->handshake_done = 1;
         return PROXY_TLS_OK;
