@@ -254,21 +254,15 @@ static void handshake_failed(struct proxy_conn *c, const char *reason)
  * error (why set). */
 static int tls_receive(struct proxy_conn *c, struct proxy_side *s, char *why, size_t n)
 {
-    struct proxy_loop *loop = c->loop;
-    ssize_t r = recv(s->fd, loop->scratch, loop->scratch_len, 0);
+    ssize_t r = proxy_tls_recv(s->tls, s->fd, why, n);
 
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return 0;
-        snprintf(why, n, "%s", strerror(errno));
-        return -1;
-    }
+    if (r == -2)
+        return 0;
     if (r == 0) {
         snprintf(why, n, "connection closed by peer");
         return -1;
     }
-    return proxy_tls_feed(s->tls, (const uint8_t *)loop->scratch, (size_t)r, why, n) ==
-                   PROXY_TLS_OK ? 1 : -1;
+    return r > 0 ? 1 : -1;
 }
 
 /* Sends what the handshake produced; watches for writability if needed. */

@@ -196,8 +196,7 @@ int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned in
     loop->scratch_len = (size_t)w->conf.global.buffer_size;
     loop->max_pipes = proxy_loop_pipe_budget(w->nloops);
     loop->scratch = malloc(loop->scratch_len);
-    loop->tls_scratch = malloc(loop->scratch_len);
-    if (loop->scratch == NULL || loop->tls_scratch == NULL)
+    if (loop->scratch == NULL)
         return -1;
     loop->balance = calloc(w->nbackends, sizeof(*loop->balance));
     if (w->nbackends > 0 && loop->balance == NULL)
@@ -290,7 +289,6 @@ void proxy_loop_free(struct proxy_loop *loop)
     free(loop->balance);
     free(loop->accepts);
     free(loop->scratch);
-    free(loop->tls_scratch);
     for (int i = 0; i < 2; i++)
         if (loop->cmd_fd[i] >= 0)
             close(loop->cmd_fd[i]);

@@ -50,7 +50,6 @@ struct proxy_loop {
     struct proxy_balance *balance;       /* one per backend */
     char                 *scratch;       /* read buffer shared by this loop's conns */
     size_t                scratch_len;
-    char                 *tls_scratch;   /* raw TLS bytes, while scratch holds plaintext */
     unsigned              npipes;        /* splice pipes in use (2 fds each) */
     unsigned              max_pipes;
 };

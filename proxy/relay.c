@@ -210,7 +210,6 @@ static int splice_read(struct proxy_conn *c, struct proxy_side *src, struct prox
  * -2 nothing available now. */
 static ssize_t side_read(struct proxy_conn *c, struct proxy_side *src, char *buf, size_t n)
 {
-    struct proxy_loop *loop = c->loop;
     char why[256];
     size_t got = 0;
     ssize_t r;
@@ -239,13 +238,14 @@ static ssize_t side_read(struct proxy_conn *c, struct proxy_side *src, char *buf
             proxy_side_watch_write(src, 1);
         if (received)
             return -2;
-        r = recv(src->fd, loop->tls_scratch, loop->scratch_len, 0);
-        if (r < 0)
-            return would_block() ? -2 : relay_fail(c, src, "recv");
+        r = proxy_tls_recv(src->tls, src->fd, why, sizeof(why));
+        if (r == -2)
+            return -2;
+        if (r == -1)
+            return relay_fail(c, src, "recv");
         if (r == 0)
             return 0;   /* FIN without close_notify: the peer is done all the same */
-        if (proxy_tls_feed(src->tls, (const uint8_t *)loop->tls_scratch, (size_t)r, why,
-                           sizeof(why)) != PROXY_TLS_OK) {
+        if (r < 0) {
             proxy_log_debug("fd %d: %s", src->fd, why);
             errno = EPROTO;
             return relay_fail(c, src, "TLS");

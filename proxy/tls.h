@@ -79,6 +79,10 @@ void proxy_tls_free(struct proxy_tls *t);
  * of an incomplete one is kept.  PROXY_TLS_ERROR on a malformed record. */
 enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,
                                      char *why, size_t whylen);
+/* Receives from fd straight into the input buffer (as proxy_tls_feed,
+ * without a copy): bytes (> 0), 0 on EOF, -1 on a socket error, -2 when
+ * nothing is there, -3 on a malformed record or no memory (why set). */
+ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen);
 /* Advances the handshake: OK when complete, WANT for more input. */
 enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t whylen);
 /* Decrypts into buf: OK with *got > 0, WANT (needs input), EOF or ERROR. */

@@ -185,8 +185,6 @@ void proxy_tls_free(struct proxy_tls *t)
 /* Drops what OpenSSL consumed; frees the buffer when nothing is left. */
 static void in_compact(struct proxy_tls *t, struct tls_bio_state *st)
 {
-    if (st->in.off == 0)
-        return;
     if (st->in.off == t->inlen) {
         free(t->in);
         t->in = NULL;
@@ -194,36 +192,37 @@ static void in_compact(struct proxy_tls *t, struct tls_bio_state *st)
         st->in.off = st->in.ready = 0;
         return;
     }
+    if (st->in.off == 0)
+        return;
     memmove(t->in, t->in + st->in.off, t->inlen - st->in.off);
     t->inlen -= st->in.off;
     st->in.ready -= st->in.off;
     st->in.off = 0;
 }
 
-enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,
+/* Makes room for n more input bytes. */
+static int in_reserve(struct proxy_tls *t, size_t n)
+{
+    size_t cap = t->incap ? t->incap : 4096;
+    uint8_t *buf;
+
+    if (t->inlen + n <= t->incap)
+        return 0;
+    while (cap < t->inlen + n)
+        cap *= 2;
+    buf = realloc(t->in, cap);
+    if (buf == NULL)
+        return -1;
+    t->in = buf;
+    t->incap = (uint32_t)cap;
+    return 0;
+}
+
+/* Advances the readable window over every complete record just received,
+ * checking each header. */
+static enum proxy_tls_status in_scan(struct proxy_tls *t, struct tls_bio_state *st,
                                      char *why, size_t whylen)
 {
-    struct tls_bio_state *st = bio_state(t);
-
-    in_compact(t, st);
-    if (t->inlen + n > t->incap) {
-        size_t cap = t->incap ? t->incap : 4096;
-        uint8_t *buf;
-
-        while (cap < t->inlen + n)
-            cap *= 2;
-        buf = realloc(t->in, cap);
-        if (buf == NULL) {
-            snprintf(why, whylen, "out of memory");
-            return PROXY_TLS_ERROR;
-        }
-        t->in = buf;
-        t->incap = (uint32_t)cap;
-    }
-    memcpy(t->in + t->inlen, p, n);
-    t->inlen += (uint32_t)n;
-    t->raw_in += n;
-    /* Advance over every complete record, checking each header. */
     while (t->inlen - st->in.ready >= REC_HDR) {
         const uint8_t *h = t->in + st->in.ready;
         uint32_t len = (uint32_t)h[3] << 8 | h[4];
@@ -240,6 +239,53 @@ enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size
     /* An incomplete record longer than any valid one was rejected above, so
      * the buffer never holds more than one record beyond what is readable. */
     return PROXY_TLS_OK;
+}
+
+enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,
+                                     char *why, size_t whylen)
+{
+    struct tls_bio_state *st = bio_state(t);
+
+    in_compact(t, st);
+    if (in_reserve(t, n) != 0) {
+        snprintf(why, whylen, "out of memory");
+        return PROXY_TLS_ERROR;
+    }
+    memcpy(t->in + t->inlen, p, n);
+    t->inlen += (uint32_t)n;
+    t->raw_in += n;
+    return in_scan(t, st, why, whylen);
+}
+
+ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen)
+{
+    struct tls_bio_state *st = bio_state(t);
+    ssize_t n;
+
+    in_compact(t, st);
+    /* Room for a whole record, received where OpenSSL will read it. */
+    if (in_reserve(t, REC_HDR + REC_BODY_MAX) != 0) {
+        snprintf(why, whylen, "out of memory");
+        return -3;
+    }
+    do
+        n = recv(fd, t->in + t->inlen, t->incap - t->inlen, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            n = -2;
+        else
+            snprintf(why, whylen, "%s", strerror(errno));
+        in_compact(t, st);   /* nothing came: do not keep the room */
+        return n;
+    }
+    if (n == 0) {
+        in_compact(t, st);
+        return 0;
+    }
+    t->inlen += (uint32_t)n;
+    t->raw_in += (uint64_t)n;
+    return in_scan(t, st, why, whylen) == PROXY_TLS_OK ? n : -3;
 }
 
 static enum proxy_tls_status tls_result(struct proxy_tls *t, int rc, char *why, size_t whylen)
