@@ -45,10 +45,8 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 KEEP=${KEEP:-0}
 STRICT=${STRICT:-0}
 
-log() { printf '[reload %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# ---------------------------------------------------------------- tools
+BENCH_TAG=reload
+. "$HERE/lib.sh"
 stream_module() {
     local f
     for f in /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so; do
@@ -56,94 +54,20 @@ stream_module() {
     done
     return 1
 }
-install_missing() {
-    local need=() p
-    command -v wrk >/dev/null 2>&1 || need+=(wrk)
-    command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
-    command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
-    stream_module >/dev/null || need+=(libnginx-mod-stream)
-    command -v curl >/dev/null 2>&1 || need+=(curl)
-    command -v python3 >/dev/null 2>&1 || need+=(python3)
-    command -v ss >/dev/null 2>&1 || need+=(iproute2)
-    if [ -n "$PLOT" ]; then command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox); fi
-    [ ${#need[@]} -eq 0 ] && return 0
-    log "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
-        apt-get update -q >&2
-        if ! apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
-            for p in "${!need[@]}"; do [ "${need[p]}" = nginx-light ] && need[p]=nginx; done
-            apt-get install -y -q --no-install-recommends "${need[@]}" >&2
-        fi
-    fi
-}
-install_missing
+bench_need_common
+stream_module >/dev/null || NEED+=(libnginx-mod-stream)
+if [ -n "$PLOT" ]; then bench_need gnuplot gnuplot-nox; fi
+bench_install
 NGX_STREAM_SO=$(stream_module) || die "no ngx_stream_module.so (package libnginx-mod-stream)"
-
-if [ -z "${BATON:-}" ]; then
-    BATON="$BUILD_DIR/baton"
-    if [ "${SKIP_BUILD:-0}" != 1 ]; then
-        log "building baton (Release) in $BUILD_DIR"
-        if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-            cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >&2
-        fi
-        cmake --build "$BUILD_DIR" --target baton -j2 >&2
-    fi
-fi
-[ -x "$BATON" ] || die "no baton binary at $BATON"
+bench_build_baton
 
 PX=() CL=()
 if [ "$PIN" = 1 ]; then
     PX=(taskset -c "$PROXY_CPU") CL=(taskset -c "$CLIENT_CPU")
 fi
 
-# ---------------------------------------------------------------- process bookkeeping
-T=$(mktemp -d /tmp/baton-reload.XXXXXX)
-chmod 755 "$T"                       # nginx workers run as nobody
-STARTED=()                           # pids to stop on exit, in order
-MASTERS=()                           # their children are stopped too
-
-stop_pid() {                         # SIGTERM, wait up to 5 s, then SIGKILL
-    local p=$1 _
-    kill -0 "$p" 2>/dev/null || return 0
-    kill -TERM "$p" 2>/dev/null || return 0
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-}
-children_of() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d'; }
-cleanup() {
-    local rc=$? p kids=()
-    set +e
-    trap - EXIT INT TERM
-    for p in "${MASTERS[@]}"; do mapfile -t -O "${#kids[@]}" kids < <(children_of "$p"); done
-    for p in "${STARTED[@]}"; do stop_pid "$p"; done
-    for p in "${kids[@]}"; do stop_pid "$p"; done
-    wait 2>/dev/null
-    if [ "$KEEP" = 1 ]; then log "raw files kept in $T"; else rm -rf "$T"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_http() {                        # url, up to 10 s
-    local _
-    for _ in $(seq 100); do
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-calc() { awk "BEGIN { printf \"%s\", $* }"; }
+bench_tmpdir baton-reload
 fcalc() { awk "BEGIN { printf \"%.6f\", $* }"; }     # for epoch seconds
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
-median() { # numbers as arguments
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 nchildren() { children_of "$1" | wc -l; }
 wait_one_worker() {                  # master: until old generations have gone (10 s max)
     local _
@@ -179,7 +103,7 @@ EOF
     >"$T/nginx/stdout.log" 2>&1 &
 STARTED=("$!" "${STARTED[@]}")
 MASTERS+=("$!")
-wait_http "http://127.0.0.1:$NGX_PORT/small" || die "nginx did not come up: $(cat "$T/nginx/logs/error.log")"
+wait_url "http://127.0.0.1:$NGX_PORT/small" || die "nginx did not come up: $(cat "$T/nginx/logs/error.log")"
 
 # ---------------------------------------------------------------- HAProxy, master-worker
 HAP_PORT=$(free_port)
@@ -208,7 +132,7 @@ EOF
 HAP_MASTER=$!
 STARTED=("$HAP_MASTER" "${STARTED[@]}")
 MASTERS+=("$HAP_MASTER")
-wait_http "http://127.0.0.1:$HAP_PORT/small" || die "haproxy did not come up: $(cat "$T/haproxy.log")"
+wait_url "http://127.0.0.1:$HAP_PORT/small" || die "haproxy did not come up: $(cat "$T/haproxy.log")"
 
 # ---------------------------------------------------------------- nginx, stream proxy
 NPX_PORT=$(free_port)
@@ -234,7 +158,7 @@ EOF
 NPX_MASTER=$!
 STARTED=("$NPX_MASTER" "${STARTED[@]}")
 MASTERS+=("$NPX_MASTER")
-wait_http "http://127.0.0.1:$NPX_PORT/small" || die "nginx stream proxy did not come up: $(cat "$T/nproxy/logs/error.log")"
+wait_url "http://127.0.0.1:$NPX_PORT/small" || die "nginx stream proxy did not come up: $(cat "$T/nproxy/logs/error.log")"
 
 # ---------------------------------------------------------------- baton
 BATON_PORT=$(free_port)
@@ -257,7 +181,7 @@ EOF
 BATON_MASTER=$!
 STARTED=("$BATON_MASTER" "${STARTED[@]}")
 MASTERS+=("$BATON_MASTER")
-wait_http "http://127.0.0.1:$BATON_PORT/small" || die "baton does not relay: $(cat "$T/baton.log")"
+wait_url "http://127.0.0.1:$BATON_PORT/small" || die "baton does not relay: $(cat "$T/baton.log")"
 
 TARGETS=(baton haproxy nginx)
 declare -A PORT=([baton]=$BATON_PORT [haproxy]=$HAP_PORT [nginx]=$NPX_PORT)

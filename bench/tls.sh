@@ -40,118 +40,14 @@ KEEP=${KEEP:-0}
 STRICT=${STRICT:-0}
 BIG_BYTES=$((64 * 1024 * 1024))
 
-log() { printf '[tls %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# ---------------------------------------------------------------- tools
-install_missing() {
-    local need=() p
-    command -v wrk >/dev/null 2>&1 || need+=(wrk)
-    command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
-    command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
-    command -v curl >/dev/null 2>&1 || need+=(curl)
-    command -v openssl >/dev/null 2>&1 || need+=(openssl)
-    command -v python3 >/dev/null 2>&1 || need+=(python3)
-    command -v ss >/dev/null 2>&1 || need+=(iproute2)
-    [ ${#need[@]} -eq 0 ] && return 0
-    log "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
-        apt-get update -q >&2
-        if ! apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
-            for p in "${!need[@]}"; do [ "${need[p]}" = nginx-light ] && need[p]=nginx; done
-            apt-get install -y -q --no-install-recommends "${need[@]}" >&2
-        fi
-    fi
-}
-install_missing
-
-if [ -z "${BATON:-}" ]; then
-    BATON="$BUILD_DIR/baton"
-    if [ "${SKIP_BUILD:-0}" != 1 ]; then
-        log "building baton (Release) in $BUILD_DIR"
-        if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-            cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >&2
-        fi
-        cmake --build "$BUILD_DIR" --target baton -j2 >&2
-    fi
-fi
-[ -x "$BATON" ] || die "no baton binary at $BATON"
-
-# Each proxied idle connection costs the proxy two descriptors.
-want_fds=$((2 * IDLE_CONNS + 200))
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
-    ulimit -Hn "$want_fds" 2>/dev/null || true
-    ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-fi
-nofile=$(ulimit -n)
-if [ "$nofile" != unlimited ] && [ "$nofile" -lt "$want_fds" ]; then
-    IDLE_CONNS=$(((nofile - 200) / 2 / 100 * 100))
-    log "ulimit -n is $nofile (hard limit): idle connections reduced to $IDLE_CONNS"
-fi
-
-# ---------------------------------------------------------------- process bookkeeping
-T=$(mktemp -d /tmp/baton-tls.XXXXXX)
-chmod 755 "$T"                       # nginx workers run as nobody
-STARTED=()
-
-stop_pid() {                         # SIGTERM, wait up to 5 s, then SIGKILL
-    local p=$1 _
-    kill -0 "$p" 2>/dev/null || return 0
-    kill -TERM "$p" 2>/dev/null || return 0
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$? p
-    set +e
-    trap - EXIT INT TERM
-    for p in "${STARTED[@]}"; do stop_pid "$p"; done
-    wait 2>/dev/null
-    if [ "$KEEP" = 1 ]; then log "raw files kept in $T"; else rm -rf "$T"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_url() {                         # url, up to 10 s
-    local _
-    for _ in $(seq 100); do
-        curl -ks -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-proc_ticks() {                       # utime+stime (clock ticks) summed over pids
-    local p sum=0 t
-    for p in "$@"; do
-        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")
-        sum=$((sum + t))
-    done
-    echo "$sum"
-}
-proc_rss_kb() {                      # VmRSS summed over pids
-    local p sum=0 t
-    for p in "$@"; do
-        t=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status")
-        sum=$((sum + t))
-    done
-    echo "$sum"
-}
-established_to() {                   # established sockets whose peer port is $1
-    ss -Htn state established "( dport = :$1 )" | wc -l
-}
-calc() { awk "BEGIN { printf \"%s\", $* }"; }
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
-median() { # numbers as arguments
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-HZ=$(getconf CLK_TCK)
+BENCH_TAG=tls
+. "$HERE/lib.sh"
+bench_need_common
+bench_need openssl openssl
+bench_install
+bench_build_baton
+bench_raise_fds
+bench_tmpdir baton-tls
 
 # ---------------------------------------------------------------- certificates
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
