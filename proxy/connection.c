@@ -612,6 +612,10 @@ static void conn_relay_start(struct proxy_conn *c)
         return;
     }
     c->state = PROXY_CONN_RELAYING;
+    if (c->client.tls != NULL)
+        proxy_tls_write_through(c->client.tls, c->client.fd);
+    if (c->upstream.tls != NULL)
+        proxy_tls_write_through(c->upstream.tls, c->upstream.fd);
     evtimer_del(&c->timer);
     c->last_ms = proxy_now_ms();
     if (c->listener->conf->idle_timeout_ms > 0)

@@ -13,6 +13,7 @@
 #include "connection.h"
 #include "log.h"
 #include "netutil.h"
+#include "tls.h"
 #include "worker.h"
 
 /* Splice pipes cost two descriptors each: give them at most a quarter of
@@ -237,6 +238,7 @@ void proxy_loop_finish(struct proxy_loop *loop)
     /* Whatever made the loop stop, nothing of it may outlive it. */
     loop_close_accepts(loop);
     loop_close_conns(loop, PROXY_END_SHUTDOWN);
+    proxy_tls_release_cache();
 }
 
 static void *loop_thread(void *arg)

@@ -121,14 +121,16 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
             return 0;
         }
     }
+    p->shut = 1;
+    /* The last direction: closing the socket sends the FIN just the same
+     * (its own EOF was read, so nothing unread can turn it into a reset). */
+    if (c->up.shut && c->down.shut) {
+        proxy_conn_close(c, c->end);
+        return -1;
+    }
     if (shutdown(dst->fd, SHUT_WR) != 0 && errno != ENOTCONN) {
         proxy_log_debug("shutdown(fd %d): %s", dst->fd, strerror(errno));
         proxy_conn_close(c, side_end(c, dst));
-        return -1;
-    }
-    p->shut = 1;
-    if (c->up.shut && c->down.shut) {
-        proxy_conn_close(c, c->end);
         return -1;
     }
     return 0;
@@ -207,8 +209,11 @@ static int splice_read(struct proxy_conn *c, struct proxy_side *src, struct prox
 #define TLS_READ_ROUNDS 32   /* records decrypted per wake-up before yielding */
 
 /* Plaintext from src: > 0 bytes, 0 EOF, -1 failed (connection closed),
- * -2 nothing available now. */
-static ssize_t side_read(struct proxy_conn *c, struct proxy_side *src, char *buf, size_t n)
+ * -2 nothing available now.  *may_recv is cleared once a recv came back
+ * short: the socket is empty then, and asking again would only cost an
+ * EAGAIN (level-triggered polling reports what arrives later). */
+static ssize_t side_read(struct proxy_conn *c, struct proxy_side *src, char *buf, size_t n,
+                         int *may_recv)
 {
     char why[256];
     size_t got = 0;
@@ -236,9 +241,11 @@ static ssize_t side_read(struct proxy_conn *c, struct proxy_side *src, char *buf
         /* Reading may have produced records of its own (key update). */
         if (proxy_tls_pending_out(src->tls) && proxy_tls_flush(src->tls, src->fd) == 0)
             proxy_side_watch_write(src, 1);
-        if (received)
+        if (received || !*may_recv)
             return -2;
         r = proxy_tls_recv(src->tls, src->fd, why, sizeof(why));
+        if (src->tls->rx_short)
+            *may_recv = 0;
         if (r == -2)
             return -2;
         if (r == -1)
@@ -285,9 +292,10 @@ static int relay_read_tls(struct proxy_conn *c, struct proxy_side *src, struct p
                           struct proxy_pipe *p)
 {
     struct proxy_loop *loop = c->loop;
+    int may_recv = 1;
 
     for (int round = 0; round < TLS_READ_ROUNDS; round++) {
-        ssize_t n = side_read(c, src, loop->scratch, loop->scratch_len), w;
+        ssize_t n = side_read(c, src, loop->scratch, loop->scratch_len, &may_recv), w;
 
         if (n == -2)
             return 0;

@@ -59,6 +59,8 @@ struct proxy_tls {
     uint8_t  *out;            /* raw bytes produced, not sent yet */
     uint32_t  outoff, outlen, outcap;
     uint64_t  raw_in;         /* bytes received in all */
+    int       wfd;            /* >= 0: records go straight to this socket */
+    unsigned  rx_short:1;     /* the last recv did not fill the room offered */
     unsigned  handshake_done:1;
     unsigned  close_notify_sent:1;
 };
@@ -74,6 +76,8 @@ SSL *proxy_tls_server_ssl(struct proxy_tls_server *s);
 SSL *proxy_tls_client_ssl(struct proxy_tls_client *c, const char *server_name);
 int  proxy_tls_init(struct proxy_tls *t, SSL *ssl);   /* takes ssl */
 void proxy_tls_free(struct proxy_tls *t);
+/* Frees the calling thread's spare input buffers (when its loop ends). */
+void proxy_tls_release_cache(void);
 
 /* Feeds raw bytes just received: whole records go into OpenSSL, the tail
  * of an incomplete one is kept.  PROXY_TLS_ERROR on a malformed record. */
@@ -81,7 +85,9 @@ enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size
                                      char *why, size_t whylen);
 /* Receives from fd straight into the input buffer (as proxy_tls_feed,
  * without a copy): bytes (> 0), 0 on EOF, -1 on a socket error, -2 when
- * nothing is there, -3 on a malformed record or no memory (why set). */
+ * nothing is there, -3 on a malformed record or no memory (why set).
+ * Afterwards t->rx_short says whether the socket gave less than the room
+ * offered, i.e. it is most likely empty now. */
 ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen);
 /* Advances the handshake: OK when complete, WANT for more input. */
 enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t whylen);
@@ -91,6 +97,10 @@ enum proxy_tls_status proxy_tls_read(struct proxy_tls *t, void *buf, size_t n, s
 /* Encrypts all n bytes into records queued in t->out. */
 enum proxy_tls_status proxy_tls_write(struct proxy_tls *t, const void *buf, size_t n,
                                       char *why, size_t whylen);
+/* From now on records are sent to fd as OpenSSL produces them while
+ * nothing is queued (one copy less); what the socket does not take is
+ * queued as before.  A socket error then surfaces at the next flush. */
+void proxy_tls_write_through(struct proxy_tls *t, int fd);
 /* Queues raw bytes to go out before anything the TLS layer writes (a
  * PROXY protocol header ahead of the ClientHello).  0 or -1. */
 int  proxy_tls_feed_out(struct proxy_tls *t, const void *p, size_t n);

@@ -24,6 +24,35 @@
 
 #define REC_HDR     5
 #define REC_BODY_MAX (16384 + 2048)
+#define IN_CAP      32768u   /* an input buffer with room for a whole record */
+#define IN_CACHED   4        /* spare input buffers kept per thread */
+
+/*
+ * Active connections empty their input buffer on nearly every read, and an
+ * idle one must hold none; a few spare buffers per thread spare the
+ * allocator a 32 KiB malloc/free pair per record.
+ */
+static _Thread_local uint8_t *in_cache[IN_CACHED];
+static _Thread_local unsigned in_ncache;
+
+static uint8_t *in_alloc(void)
+{
+    return in_ncache > 0 ? in_cache[--in_ncache] : malloc(IN_CAP);
+}
+
+static void in_release(uint8_t *buf, uint32_t cap)
+{
+    if (buf != NULL && cap == IN_CAP && in_ncache < IN_CACHED)
+        in_cache[in_ncache++] = buf;
+    else
+        free(buf);
+}
+
+void proxy_tls_release_cache(void)
+{
+    while (in_ncache > 0)
+        free(in_cache[--in_ncache]);
+}
 
 /*
  * Input buffer layout:  in[0 .. off)        consumed by OpenSSL
@@ -84,18 +113,34 @@ static int out_reserve(struct proxy_tls *t, size_t n)
     return 0;
 }
 
+/* Sends straight away when nothing is queued (write-through); whatever the
+ * socket does not take, or everything in the handshake, is queued. */
 static int bio_write(BIO *b, const char *buf, int len)
 {
     struct tls_bio_state *st = BIO_get_data(b);
     struct proxy_tls *t = st->t;
+    size_t sent = 0;
 
     BIO_clear_retry_flags(b);
     if (len <= 0)
         return 0;
-    if (out_reserve(t, (size_t)len) != 0)
+    if (t->wfd >= 0 && t->outoff == t->outlen) {
+        ssize_t w;
+
+        do
+            w = send(t->wfd, buf, (size_t)len, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        /* On EAGAIN or an error the bytes are queued; the next flush
+         * reports a socket error again. */
+        if (w > 0)
+            sent = (size_t)w;
+        if (sent == (size_t)len)
+            return len;
+    }
+    if (out_reserve(t, (size_t)len - sent) != 0)
         return -1;
-    memcpy(t->out + t->outlen, buf, (size_t)len);
-    t->outlen += (uint32_t)len;
+    memcpy(t->out + t->outlen, buf + sent, (size_t)len - sent);
+    t->outlen += (uint32_t)((size_t)len - sent);
     return len;
 }
 
@@ -151,6 +196,7 @@ int proxy_tls_init(struct proxy_tls *t, SSL *ssl)
     struct tls_bio_state *st;
 
     memset(t, 0, sizeof(*t));
+    t->wfd = -1;
     if (ssl == NULL || pthread_once(&tls_bio_once, bio_method_init) != 0 ||
         tls_bio_method == NULL)
         goto fail;
@@ -177,7 +223,7 @@ fail:
 void proxy_tls_free(struct proxy_tls *t)
 {
     SSL_free(t->ssl);   /* frees the BIO and its state */
-    free(t->in);
+    in_release(t->in, t->incap);
     free(t->out);
     memset(t, 0, sizeof(*t));
 }
@@ -186,7 +232,7 @@ void proxy_tls_free(struct proxy_tls *t)
 static void in_compact(struct proxy_tls *t, struct tls_bio_state *st)
 {
     if (st->in.off == t->inlen) {
-        free(t->in);
+        in_release(t->in, t->incap);
         t->in = NULL;
         t->inlen = t->incap = 0;
         st->in.off = st->in.ready = 0;
@@ -208,6 +254,13 @@ static int in_reserve(struct proxy_tls *t, size_t n)
 
     if (t->inlen + n <= t->incap)
         return 0;
+    if (t->in == NULL && n <= IN_CAP) {
+        t->in = in_alloc();
+        if (t->in == NULL)
+            return -1;
+        t->incap = IN_CAP;
+        return 0;
+    }
     while (cap < t->inlen + n)
         cap *= 2;
     buf = realloc(t->in, cap);
@@ -260,6 +313,7 @@ enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size
 ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen)
 {
     struct tls_bio_state *st = bio_state(t);
+    size_t room;
     ssize_t n;
 
     in_compact(t, st);
@@ -268,9 +322,11 @@ ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen)
         snprintf(why, whylen, "out of memory");
         return -3;
     }
+    room = t->incap - t->inlen;
     do
-        n = recv(fd, t->in + t->inlen, t->incap - t->inlen, 0);
+        n = recv(fd, t->in + t->inlen, room, 0);
     while (n < 0 && errno == EINTR);
+    t->rx_short = n >= 0 && (size_t)n < room;
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             n = -2;
@@ -352,6 +408,11 @@ enum proxy_tls_status proxy_tls_write(struct proxy_tls *t, const void *buf, size
     if (rc == 1 && done == n)
         return PROXY_TLS_OK;
     return rc == 1 ? PROXY_TLS_ERROR : tls_result(t, rc, why, whylen);
+}
+
+void proxy_tls_write_through(struct proxy_tls *t, int fd)
+{
+    t->wfd = fd;
 }
 
 int proxy_tls_feed_out(struct proxy_tls *t, const void *p, size_t n)

@@ -465,6 +465,7 @@ static void worker_free(struct proxy_worker *w)
     for (unsigned i = 0; w->loops != NULL && i < w->nloops; i++)
         proxy_loop_free(&w->loops[i]);
     free(w->loops);
+    proxy_tls_release_cache();   /* this thread's: health checks, one loop */
     for (size_t i = 0; w->listeners != NULL && i < w->nlisteners; i++) {
         proxy_listener_free(&w->listeners[i]);
         proxy_tls_server_free(w->listeners[i].tls);

@@ -9,6 +9,8 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
+import time
 import unittest
 
 from baton_harness import (BATON_BIN, BATON_NEXT_BIN, BatonTestCase, MemTLSClient,
@@ -411,6 +413,50 @@ class TLSTest(TLSBase):
         self.assertEqual(digest, sha256_hex(src.data))
         acc = b.wait_access(1)[0]
         self.assertEqual(int(acc["bytes_out"]), 64 << 20)
+
+    def test_slow_reader_gets_every_byte(self):
+        # The client reads nothing at first: records baton writes straight to
+        # the socket stop fitting, and the rest must queue in order.
+        src = self.source_server(16 << 20, seed=b"tls-slow")
+        b, addr = self.tls_proxy([src])
+        s = tls_connect(addr, self.ctx(), server_hostname="www.example.test", timeout=60)
+        try:
+            wait_until(lambda: len(src.conns) > 0, timeout=10,
+                       what="baton to connect to the source server")
+            time.sleep(0.5)   # not a wait for a result: only lets the buffers fill
+            n, digest = recv_until_eof(s, timeout=60, hash_only=True)
+        finally:
+            s.close()
+        self.assertEqual(n, 16 << 20)
+        self.assertEqual(digest, sha256_hex(src.data))
+
+    def test_16MiB_both_ways_through_upstream_tls(self):
+        srv, b, addr = self.upstream(backend={"tls_verify": "off"})
+        data = pseudo_random(16 << 20, b"up-tls")
+        s = connect(addr)
+        errors = []
+
+        def send_all():
+            try:
+                view = memoryview(data)
+                for off in range(0, len(data), 1 << 18):
+                    s.sendall(view[off:off + (1 << 18)])
+                s.shutdown(socket.SHUT_WR)
+            except OSError as e:
+                errors.append(e)
+
+        sender = threading.Thread(target=send_all)
+        sender.start()
+        try:
+            n, digest = recv_until_eof(s, timeout=60, hash_only=True)
+        finally:
+            sender.join(timeout=scaled(60))
+            s.close()
+        self.assertEqual(errors, [])
+        self.assertEqual(n, len(data))
+        self.assertEqual(digest, sha256_hex(data))
+        acc = b.wait_access(1)[0]
+        self.assertEqual((int(acc["bytes_in"]), int(acc["bytes_out"])), (len(data), len(data)))
 
     # ---- other clients
 
