@@ -114,6 +114,17 @@ proc_ticks() {                       # utime+stime (clock ticks) summed over pid
     done
     echo "$sum"
 }
+proc_ticks_split() {                 # "utime stime" (clock ticks) summed over pids
+    local p u=0 s=0 a b
+    for p in "$@"; do
+        read -r a b < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$p/stat")
+        u=$((u + a)) s=$((s + b))
+    done
+    echo "$u $s"
+}
+machine_ticks() {                    # busy clock ticks of all CPUs (user nice system irq softirq steal)
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
 proc_rss_kb() {                      # VmRSS summed over pids
     local p sum=0 t
     for p in "$@"; do

@@ -10,7 +10,8 @@
 #   BUILD_DIR=dir       build directory (default: $ROOT/build-bench)
 #   SKIP_BUILD=1        do not (re)build baton
 #   RELOADS=20          reloads for the upgrade-latency figure (per proxy)
-#   DURATION=20         seconds per wrk run (steady, and with reloads)
+#   DURATION=10         seconds per wrk run (steady, and with reloads)
+#   WRK_ROUNDS=3        steady/reloading wrk pairs per proxy (alternating; median ratio)
 #   RELOAD_EVERY=1      seconds between reloads during the loaded runs
 #   CONNS=64            keep-alive wrk connections
 #   CLOSE_CONNS=16      connections of the second wrk (Connection: close); 0 = none
@@ -30,7 +31,8 @@ ROOT=$(cd "$HERE/.." && pwd)
 export PATH="$PATH:/usr/sbin:/sbin"
 
 RELOADS=${RELOADS:-20}
-DURATION=${DURATION:-20}
+DURATION=${DURATION:-10}
+WRK_ROUNDS=${WRK_ROUNDS:-3}
 RELOAD_EVERY=${RELOAD_EVERY:-1}
 CONNS=${CONNS:-64}
 CLOSE_CONNS=${CLOSE_CONNS:-16}
@@ -275,23 +277,46 @@ run_pair() {
 for t in "${TARGETS[@]}"; do
     "${CL[@]}" timeout 10 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$t]}/small" >/dev/null 2>&1 || true  # warm-up
 done
-for phase in steady reload; do
+# Steady and reloading runs alternate, WRK_ROUNDS pairs per target, so that
+# drift on the machine hits both phases alike; a round's ratio compares the
+# two runs of one pair, and the figure is the median over the rounds.
+for r in $(seq "$WRK_ROUNDS"); do
     for t in "${TARGETS[@]}"; do
-        log "$t: wrk ${DURATION}s, $phase"
-        run_pair "$phase" "$t" "$([ "$phase" = reload ] && echo 1 || echo 0)"
-        wait_one_worker "${MASTER[$t]}"
+        for phase in steady reload; do
+            log "$t: wrk ${DURATION}s, $phase (round $r/$WRK_ROUNDS)"
+            run_pair "$phase$r" "$t" "$([ "$phase" = reload ] && echo 1 || echo 0)"
+            wait_one_worker "${MASTER[$t]}"
+        done
     done
 done
+declare -A KA_RATIO CL_RATIO KA_RATIOS
 for t in "${TARGETS[@]}"; do
+    : >"$T/marks-reload-$t.txt"
+    ka_ratios='' cl_ratios=''
+    for phase in steady reload; do KA_RPS[$phase-$t]='' CL_RPS[$phase-$t]='' KA_ERR[$phase-$t]=0 CL_ERR[$phase-$t]=0; done
+    for r in $(seq "$WRK_ROUNDS"); do
+        declare -A ka=() cl=()
+        for phase in steady reload; do
+            ka[$phase]=$(awk '/^Requests\/sec:/ { print $2 }' "$T/wrk-$phase$r-ka-$t.txt")
+            KA_RPS[$phase-$t]+="${ka[$phase]} "
+            KA_ERR[$phase-$t]=$((KA_ERR[$phase-$t] + $(wrk_errs "$T/wrk-$phase$r-ka-$t.txt")))
+            cl[$phase]=0
+            if [ "$CLOSE_CONNS" -gt 0 ]; then
+                cl[$phase]=$(awk '/^Requests\/sec:/ { print $2 }' "$T/wrk-$phase$r-cl-$t.txt")
+                CL_ERR[$phase-$t]=$((CL_ERR[$phase-$t] + $(wrk_errs "$T/wrk-$phase$r-cl-$t.txt")))
+            fi
+            CL_RPS[$phase-$t]+="${cl[$phase]} "
+        done
+        ka_ratios+="$(calc "${ka[reload]} / ${ka[steady]}") "
+        cl_ratios+="$(calc "(${cl[steady]} > 0) ? ${cl[reload]} / ${cl[steady]} : 0") "
+        cat "$T/marks-reload$r-$t.txt" >>"$T/marks-reload-$t.txt"
+    done
+    KA_RATIOS[$t]=$ka_ratios
+    # shellcheck disable=SC2086
+    KA_RATIO[$t]=$(median $ka_ratios) CL_RATIO[$t]=$(median $cl_ratios)
     for phase in steady reload; do
-        KA_RPS[$phase-$t]=$(awk '/^Requests\/sec:/ { print $2 }' "$T/wrk-$phase-ka-$t.txt")
-        KA_ERR[$phase-$t]=$(wrk_errs "$T/wrk-$phase-ka-$t.txt")
-        if [ "$CLOSE_CONNS" -gt 0 ]; then
-            CL_RPS[$phase-$t]=$(awk '/^Requests\/sec:/ { print $2 }' "$T/wrk-$phase-cl-$t.txt")
-            CL_ERR[$phase-$t]=$(wrk_errs "$T/wrk-$phase-cl-$t.txt")
-        else
-            CL_RPS[$phase-$t]=0 CL_ERR[$phase-$t]=0
-        fi
+        # shellcheck disable=SC2086
+        KA_RPS[$phase-$t]=$(median ${KA_RPS[$phase-$t]}) CL_RPS[$phase-$t]=$(median ${CL_RPS[$phase-$t]})
     done
     NRELOAD[$t]=$(wc -l <"$T/marks-reload-$t.txt")
     RELOAD_FAIL[$t]=$(awk '$3 != 0' "$T/marks-reload-$t.txt" | wc -l)
@@ -376,7 +401,7 @@ report() {
             "$([ "$t" = baton ] && fmt "$LAT_LOG_BATON" %.0f || echo -)"
     done
     echo
-    echo "b. wrk, ${DURATION}s steady vs ${DURATION}s with a reload every ${RELOAD_EVERY}s (errors = socket errors + non-2xx)"
+    echo "b. wrk, ${DURATION}s steady vs ${DURATION}s with a reload every ${RELOAD_EVERY}s, $WRK_ROUNDS alternating rounds (errors = socket errors + non-2xx)"
     printf '| %-7s | %7s | %9s | %9s | %6s | %9s | %9s | %6s | %10s | %10s | %11s |\n' target reloads \
         'ka steady' 'ka reload' 'ratio' 'cl steady' 'cl reload' 'ratio' 'err steady' 'err reload' 'err/reload'
     echo '|:--------|--------:|----------:|----------:|-------:|----------:|----------:|-------:|-----------:|-----------:|------------:|'
@@ -386,17 +411,21 @@ report() {
         er=$((KA_ERR[reload-$t] + CL_ERR[reload-$t]))
         printf '| %-7s | %7s | %9.0f | %9.0f | %6.3f | %9.0f | %9.0f | %6.3f | %10s | %10s | %11.2f |\n' "$t" \
             "${NRELOAD[$t]}$([ "${RELOAD_FAIL[$t]}" -gt 0 ] && echo "(${RELOAD_FAIL[$t]}!)")" \
-            "${KA_RPS[steady-$t]}" "${KA_RPS[reload-$t]}" "$(calc "${KA_RPS[reload-$t]} / ${KA_RPS[steady-$t]}")" \
-            "${CL_RPS[steady-$t]}" "${CL_RPS[reload-$t]}" \
-            "$(calc "(${CL_RPS[steady-$t]} > 0) ? ${CL_RPS[reload-$t]} / ${CL_RPS[steady-$t]} : 0")" \
+            "${KA_RPS[steady-$t]}" "${KA_RPS[reload-$t]}" "${KA_RATIO[$t]}" \
+            "${CL_RPS[steady-$t]}" "${CL_RPS[reload-$t]}" "${CL_RATIO[$t]}" \
             "$es" "$er" "$(calc "$er / ${NRELOAD[$t]}")"
     done
+    echo "  req/s: median of $WRK_ROUNDS runs; ratio: median of the $WRK_ROUNDS rounds' reloading/steady ratios"
     for t in "${TARGETS[@]}"; do
-        for ph in steady reload; do
-            local e1 e2
-            e1=$(wrk_errs_text "$T/wrk-$ph-ka-$t.txt")
-            e2=$([ "$CLOSE_CONNS" -gt 0 ] && wrk_errs_text "$T/wrk-$ph-cl-$t.txt" || true)
-            [ -n "$e1$e2" ] && echo "  wrk errors $t $ph: keep-alive [${e1:-none}] close [${e2:-none}]"
+        # shellcheck disable=SC2086
+        echo "  $t keep-alive ratio per round: $(printf '%.3f ' ${KA_RATIOS[$t]})"
+        for r in $(seq "$WRK_ROUNDS"); do
+            for ph in steady reload; do
+                local e1 e2
+                e1=$(wrk_errs_text "$T/wrk-$ph$r-ka-$t.txt")
+                e2=$([ "$CLOSE_CONNS" -gt 0 ] && wrk_errs_text "$T/wrk-$ph$r-cl-$t.txt" || true)
+                [ -n "$e1$e2" ] && echo "  wrk errors $t $ph round $r: keep-alive [${e1:-none}] close [${e2:-none}]"
+            done
         done
     done
     echo
@@ -411,9 +440,9 @@ report() {
     echo "targets (baton):"
     ratio_line "upgrade latency, new worker serving, median ms" "$(fmt "${LAT_SERVE[baton]}" %.1f)" '<' 50
     ratio_line "baton -s reload returns, median ms" "$(fmt "${LAT_CMD[baton]}" %.1f)" '<' 50
-    ratio_line "keep-alive req/s reloading/steady (wrk)" "$(fmt "$(calc "${KA_RPS[reload-baton]} / ${KA_RPS[steady-baton]}")" %.3f)" '>=' 0.95
+    ratio_line "keep-alive req/s reloading/steady (wrk)" "$(fmt "${KA_RATIO[baton]}" %.3f)" '>=' 0.95
     [ "$CLOSE_CONNS" -gt 0 ] &&
-        ratio_line "close req/s reloading/steady (wrk)" "$(fmt "$(calc "${CL_RPS[reload-baton]} / ${CL_RPS[steady-baton]}")" %.3f)" '>=' 0.95
+        ratio_line "close req/s reloading/steady (wrk)" "$(fmt "${CL_RATIO[baton]}" %.3f)" '>=' 0.95
     ratio_line "req/s reloading/steady (Python series)" "$(fmt "$(calc "${S_RELOAD[baton]} / ${S_STEADY[baton]}")" %.3f)" '>=' 0.95
     ratio_line "errors during reloads (wrk + series)" "$((KA_ERR[reload-baton] + CL_ERR[reload-baton] + S_ERR[baton]))" '==' 0
     echo "  (peers: haproxy $((KA_ERR[reload-haproxy] + CL_ERR[reload-haproxy] + S_ERR[haproxy])), nginx $((KA_ERR[reload-nginx] + CL_ERR[reload-nginx] + S_ERR[nginx])) errors during reloads)"

@@ -183,29 +183,29 @@ to_ms() {                             # wrk latency "1.23ms" / "456.00us" / "1.0
         else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 }
         else print v }'
 }
-# run_wrk TAG TARGET SECONDS [wrk args...] -> sets W_REQ W_RPS W_P99 W_TICKS W_ERR
+# run_wrk TAG TARGET SECONDS [wrk args...] -> sets W_REQ W_RPS W_P99 W_TICKS W_UTICKS W_ERR
 run_wrk() {
-    local tag=$1 t=$2 d=$3 out t0=0 t1=0
+    local tag=$1 t=$2 d=$3 out u0=0 s0=0 u1=0 s1=0
     shift 3
     out="$T/wrk-$tag-$t.txt"
     # shellcheck disable=SC2086
-    [ -n "${PIDS[$t]}" ] && t0=$(proc_ticks ${PIDS[$t]})
+    [ -n "${PIDS[$t]}" ] && read -r u0 s0 < <(proc_ticks_split ${PIDS[$t]})
     timeout $((d + 30)) wrk -t1 -c"$CONNS" -d"${d}s" --latency "$@" \
         "http://127.0.0.1:${PORT[$t]}/small" >"$out" 2>&1 || true
     # shellcheck disable=SC2086
-    [ -n "${PIDS[$t]}" ] && t1=$(proc_ticks ${PIDS[$t]})
+    [ -n "${PIDS[$t]}" ] && read -r u1 s1 < <(proc_ticks_split ${PIDS[$t]})
     W_REQ=$(awk '/requests in/ { print $1 }' "$out")
     W_RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     W_P99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
     W_ERR=$(awk '/Socket errors:/ { sub(/^ *Socket errors: */, ""); print } /Non-2xx/ { print "non-2xx " $NF }' "$out" | paste -sd' ')
-    W_TICKS=$((t1 - t0))
+    W_TICKS=$((u1 + s1 - u0 - s0)) W_UTICKS=$((u1 - u0))
     [ -n "$W_REQ" ] && [ -n "$W_RPS" ] || die "wrk failed for $t: $(cat "$out")"
 }
 
 # ---------------------------------------------------------------- 1+5. keep-alive
-declare -A KA_REQ KA_RPS KA_P99 KA_TICKS KA_ERR CL_REQ CL_RPS CL_TICKS CL_ERR
+declare -A KA_REQ KA_RPS KA_P99 KA_TICKS KA_UTICKS KA_ERR CL_REQ CL_RPS CL_TICKS CL_ERR
 for t in "${TARGETS[@]}"; do
-    KA_REQ[$t]=0 KA_RPS[$t]='' KA_P99[$t]='' KA_TICKS[$t]=0 KA_ERR[$t]=''
+    KA_REQ[$t]=0 KA_RPS[$t]='' KA_P99[$t]='' KA_TICKS[$t]=0 KA_UTICKS[$t]=0 KA_ERR[$t]=''
     CL_REQ[$t]=0 CL_RPS[$t]='' CL_TICKS[$t]=0 CL_ERR[$t]=''
     timeout 10 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:${PORT[$t]}/small" >/dev/null 2>&1 || true  # warm-up
 done
@@ -215,6 +215,7 @@ for r in $(seq "$ROUNDS"); do
         run_wrk "ka$r" "$t" "$DURATION"
         KA_REQ[$t]=$((KA_REQ[$t] + W_REQ))
         KA_TICKS[$t]=$((KA_TICKS[$t] + W_TICKS))
+        KA_UTICKS[$t]=$((KA_UTICKS[$t] + W_UTICKS))
         KA_RPS[$t]+="$W_RPS "
         KA_P99[$t]+="$W_P99 "
         [ -n "$W_ERR" ] && KA_ERR[$t]+="[r$r: $W_ERR] "
@@ -234,18 +235,24 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # ---------------------------------------------------------------- 2. bulk 64 MiB
-declare -A BULK_MBS BULK_TICKS BULK_BYTES
-for t in "${TARGETS[@]}"; do : >"$T/bulk-$t.txt"; BULK_TICKS[$t]=0; BULK_BYTES[$t]=0; done
+declare -A BULK_MBS BULK_TICKS BULK_BYTES BULK_MTICKS BULK_SECS
+for t in "${TARGETS[@]}"; do
+    : >"$T/bulk-$t.txt"; BULK_TICKS[$t]=0; BULK_BYTES[$t]=0; BULK_MTICKS[$t]=0; BULK_SECS[$t]=0
+done
 log "bulk: $BULK_RUNS x 64 MiB per target"
 for _ in $(seq "$BULK_RUNS"); do
     for t in "${TARGETS[@]}"; do
         t0=0 t1=0
         # shellcheck disable=SC2086
         [ -n "${PIDS[$t]}" ] && t0=$(proc_ticks ${PIDS[$t]})
+        m0=$(machine_ticks) w0=$(date +%s.%N)
         res=$(curl -s -o /dev/null --max-time 60 -w '%{size_download} %{time_total}' \
             "http://127.0.0.1:${PORT[$t]}/big") || die "bulk download via $t failed"
+        m1=$(machine_ticks) w1=$(date +%s.%N)
         # shellcheck disable=SC2086
         [ -n "${PIDS[$t]}" ] && t1=$(proc_ticks ${PIDS[$t]})
+        BULK_MTICKS[$t]=$((BULK_MTICKS[$t] + m1 - m0))
+        BULK_SECS[$t]=$(calc "${BULK_SECS[$t]} + $w1 - $w0")
         read -r size secs <<<"$res"
         [ "$size" = "$BIG_BYTES" ] || die "bulk via $t: got $size bytes, want $BIG_BYTES"
         calc "$size / $secs / 1e6" >>"$T/bulk-$t.txt"; echo >>"$T/bulk-$t.txt"
@@ -322,10 +329,25 @@ report() {
     }
     echo "ratios:"
     ratio "CPU per request  baton/HAProxy" "$(calc "$cpu_b / $cpu_h")" '<=' 0.85
+    printf '  %-40s user %.2f + kernel %.2f us (baton), user %.2f + kernel %.2f us (HAProxy)\n' \
+        "  CPU per request split" \
+        "$(us_per "${KA_UTICKS[baton]}" "${KA_REQ[baton]}")" \
+        "$(us_per "$((KA_TICKS[baton] - KA_UTICKS[baton]))" "${KA_REQ[baton]}")" \
+        "$(us_per "${KA_UTICKS[haproxy]}" "${KA_REQ[haproxy]}")" \
+        "$(us_per "$((KA_TICKS[haproxy] - KA_UTICKS[haproxy]))" "${KA_REQ[haproxy]}")"
+    printf '  %-40s %6.3f   (baton kernel time alone / HAProxy total: the ratio if baton'"'"'s own code cost nothing)\n' \
+        "  floor" "$(calc "($(us_per "$((KA_TICKS[baton] - KA_UTICKS[baton]))" "${KA_REQ[baton]}")) / $cpu_h")"
     ratio "requests/s       baton/HAProxy" "$(calc "${KA_RPS[baton]} / ${KA_RPS[haproxy]}")" '>=' 1.0
     ratio "new conn/s       baton/HAProxy" "$(calc "${CL_RPS[baton]} / ${CL_RPS[haproxy]}")" '>=' 1.0
     ratio "bulk MB/s        baton/direct" "$(calc "${BULK_MBS[baton]} / ${BULK_MBS[direct]}")" '>=' 0.95
     printf '  %-40s %6.3f   (for comparison)\n' "bulk MB/s        HAProxy/direct" "$(calc "${BULK_MBS[haproxy]} / ${BULK_MBS[direct]}")"
+    echo "  bulk, whole machine (all processes, /proc/stat) per target: CPU ms per GiB, and CPUs busy while downloading:"
+    for t in "${TARGETS[@]}"; do
+        printf '    %-8s %6.0f ms/GiB   %4.2f of %d CPUs busy\n' "$t" \
+            "$(calc "${BULK_MTICKS[$t]} * 1000 / $HZ / (${BULK_BYTES[$t]} / 1073741824)")" \
+            "$(calc "${BULK_MTICKS[$t]} / $HZ / ${BULK_SECS[$t]}")" "$(nproc)"
+    done
+    echo "    (with the CPUs saturated, MB/s can be at most (direct ms/GiB) / (proxied ms/GiB) of direct)"
     ratio "KB per idle conn baton/HAProxy" "$(calc "${IDLE_KB[baton]} / (${IDLE_KB[haproxy]} > 0 ? ${IDLE_KB[haproxy]} : 1e-9)")" '<=' 1.0
     printf '  %-40s %6.3f   (for comparison)\n' "p99 latency      baton/HAProxy" "$(calc "${KA_P99[baton]} / ${KA_P99[haproxy]}")"
 }
