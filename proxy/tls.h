@@ -3,11 +3,11 @@
  * connection.
  *
  * baton never gives OpenSSL a socket: raw bytes are read by baton into its
- * own buffer, and only whole TLS records are written into the SSL's memory
- * BIO, so at any quiescent moment no partial record is hidden inside
- * OpenSSL (what the live connection handoff needs).  Records OpenSSL
- * produces are taken out of the write BIO into baton's buffer and sent by
- * baton.
+ * own buffer, and OpenSSL's BIO (baton's) hands it only whole TLS records,
+ * so at any quiescent moment no partial record is hidden inside OpenSSL
+ * (what the live connection handoff needs).  Records OpenSSL produces are
+ * sent by baton: straight to the socket while nothing is queued once the
+ * connection relays, otherwise queued in baton's output buffer.
  */
 #ifndef BATON_PROXY_TLS_H
 #define BATON_PROXY_TLS_H

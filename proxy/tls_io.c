@@ -3,11 +3,12 @@
  *
  * The SSL object gets a BIO of our own instead of a socket or memory BIO:
  * reads come out of baton's input buffer, and only up to the end of the
- * last *complete* record in it; writes go into baton's output buffer.  So
- * every byte in flight is in a buffer baton owns (whole records on the way
- * in), both buffers are freed when empty (an idle connection holds none),
- * and OpenSSL's own buffers are released between records
- * (SSL_MODE_RELEASE_BUFFERS).
+ * last *complete* record in it; writes go to the socket when the
+ * connection relays and nothing is queued (write-through), and into
+ * baton's output buffer otherwise.  So every byte in flight is in a buffer
+ * baton owns or in the kernel (whole records on the way in), both buffers
+ * are freed when empty (an idle connection holds none), and OpenSSL's own
+ * buffers are released between records (SSL_MODE_RELEASE_BUFFERS).
  */
 #include "tls.h"
 
