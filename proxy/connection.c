@@ -360,6 +360,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
         client_handshake(c);
         break;
     case PROXY_CONN_RELAYING:
+        c->client.fin_seen = (what & EV_CLOSED) != 0;
         (void)proxy_relay_read(c, &c->client, &c->upstream, &c->up);
         break;
     default:
@@ -373,10 +374,12 @@ static void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
 
-    if (c->state == PROXY_CONN_UPSTREAM_HANDSHAKE)
+    if (c->state == PROXY_CONN_UPSTREAM_HANDSHAKE) {
         upstream_handshake(c);
-    else
-        (void)proxy_relay_read(c, &c->upstream, &c->client, &c->down);
+        return;
+    }
+    c->upstream.fin_seen = (what & EV_CLOSED) != 0;
+    (void)proxy_relay_read(c, &c->upstream, &c->client, &c->down);
 }
 
 static void client_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -624,7 +627,13 @@ static void conn_relay_start(struct proxy_conn *c)
     if (c->upstream.tls != NULL && proxy_tls_pending_in(c->upstream.tls))
         event_active(&c->upstream.rev, EV_READ, 0);
     if (c->up.buf != NULL) {
-        proxy_side_watch_write(&c->upstream, 1);   /* header and early bytes first */
+        /* Header and early bytes first.  The socket has just been found
+         * writable, so they go out now rather than after a poll round;
+         * the client is read again once they are all out. */
+        if (proxy_relay_write(c, &c->client, &c->upstream, &c->up) < 0)
+            return;
+        if (c->up.buf != NULL)
+            proxy_side_watch_write(&c->upstream, 1);
         return;
     }
     proxy_side_watch_read(&c->client, 1);
@@ -648,7 +657,7 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
     }
     set_nodelay(fd);
     c->upstream.fd = fd;
-    event_assign(&c->upstream.rev, base, fd, EV_READ | EV_PERSIST, upstream_read_cb, c);
+    event_assign(&c->upstream.rev, base, fd, EV_READ | EV_CLOSED | EV_PERSIST, upstream_read_cb, c);
     event_assign(&c->upstream.wev, base, fd, EV_WRITE | EV_PERSIST, upstream_write_cb, c);
     c->state = PROXY_CONN_CONNECTING;
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
@@ -687,6 +696,37 @@ static void conn_connect_next(struct proxy_conn *c)
                    c->ntried, proxy_backend_all_down(b) ? " (all servers are down)" : "",
                    conn_client(c, client, sizeof(client)));
     proxy_conn_close(c, PROXY_END_CONNECT_FAILED);
+}
+
+/*
+ * A client usually sends its first bytes right behind the handshake, so
+ * they are often there at accept: taking them now lets them go out the
+ * moment the server connection is up, instead of a poll round later.
+ * Returns -1 when the client is already gone (connection closed).
+ */
+static int read_early(struct proxy_conn *c)
+{
+    struct proxy_loop *loop = c->loop;
+    ssize_t n = recv(c->client.fd, loop->scratch, loop->scratch_len, 0);
+
+    if (n > 0) {
+        /* Only bytes that came are kept: an idle client costs no buffer. */
+        c->prefix = malloc((size_t)n);
+        if (c->prefix == NULL) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return -1;
+        }
+        memcpy(c->prefix, loop->scratch, (size_t)n);
+        c->prefixlen = c->prefixcap = (uint32_t)n;
+        return 0;
+    }
+    /* EOF stays readable and is relayed as usual (the client may still
+     * want the server's answer); a reset ends the connection now. */
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        proxy_conn_close(c, PROXY_END_CLIENT_CLOSE);
+        return -1;
+    }
+    return 0;
 }
 
 /* After the PROXY header (if any): the listener's TLS stage, or connect. */
@@ -728,6 +768,8 @@ static void conn_begin(struct proxy_conn *c)
         /* Nothing more is read from the client until a server is connected
          * and whatever was read so far has been passed on. */
         proxy_side_watch_read(&c->client, 0);
+        if (c->prefix == NULL && read_early(c) < 0)
+            return;
         c->backend = c->listener->backend;
         conn_connect_next(c);
         return;
@@ -757,7 +799,9 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
     c->peer = *peer;
     c->peerlen = peerlen;
     c->start_ms = c->last_ms = proxy_now_ms();
-    event_assign(&c->client.rev, loop->base, cfd, EV_READ | EV_PERSIST, client_read_cb, c);
+    /* EV_CLOSED: a FIN that came with the last bytes is known at once. */
+    event_assign(&c->client.rev, loop->base, cfd, EV_READ | EV_CLOSED | EV_PERSIST,
+                 client_read_cb, c);
     event_assign(&c->client.wev, loop->base, cfd, EV_WRITE | EV_PERSIST, client_write_cb, c);
     evtimer_assign(&c->timer, loop->base, timer_cb, c);
     c->next = loop->conns;

@@ -46,6 +46,7 @@ struct proxy_side {
     struct event wev;          /* writable (or connected) */
     unsigned     reading:1;    /* rev added */
     unsigned     writing:1;    /* wev added */
+    unsigned     fin_seen:1;   /* the poller saw the peer's FIN (EPOLLRDHUP) */
 };
 
 /*

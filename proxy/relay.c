@@ -338,6 +338,7 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
 {
     struct proxy_loop *loop = c->loop;
     ssize_t n, w;
+    int fin;
 
     /* Never read past bytes still waiting for dst: order would break. */
     if (pipe_pending(p) || dst_blocked(dst)) {
@@ -362,14 +363,18 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     p->bytes += (uint64_t)n;
     if ((size_t)n == loop->scratch_len)
         p->bulk = 1;
-    w = send(dst->fd, loop->scratch, (size_t)n, MSG_NOSIGNAL);
+    /* The peer's FIN came behind these bytes and nothing is left unread:
+     * pass the FIN on now, in the same segment as the bytes (MSG_MORE
+     * holds them until the shutdown), instead of one more read later. */
+    fin = src->fin_seen && (size_t)n < loop->scratch_len;
+    w = send(dst->fd, loop->scratch, (size_t)n, MSG_NOSIGNAL | (fin ? MSG_MORE : 0));
     if (w < 0) {
         if (!would_block())
             return relay_fail(c, dst, "send");
         w = 0;
     }
     if (w == n)
-        return 0;
+        return fin ? relay_eof(c, src, dst, p) : 0;
     p->buf = malloc(loop->scratch_len);
     if (p->buf == NULL) {
         proxy_log_error("out of memory buffering %zd bytes", n - w);

@@ -44,6 +44,45 @@ class HalfCloseTest(BatonTestCase):
         self.assertEqual(int(acc["bytes_in"]), len(data))
         self.assertEqual(int(acc["bytes_out"]), 64 + extra)
 
+    def test_server_reply_and_fin_to_a_slow_reader(self):
+        """Copy mode: the server's last bytes and its FIN arrive together
+        while the client reads nothing, so baton cannot pass them on at
+        once; every byte still arrives, in order, before the EOF."""
+        size = 1 << 20
+        src = self.source_server(size, seed=b"hc-fin")
+        b, addr = self.proxy([src], glob={"splice": "off"})
+        # A small receive window keeps baton's sends to the client partial.
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(60)
+        s.connect(addr)
+        try:
+            time.sleep(0.3)   # not a wait for a result: lets the buffers fill first
+            n, digest = recv_until_eof(s, timeout=60, hash_only=True)
+        finally:
+            s.close()
+        self.assertEqual(n, size)
+        self.assertEqual(digest, sha256_hex(src.data))
+        acc = b.wait_access(1)[0]
+        self.assertEqual((acc["end"], int(acc["bytes_out"])), ("server_close", size))
+
+    def test_request_and_fin_at_once(self):
+        """A client that sends its request and FIN before baton has even
+        connected a server (bytes taken at accept) gets the full answer."""
+        sink = self.sink_server()
+        b, addr = self.proxy([sink])
+        for i in range(20):
+            data = pseudo_random(100 + i, b"early-%d" % i)
+            s = socket.create_connection(addr)
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                reply = recv_until_eof(s)
+            finally:
+                s.close()
+            self.assertEqual(reply.decode("ascii", "replace"), sha256_hex(data), "round %d" % i)
+        self.assertEqual(len(b.wait_access(20)), 20)
+
     def test_client_shutdown_server_waits(self):
         """After the client's SHUT_WR the connection stays open while the
         server has not answered yet (no premature close)."""
