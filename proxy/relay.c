@@ -333,6 +333,16 @@ static int relay_read_tls(struct proxy_conn *c, struct proxy_side *src, struct p
     return 0;
 }
 
+/* A short read ends at the FIN, or at an urgent mark with more bytes
+ * behind it (SIOCINQ counts only up to the mark): the stream is over only
+ * if a peek finds the EOF itself. */
+static int src_drained(const struct proxy_side *src)
+{
+    char b;
+
+    return recv(src->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
                      struct proxy_pipe *p)
 {
@@ -363,9 +373,9 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     p->bytes += (uint64_t)n;
     if ((size_t)n == loop->scratch_len)
         p->bulk = 1;
-    /* The peer's FIN came behind these bytes and nothing is left unread:
-     * pass the FIN on now, in the same segment as the bytes (MSG_MORE
-     * holds them until the shutdown), instead of one more read later. */
+    /* The peer's FIN came behind these bytes: pass it on now, in the same
+     * segment as the bytes (MSG_MORE holds them until the shutdown),
+     * instead of after one more poll round and read. */
     fin = src->fin_seen && (size_t)n < loop->scratch_len;
     w = send(dst->fd, loop->scratch, (size_t)n, MSG_NOSIGNAL | (fin ? MSG_MORE : 0));
     if (w < 0) {
@@ -374,7 +384,7 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
         w = 0;
     }
     if (w == n)
-        return fin ? relay_eof(c, src, dst, p) : 0;
+        return fin && src_drained(src) ? relay_eof(c, src, dst, p) : 0;
     p->buf = malloc(loop->scratch_len);
     if (p->buf == NULL) {
         proxy_log_error("out of memory buffering %zd bytes", n - w);

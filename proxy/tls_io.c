@@ -227,6 +227,7 @@ void proxy_tls_free(struct proxy_tls *t)
     in_release(t->in, t->incap);
     free(t->out);
     memset(t, 0, sizeof(*t));
+    t->wfd = -1;
 }
 
 /* Drops what OpenSSL consumed; frees the buffer when nothing is left. */

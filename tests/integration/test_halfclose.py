@@ -5,7 +5,7 @@ import time
 import unittest
 
 from baton_harness import (BatonTestCase, connect, pseudo_random, readable_within,
-                           recv_exact, recv_until_eof, sha256_hex)
+                           recv_exact, recv_until_eof, sha256_hex, wait_until)
 
 
 class HalfCloseTest(BatonTestCase):
@@ -82,6 +82,28 @@ class HalfCloseTest(BatonTestCase):
                 s.close()
             self.assertEqual(reply.decode("ascii", "replace"), sha256_hex(data), "round %d" % i)
         self.assertEqual(len(b.wait_access(20)), 20)
+
+    def test_urgent_byte_does_not_end_the_stream(self):
+        """A short read that stops at an urgent (out-of-band) mark, with the
+        client's FIN already in, is not the end: the bytes after the mark are
+        relayed and only then the FIN.  (The urgent byte itself is not
+        relayed: baton, like other L4 proxies, passes the in-band stream.)"""
+        sink = self.sink_server()
+        b, addr = self.proxy([sink])
+        for i in range(20):
+            s = connect(addr)
+            try:
+                wait_until(lambda: len(sink.conns) > i, timeout=10,
+                           what="baton to connect to the sink")
+                s.sendall(b"abc")
+                s.send(b"!", socket.MSG_OOB)
+                s.sendall(b"def")
+                s.shutdown(socket.SHUT_WR)
+                reply = recv_until_eof(s)
+            finally:
+                s.close()
+            self.assertEqual(reply.decode("ascii", "replace"), sha256_hex(b"abcdef"),
+                             "round %d" % i)
 
     def test_client_shutdown_server_waits(self):
         """After the client's SHUT_WR the connection stays open while the
