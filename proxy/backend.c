@@ -47,12 +47,16 @@ void proxy_balance_free(struct proxy_balance *st)
 
 void proxy_server_set_down(struct proxy_server *s, int down, const char *why)
 {
-    int was = atomic_exchange(&s->down, down);
+    int was;
 
+    /* Stamped before the flag: another loop that sees `down` must not pair
+     * it with an old time and try the server again at once. */
+    if (down)
+        atomic_store(&s->down_since_ms, proxy_now_ms());
+    was = atomic_exchange(&s->down, down);
     if (was == down)
         return;
     if (down) {
-        atomic_store(&s->down_since_ms, proxy_now_ms());
         proxy_log_warn("backend %s: server %s (%s) is DOWN: %s", s->backend->name,
                        s->conf->name, s->conf->addr.text, why);
     } else {
@@ -102,10 +106,14 @@ void proxy_server_check_ok(struct proxy_server *s)
  * (by a client connection) once check_interval has passed. */
 static int server_usable(const struct proxy_server *s)
 {
+    uint64_t since, now;
+
     if (!atomic_load(&s->down))
         return 1;
-    return s->backend->check == CONF_CHECK_OFF &&
-           proxy_now_ms() - atomic_load(&s->down_since_ms) >= s->backend->check_interval_ms;
+    since = atomic_load(&s->down_since_ms);
+    now = proxy_now_ms();
+    return s->backend->check == CONF_CHECK_OFF && now >= since &&
+           now - since >= s->backend->check_interval_ms;
 }
 
 int proxy_backend_all_down(const struct proxy_backend *b)

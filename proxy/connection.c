@@ -500,6 +500,7 @@ static void upstream_handshake(struct proxy_conn *c)
             connect_failed(c, "send failed during TLS handshake");
             return;
         }
+        proxy_server_succeeded(c->server);
         conn_relay_start(c);
         return;
     default:
@@ -517,7 +518,10 @@ static void conn_established(struct proxy_conn *c)
     c->connected = 1;
     atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->total, 1, memory_order_relaxed);
-    proxy_server_succeeded(s);
+    /* A TLS server counts as good only once its handshake is done: one
+     * that accepts TCP but fails every handshake must still go DOWN. */
+    if (c->backend->tls == NULL)
+        proxy_server_succeeded(s);
     proxy_side_watch_write(&c->upstream, 0);
     if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
         (hlen = proxy_header(c, hdr, sizeof(hdr))) == 0) {
@@ -624,7 +628,7 @@ static void conn_relay_start(struct proxy_conn *c)
     if (c->listener->conf->idle_timeout_ms > 0)
         timer_arm(c, c->listener->conf->idle_timeout_ms);
     proxy_side_watch_read(&c->upstream, 1);
-    if (c->upstream.tls != NULL && proxy_tls_pending_in(c->upstream.tls))
+    if (c->upstream.reading && c->upstream.tls != NULL && proxy_tls_pending_in(c->upstream.tls))
         event_active(&c->upstream.rev, EV_READ, 0);
     if (c->up.buf != NULL) {
         /* Header and early bytes first.  The socket has just been found
@@ -639,7 +643,7 @@ static void conn_relay_start(struct proxy_conn *c)
     proxy_side_watch_read(&c->client, 1);
     /* Application data that came with either side's Finished is already
      * inside baton's buffer: the socket will not signal it again. */
-    if (c->client.tls != NULL && proxy_tls_pending_in(c->client.tls))
+    if (c->client.reading && c->client.tls != NULL && proxy_tls_pending_in(c->client.tls))
         event_active(&c->client.rev, EV_READ, 0);
 }
 

@@ -288,6 +288,9 @@ static void reload_commit(struct master *m, struct master_gen *g)
     }
     g->is_reload = 0;
     m->upgrading = NULL;
+    /* A respawn pending from a crash is served by this generation now. */
+    if (m->respawn_timer != NULL)
+        evtimer_del(m->respawn_timer);
     conf_free(&m->conf);
     m->conf = m->next_conf;
     memset(&m->next_conf, 0, sizeof(m->next_conf));
@@ -567,20 +570,22 @@ fail:
         proxy_master_timer_add_ms(m->respawn_timer, 1000);
 }
 
-static void respawn_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct master *m = arg;
-
-    if (m->state == MASTER_RUNNING)
-        master_spawn(m, 0);
-}
-
 static int master_has_serving_gen(const struct master *m)
 {
     for (const struct master_gen *g = m->gens; g != NULL; g = g->next)
         if (g->state == GEN_ACTIVE || (g->state == GEN_STARTING && !g->is_reload))
             return 1;
     return 0;
+}
+
+static void respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+
+    /* A reload that completed during the back-off already serves: a
+     * second worker would be a second active generation. */
+    if (m->state == MASTER_RUNNING && !master_has_serving_gen(m))
+        master_spawn(m, 0);
 }
 
 static void master_reaped(struct master *m, struct master_gen *g, int status)
@@ -722,6 +727,16 @@ int proxy_master_reload(struct master *m, char *why, size_t n)
         snprintf(why, n, "configuration rejected:\n%s", err);
         return -1;
     }
+    if (strcmp(m->next_conf.global.control, m->conf.global.control) != 0) {
+        /* The socket stays bound where it is until the master restarts;
+         * clients read the path from the file and would not find it. */
+        snprintf(why, n, "configuration rejected:\n%s: [global] control changed from %s to %s; "
+                 "the control socket cannot move during a reload (restart baton to move it)",
+                 m->conf.path, m->conf.global.control, m->next_conf.global.control);
+        conf_free(&m->next_conf);
+        free(text);
+        return -1;
+    }
     m->next_text = text;
     if (msocks_prepare(m, &m->next_conf, 1, why, n) != 0) {
         conf_free(&m->next_conf);
@@ -774,16 +789,23 @@ static void ticket_rotate_cb(evutil_socket_t fd, short what, void *arg)
     struct master *m = arg;
     struct handoff_msg msg;
     uint32_t n = m->tickets.n < HANDOFF_TICKET_KEYS_MAX ? m->tickets.n + 1 : m->tickets.n;
+    uint8_t key[HANDOFF_TICKET_KEY_LEN];
 
+    proxy_master_timer_add_ms(m->ticket_timer, m->conf.global.tls_ticket_rotate_ms);
+    if (proxy_tls_new_ticket_key(key) != 0)
+        return;   /* the keys in use stay; logged */
     /* The new key encrypts from now on; the older ones still decrypt. */
     memmove(m->tickets.keys[1], m->tickets.keys[0], (size_t)(n - 1) * HANDOFF_TICKET_KEY_LEN);
-    proxy_tls_new_ticket_key(m->tickets.keys[0]);
+    memcpy(m->tickets.keys[0], key, sizeof(key));
+    OPENSSL_cleanse(key, sizeof(key));
     m->tickets.n = n;
+    /* A worker that has not said HELLO yet expects its configuration
+     * first; it gets the current keys with it (gen_send_setup). */
     for (struct master_gen *g = m->gens; g != NULL; g = g->next)
-        if (g->ch_open && handoff_encode_ticket_keys(&msg, g->ch.seq++, &m->tickets) == 0)
+        if (g->ch_open && g->version[0] != '\0' &&
+            handoff_encode_ticket_keys(&msg, g->ch.seq++, &m->tickets) == 0)
             proxy_master_gen_send(g, &msg);
     proxy_log_info("master: TLS session ticket keys rotated");
-    proxy_master_timer_add_ms(m->ticket_timer, m->conf.global.tls_ticket_rotate_ms);
 }
 
 /* Keeps the serving generation's health figures fresh for the next one. */
@@ -815,10 +837,8 @@ static int master_setup_events(struct master *m)
     m->reexec_timer = evtimer_new(m->base, reexec_cb, m);
     m->ticket_timer = evtimer_new(m->base, ticket_rotate_cb, m);
     m->poll_timer = evtimer_new(m->base, poll_cb, m);
-    if (m->tickets.n == 0) {
-        proxy_tls_new_ticket_key(m->tickets.keys[0]);
-        m->tickets.n = 1;
-    }
+    if (m->tickets.n == 0 && proxy_tls_new_ticket_key(m->tickets.keys[0]) == 0)
+        m->tickets.n = 1;   /* else no tickets until a rotation succeeds */
     if (m->ticket_timer != NULL)
         proxy_master_timer_add_ms(m->ticket_timer, m->conf.global.tls_ticket_rotate_ms);
     if (m->poll_timer != NULL)

@@ -18,6 +18,10 @@
 #include "master_int.h"
 #include "netutil.h"
 
+#define CTL_IO_TIMEOUT_S    10   /* to send a command, and to read the answer */
+#define CTL_MAX_CLIENTS     64
+#define CTL_ACCEPT_PAUSE_MS 100  /* after EMFILE and the like */
+
 void proxy_master_ctl_free(struct master_ctl *c)
 {
     struct master_ctl **pp;
@@ -203,6 +207,10 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
             proxy_master_ctl_reply(c, 0, "command line too long\n");
         return;
     }
+    /* One command per connection: nothing more is read, so a client that
+     * keeps sending cannot grow the master's memory while a reload runs,
+     * and one that half-closes after its command still gets the answer. */
+    bufferevent_disable(c->bev, EV_READ);
     ctl_command(c, line);
     free(line);
 }
@@ -219,8 +227,13 @@ static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct master_ctl *c = arg;
 
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        /* The client went away; a reload it started still completes. */
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        /* The client went away (or sent no command, or does not read its
+         * answer); a reload it started still completes. */
+        if (what & BEV_EVENT_TIMEOUT)
+            proxy_log_warn("control socket: client %s; closed",
+                           (what & BEV_EVENT_READING) ? "sent no command in time"
+                                                      : "did not read its answer in time");
         proxy_master_ctl_free(c);
     }
 }
@@ -241,18 +254,57 @@ struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd)
     c->next = m->ctls;
     m->ctls = c;
     bufferevent_setcb(c->bev, ctl_read_cb, ctl_write_cb, ctl_event_cb, c);
+    /* The timeouts only run while the command is read or the answer written,
+     * not while a reload it asked for is in progress. */
+    bufferevent_set_timeouts(c->bev, &(struct timeval){ .tv_sec = CTL_IO_TIMEOUT_S },
+                             &(struct timeval){ .tv_sec = CTL_IO_TIMEOUT_S });
     bufferevent_enable(c->bev, EV_READ);
     return c;
 }
 
+static void ctl_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+
+    if (m->ctl_ev != NULL && event_add(m->ctl_ev, NULL) != 0)
+        proxy_log_error("control socket: cannot watch it again");
+}
+
 void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct master *m = arg;
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    size_t n = 0;
 
     if (cfd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The pending client stays queued; accepting again at once
+             * would only spin.  Look again in a moment. */
+            proxy_log_warn("control socket accept: %s; pausing %d ms", strerror(errno),
+                           CTL_ACCEPT_PAUSE_MS);
+            event_del(m->ctl_ev);
+            if (event_base_once(m->base, -1, EV_TIMEOUT, ctl_accept_resume_cb, m,
+                                &(struct timeval){ .tv_usec = CTL_ACCEPT_PAUSE_MS * 1000 }) != 0)
+                (void)event_add(m->ctl_ev, NULL);
+        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
             proxy_log_warn("control socket accept: %s", strerror(errno));
+        }
         return;
     }
-    (void)proxy_master_ctl_adopt(arg, cfd);
+    for (const struct master_ctl *c = m->ctls; c != NULL; c = c->next)
+        n++;
+    if (n >= CTL_MAX_CLIENTS) {
+        static const char busy[] = "ERR too many control clients; try again\n";
+
+        char junk[256];
+
+        proxy_log_warn("control socket: %zu clients connected; refusing one more", n);
+        /* Its command is read first: closing on unread bytes would reset
+         * the client before it sees why. */
+        (void)!recv(cfd, junk, sizeof(junk), MSG_DONTWAIT);
+        (void)!write(cfd, busy, sizeof(busy) - 1);
+        close(cfd);
+        return;
+    }
+    (void)proxy_master_ctl_adopt(m, cfd);
 }

@@ -203,6 +203,7 @@ void proxy_master_reexec(struct master *m)
         (void)proxy_set_cloexec(fds[i], 1);
     close(memfd);
 keep:
+    proxy_notify("READY=1\nSTATUS=serving (the master kept its old binary)");
     if (m->reload_ctl != NULL) {
         proxy_master_ctl_reply(m->reload_ctl, 1, "%s (the master kept its old binary)\n",
                                m->reexec_reply);

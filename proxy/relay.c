@@ -329,7 +329,8 @@ static int relay_read_tls(struct proxy_conn *c, struct proxy_side *src, struct p
     }
     /* Records may still be waiting inside baton's buffer: come back soon,
      * after other connections had their turn. */
-    event_active(&src->rev, EV_READ, 0);
+    if (src->reading)
+        event_active(&src->rev, EV_READ, 0);
     return 0;
 }
 
@@ -406,7 +407,7 @@ static int relay_drained(struct proxy_conn *c, struct proxy_side *src, struct pr
         return pipe_pass_eof(c, dst, p);
     proxy_side_watch_read(src, 1);
     /* Whole records already received wait in baton's buffer, not the socket. */
-    if (src->tls != NULL && proxy_tls_pending_in(src->tls))
+    if (src->reading && src->tls != NULL && proxy_tls_pending_in(src->tls))
         event_active(&src->rev, EV_READ, 0);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
@@ -67,10 +68,14 @@ static pthread_rwlock_t ticket_lock = PTHREAD_RWLOCK_INITIALIZER;
 static uint8_t ticket_keys[PROXY_TICKET_KEYS_MAX][PROXY_TICKET_KEY_LEN];
 static size_t ticket_nkeys;
 
-void proxy_tls_new_ticket_key(uint8_t key[PROXY_TICKET_KEY_LEN])
+int proxy_tls_new_ticket_key(uint8_t key[PROXY_TICKET_KEY_LEN])
 {
-    if (RAND_bytes(key, PROXY_TICKET_KEY_LEN) != 1)
+    if (RAND_bytes(key, PROXY_TICKET_KEY_LEN) != 1) {
+        ERR_clear_error();
         proxy_log_error("RAND_bytes failed for a ticket key");
+        return -1;
+    }
+    return 0;
 }
 
 int proxy_tls_set_ticket_keys(const uint8_t *keys, size_t n)
@@ -93,6 +98,22 @@ static int ticket_mac_key(EVP_MAC_CTX *hctx, const uint8_t *key)
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
     params[2] = OSSL_PARAM_construct_end();
     return EVP_MAC_CTX_set_params(hctx, params);
+}
+
+/* Sessions belong to their listener.  OpenSSL takes at most 32 bytes of
+ * context (a longer name would leave it unset, and resumption with client
+ * certificates would then fail): longer names are hashed. */
+static int set_session_id_context(SSL_CTX *ctx, const char *name)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    size_t len = strlen(name);
+
+    if (len <= SSL_MAX_SID_CTX_LENGTH)
+        return SSL_CTX_set_session_id_context(ctx, (const unsigned char *)name,
+                                              (unsigned)len) == 1 ? 0 : -1;
+    if (SHA256((const unsigned char *)name, len, md) == NULL)
+        return -1;
+    return SSL_CTX_set_session_id_context(ctx, md, SSL_MAX_SID_CTX_LENGTH) == 1 ? 0 : -1;
 }
 
 static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
@@ -214,8 +235,11 @@ static int server_ctx_setup(struct proxy_tls_server *s, SSL_CTX *ctx,
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)l->name,
-                                   (unsigned)strlen(l->name));
+    if (set_session_id_context(ctx, l->name) != 0) {
+        snprintf(why, whylen, "cannot set the session id context: %.200s",
+                 ssl_reason(reason, sizeof(reason)));
+        return -1;
+    }
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, s);
@@ -464,8 +488,10 @@ struct proxy_tls_server *proxy_tls_server_new(const struct conf_listener *l,
         /* Until the master's keys arrive (tests, `-t`): a key of our own. */
         uint8_t key[PROXY_TICKET_KEY_LEN];
 
-        proxy_tls_new_ticket_key(key);
-        proxy_tls_set_ticket_keys(key, 1);
+        /* Without a random key no tickets are issued (full handshakes). */
+        if (proxy_tls_new_ticket_key(key) == 0)
+            proxy_tls_set_ticket_keys(key, 1);
+        OPENSSL_cleanse(key, sizeof(key));
     }
     return s;
 fail:

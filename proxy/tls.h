@@ -47,7 +47,8 @@ int proxy_tls_check_conf(const struct conf *c, char *err, size_t errlen);
  * generation (so clients resume across reloads).  keys holds n keys of
  * PROXY_TICKET_KEY_LEN bytes, newest (the one that encrypts) first. */
 int  proxy_tls_set_ticket_keys(const uint8_t *keys, size_t n);
-void proxy_tls_new_ticket_key(uint8_t key[PROXY_TICKET_KEY_LEN]);
+/* 0, or -1 if no random key could be made (key unusable). */
+int  proxy_tls_new_ticket_key(uint8_t key[PROXY_TICKET_KEY_LEN]);
 
 /* ---- one connection ----------------------------------------------------- */
 

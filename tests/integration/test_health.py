@@ -106,6 +106,32 @@ class HealthTest(BatonTestCase):
         self.assertEqual(self.connect_failures(b, "rogue", mark), 0)
         self.assertEqual(self.connect_failures(b, "notls", mark), 0)
 
+    def test_passive_failures_count_failed_tls_handshakes(self):
+        """A TLS server that accepts TCP but fails every handshake goes DOWN
+        on client traffic alone (check = off): the TCP connect is not a
+        success that resets its failures."""
+        pki = shared_pki() if shutil.which("openssl") else None
+        if pki is None:
+            self.skipTest("the openssl command-line tool is not installed")
+        good = self._track(ProtoEchoServer(ctx=server_context(pki.certs["backend"]),
+                                           name="good"))
+        plain = self._track(ProtoEchoServer(name="plain"))   # echoes the ClientHello back
+        b, addr = self.proxy([plain, good], backend={
+            "tls": "on", "tls_verify": "off", "check_fall": 2, "retries": 1,
+            "check_interval": "1m"})
+        for i in range(8):
+            s = connect(addr)
+            try:
+                s.sendall(b"hs %d" % i)
+                self.assertEqual(recv_exact(s, 4), b"hs %d" % i)
+            finally:
+                s.close()
+            if b.find_log(down_rx("plain", plain.addr)):
+                break
+        m = b.wait_for_log(down_rx("plain", plain.addr))
+        self.assertEqual(m.group(1), "2 consecutive failures")
+        wait_status(b, state_is({"plain": "down", "good": "up"}), what="plain down in status")
+
     def test_passive_failures_and_retry(self):
         live = self.tag_server("live")
         dead_addr = closed_port()

@@ -310,6 +310,22 @@ class TLSTest(TLSBase):
 
     # ---- session resumption
 
+    def test_resumption_with_client_certificates_and_a_long_listener_name(self):
+        # OpenSSL keeps at most 32 bytes of session id context; a longer
+        # listener name must still give resumable sessions with client
+        # certificate verification on (TLS 1.2: session id and ticket).
+        echo = self.echo_server()
+        name = "a-listener-name-of-more-than-32-bytes"
+        cfg = self.make_config([echo], listener=self.tls_listener(
+            tls_client_ca=self.ca_file("Client CA"), tls_verify_client="optional"))
+        cfg["listener " + name] = cfg.pop("listener web")
+        b = self.start_baton(cfg)
+        addr = b.listener_addr(name)
+        ctx = self.ctx(max_version=ssl.TLSVersion.TLSv1_2, cert=self.pki.certs["client1"])
+        sess, reused, _ = self.resume_once(b, addr, ctx, None, expect=False)
+        self.assertFalse(reused)
+        self.resume_once(b, addr, ctx, sess)
+
     def resume_once(self, b, addr, ctx, session, expect=True):
         """One connection offering `session`; returns the new session."""
         s = tls_connect(addr, ctx, server_hostname="www.example.test", session=session)
