@@ -669,7 +669,18 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         return 0;
     }
     if (errno != EINPROGRESS) {
-        connect_failed(c, strerror(errno));
+        int e = errno;
+
+        if (e == EADDRNOTAVAIL || e == ENOBUFS || e == ENOMEM || e == EAGAIN) {
+            /* Out of local ports or kernel memory: no fault of the server,
+             * whose health must not suffer for it. */
+            proxy_log_error("backend %s: connect to server %s (%s): %s (a local limit, "
+                            "not counted against the server)", c->backend->conf->name,
+                            s->conf->name, a->text, strerror(e));
+            upstream_discard(c);
+            return -1;
+        }
+        connect_failed(c, strerror(e));
         return 1;
     }
     proxy_side_watch_write(&c->upstream, 1);

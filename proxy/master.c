@@ -279,12 +279,15 @@ static void reload_commit(struct master *m, struct master_gen *g)
                            "stopping it", (long)o->pid, o->id, g->id);
             o->state = GEN_DRAINING;
             kill(o->pid, SIGTERM);
+            proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms);
             continue;
         }
         if (o->state != GEN_ACTIVE)
             continue;
         o->state = GEN_DRAINING;
         gen_send_empty(o, HANDOFF_DRAIN);
+        /* Its own configuration's drain_timeout (m->conf is still the old one). */
+        proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms);
     }
     g->is_reload = 0;
     m->upgrading = NULL;
@@ -488,12 +491,26 @@ static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct master_gen *g = arg;
 
+    if (g->state == GEN_DRAINING) {
+        /* The worker ends its own drain at drain_timeout; one that has not
+         * exited well after that is wedged. */
+        proxy_log_error("worker %ld generation %u still running %" PRIu64 " ms after it "
+                        "was told to drain; killing it", (long)g->pid, g->id, g->timeout_ms);
+        kill(g->pid, SIGKILL);
+        return;
+    }
     if (g->state != GEN_STARTING)
         return;
     snprintf(g->failure, sizeof(g->failure), "not ready within %" PRIu64 " ms",
              g->timeout_ms);
     proxy_log_error("worker %ld generation %u %s; killing it", (long)g->pid, g->id, g->failure);
     kill(g->pid, SIGKILL);
+}
+
+void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms)
+{
+    g->timeout_ms = drain_timeout_ms + DRAIN_GRACE_MS;
+    proxy_master_timer_add_ms(g->timer, g->timeout_ms);
 }
 
 /* Wraps a worker process and its channel end (fd) into a generation. */

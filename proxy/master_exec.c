@@ -65,9 +65,21 @@ static size_t exec_fds(struct master *m, int *fds, size_t max)
 
 static int state_encode(struct master *m, struct handoff_msg *msg)
 {
-    struct handoff_master_state *st = calloc(1, sizeof(*st));
+    struct handoff_master_state *st;
+    size_t ngens = 0;
     int rc;
 
+    /* Every generation must cross, or the new image would not know (nor
+     * ever reap) the ones left out: better keep the running binary. */
+    for (const struct master_gen *g = m->gens; g != NULL; g = g->next)
+        ngens++;
+    if (ngens > HANDOFF_STATE_GENS_MAX || m->nsocks > HANDOFF_STATE_SOCKS_MAX) {
+        proxy_log_error("master: %zu worker generations and %zu sockets are more than a "
+                        "re-exec can carry (%u, %u)", ngens, m->nsocks,
+                        (unsigned)HANDOFF_STATE_GENS_MAX, (unsigned)HANDOFF_STATE_SOCKS_MAX);
+        return -1;
+    }
+    st = calloc(1, sizeof(*st));
     if (st == NULL)
         return -1;
     st->start_ms = m->start_ms;
@@ -274,6 +286,14 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
         const struct handoff_state_gen *sg = &st->gens[k];
         struct master_gen *g;
 
+        if (sg->pid == 0 || sg->pid > (uint32_t)INT32_MAX) {
+            /* Never kill(0) or kill(-1) for a corrupt entry. */
+            proxy_log_warn("master: generation %u has no valid pid (%u); ignored",
+                           (unsigned)sg->id, (unsigned)sg->pid);
+            if (sg->fd >= 0)
+                close(sg->fd);
+            continue;
+        }
         if (sg->fd < 0 || sg->state > GEN_DRAINING) {
             proxy_log_warn("master: generation %u (pid %u) lost its channel; it will be "
                            "reaped when it exits", (unsigned)sg->id, (unsigned)sg->pid);
@@ -292,6 +312,8 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
             return -1;
         if (g->state == GEN_ACTIVE)
             m->ever_ready = 1;
+        else if (g->state == GEN_DRAINING)   /* the clock starts again, to be safe */
+            proxy_master_gen_drain_deadline(g, m->conf.global.drain_timeout_ms);
     }
     return 0;
 }

@@ -107,6 +107,9 @@ struct master {
 const char *proxy_master_gen_state_name(enum gen_state s);
 void proxy_master_timer_add_ms(struct event *ev, uint64_t ms);
 void proxy_master_gen_send(struct master_gen *g, struct handoff_msg *m);
+/* A draining generation not gone DRAIN_GRACE_MS after drain_timeout is killed. */
+#define DRAIN_GRACE_MS 10000u
+void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms);
 struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t pid, int fd,
                                           enum gen_state state);
 void proxy_master_stop(struct master *m, int graceful);

@@ -128,6 +128,26 @@ class ControlTest(BatonTestCase):
         self.assertFalse(b.find_log(r"^worker \d+ generation %d starting" % (gen + 3),
                                     start=mark), "a respawn started after the reload")
 
+    def test_wedged_draining_worker_is_killed(self):
+        """A draining worker that cannot end itself (stopped here with
+        SIGSTOP) is killed by the master after drain_timeout plus grace."""
+        echo = self.echo_server()
+        b, addr = self.proxy([echo], glob={"drain_timeout": "1s"})
+        old, gen = b.current_worker()
+        held = socket.create_connection(addr)
+        try:
+            wait_until(lambda: echo.count() >= 1, 10, what="the held connection")
+            r = b.ctl("reload")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            os.kill(old, signal.SIGSTOP)
+            b.wait_for_log(r"^worker %d generation %d still running \d+ ms after it was told "
+                           r"to drain; killing it" % (old, gen), timeout=30)
+            wait_until(lambda: not pid_alive(old), 10, what="the wedged worker to be gone")
+        finally:
+            held.close()
+        st = parse_status_text(status_text(b))
+        self.assertEqual([w["state"] for w in st["worker"]], ["active"], st["worker"])
+
 
 if __name__ == "__main__":
     unittest.main()
