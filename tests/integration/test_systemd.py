@@ -176,7 +176,7 @@ def listening_socket():
 
 class SocketActivationTest(BatonTestCase):
 
-    def start_activated(self, cfg, socks):
+    def start_activated(self, cfg, socks, listen_pid="$$"):
         """Starts baton as a service manager would: the sockets as fds
         3, 4, ..., LISTEN_FDS=n and LISTEN_PID=the master's pid."""
         fds = [s.fileno() for s in socks]
@@ -193,7 +193,7 @@ class SocketActivationTest(BatonTestCase):
 
         def argv(binary, config_path):
             return ["/bin/sh", "-c",
-                    'LISTEN_PID=$$ LISTEN_FDS=%d exec "$0" -c "$1"' % n,
+                    'LISTEN_PID=%s LISTEN_FDS=%d exec "$0" -c "$1"' % (listen_pid, n),
                     binary, config_path]
         b = start_baton_command(self, cfg, argv=argv,
                                 popen_kw={"close_fds": False, "preexec_fn": preexec})
@@ -256,6 +256,22 @@ class SocketActivationTest(BatonTestCase):
         self.assertEqual(b.find_log(r"passed by the service manager|passed socket|"
                                     r"passed descriptor"), [])
         self.assertEqual(echo_once(addr), b"ping")
+
+    def test_listen_pid_mismatch_fds_not_inherited(self):
+        """A socket passed to another process (LISTEN_PID is not ours) is
+        neither used nor handed on to the workers."""
+        echo = self.echo_server()
+        other = listening_socket()
+        try:
+            ino = os.fstat(other.fileno()).st_ino
+            b = self.start_activated(self.make_config([echo]), [other], listen_pid="1")
+        finally:
+            other.close()
+        addr = b.listener_addr("web")
+        self.assertEqual(echo_once(addr), b"ping")
+        self.assertEqual(b.find_log(r"passed by the service manager|passed socket"), [])
+        w, _ = b.current_worker()
+        self.assertNotIn(ino, socket_inodes(w).values(), "the worker inherited fd 3")
 
 
 if __name__ == "__main__":
