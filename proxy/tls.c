@@ -309,7 +309,7 @@ static int name_cmp(const void *a, const void *b)
 static SSL_CTX *server_ctx_for(struct proxy_tls_server *s, X509 *x, const struct conf_listener *l,
                                const struct conf_global *g, char *why, size_t whylen)
 {
-    char (*names)[256] = calloc(NAMES_MAX, 256), key[NAMES_MAX * 64];
+    char (*names)[256] = calloc(NAMES_MAX, 256), *key = NULL;
     size_t n, used = 0;
     SSL_CTX *ctx = NULL;
 
@@ -317,12 +317,18 @@ static SSL_CTX *server_ctx_for(struct proxy_tls_server *s, X509 *x, const struct
         goto oom;
     n = cert_names(x, names, NAMES_MAX);
     qsort(names, n, 256, name_cmp);
+    /* The whole sorted list, never cut: two certificates share a context
+     * only if they name exactly the same hosts. */
+    key = malloc(n * 257 + 1);
+    if (key == NULL)
+        goto oom;
     key[0] = '\0';
-    for (size_t i = 0; i < n && used < sizeof(key); i++)
-        used += (size_t)snprintf(key + used, sizeof(key) - used, "%s,", names[i]);
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(key + used, n * 257 + 1 - used, "%s,", names[i]);
     for (size_t i = 0; i < s->nctxs; i++)
         if (strcmp(s->ctx_keys[i], key) == 0) {
             free(names);
+            free(key);
             return s->ctxs[i];
         }
     ctx = SSL_CTX_new(TLS_server_method());
@@ -331,6 +337,7 @@ static SSL_CTX *server_ctx_for(struct proxy_tls_server *s, X509 *x, const struct
     if (server_ctx_setup(s, ctx, l, g, why, whylen) != 0) {
         SSL_CTX_free(ctx);
         free(names);
+        free(key);
         return NULL;
     }
     {
@@ -342,13 +349,13 @@ static SSL_CTX *server_ctx_for(struct proxy_tls_server *s, X509 *x, const struct
             s->ctxs = ctxs;
         if (keys != NULL)
             s->ctx_keys = keys;
-        if (cn == NULL || (keys[s->nctxs] = strdup(key)) == NULL) {
-            if (cn != NULL)
-                s->names = cn;
+        if (cn == NULL) {
             SSL_CTX_free(ctx);
             goto oom;
         }
         s->names = cn;
+        keys[s->nctxs] = key;   /* owned by the server now */
+        key = NULL;
         ctxs[s->nctxs++] = ctx;
         for (size_t i = 0; i < n; i++) {
             memcpy(s->names[s->nnames].name, names[i], 256);
@@ -359,6 +366,7 @@ static SSL_CTX *server_ctx_for(struct proxy_tls_server *s, X509 *x, const struct
     return ctx;
 oom:
     free(names);
+    free(key);
     snprintf(why, whylen, "out of memory");
     return NULL;
 }
