@@ -109,10 +109,20 @@ int proxy_control_request(const char *path, const char *cmd, int timeout_ms)
         fprintf(stderr, "baton: %s\n", why);
         return 1;
     }
-    if (dprintf(fd, "%s\n", cmd) < 0) {
-        fprintf(stderr, "baton: sending '%s' to %s: %s\n", cmd, path, strerror(errno));
-        close(fd);
-        return 1;
+    {
+        char line[256];
+        int n = snprintf(line, sizeof(line), "%s\n", cmd);
+
+        /* A master that refuses the connection (too many clients) answers
+         * and closes at once: a failed send still leaves its answer to read. */
+        if (n < 0 || (size_t)n >= sizeof(line) ||
+            (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n && errno != EPIPE &&
+             errno != ECONNRESET)) {
+            fprintf(stderr, "baton: sending '%s' to %s: %s\n", cmd, path,
+                    n < 0 || (size_t)n >= sizeof(line) ? "command too long" : strerror(errno));
+            close(fd);
+            return 1;
+        }
     }
     for (;;) {
         ssize_t n;
