@@ -25,15 +25,17 @@ baton_pid=$!
 
 python3 - <<'PY'
 import socket, time
-deadline = time.time() + 10
-while True:
-    try:
-        socket.create_connection(("127.0.0.1", 8080), timeout=1).close()
-        break
-    except OSError:
-        if time.time() > deadline:
-            raise SystemExit("baton did not start listening on 127.0.0.1:8080")
-        time.sleep(0.1)
+# the demo servers and baton start in the background: wait for all three
+for port, what in ((9000, "demo server app1"), (9001, "demo server app2"), (8080, "baton")):
+    deadline = time.time() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise SystemExit("%s did not start listening on 127.0.0.1:%d" % (what, port))
+            time.sleep(0.1)
 for i in range(4):
     with socket.create_connection(("127.0.0.1", 8080), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
