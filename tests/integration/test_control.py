@@ -136,6 +136,20 @@ class ControlTest(BatonTestCase):
         self.assertFalse(b.find_log(r"^worker \d+ generation %d starting" % (gen + 3),
                                     start=mark), "a respawn started after the reload")
 
+    def test_stop_with_no_worker_alive_is_answered(self):
+        """`stop` while no worker is alive (respawn back-off after quick
+        crashes) ends the master at once; the client still gets its answer."""
+        b, _ = self.proxy([self.echo_server()], glob={"drain_timeout": "1s"})
+        first, gen = b.current_worker()
+        mark = b.mark()
+        os.kill(first, signal.SIGKILL)
+        m = b.wait_for_log(r"^worker (\d+) generation %d ready" % (gen + 1), start=mark)
+        os.kill(int(m.group(1)), signal.SIGKILL)
+        b.wait_for_log(r"master: starting a new worker in \d+ ms", start=mark)
+        r = b.ctl("stop")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "stopping"), r.stderr)
+        self.assertEqual(b.wait_exit(), 0)
+
     def test_wedged_draining_worker_is_killed(self):
         """A draining worker that cannot end itself (stopped here with
         SIGSTOP) is killed by the master after drain_timeout plus grace."""
