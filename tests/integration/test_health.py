@@ -147,6 +147,8 @@ class HealthTest(BatonTestCase):
         self.assertIsNotNone(t_down, "2 failed connects did not take the server down")
         m = b.wait_for_log(down_rx("dead", dead_addr))
         self.assertEqual(m.group(1), "2 consecutive failures")
+        # the failed connect is logged right after the DOWN line it caused
+        b.wait_for_log(r"^backend app: connect to server dead \(", count=2)
         self.assertEqual(self.connect_failures(b, "dead"), 2)
         _, sv = wait_status(b, state_is({"dead": "down", "live": "up"}),
                             what="dead down in status")
