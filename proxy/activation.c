@@ -45,15 +45,15 @@ void proxy_activation_collect(struct proxy_activated **out, size_t *n)
 
     *out = NULL;
     *n = 0;
-    if (count > 0 && count <= 1024 && pid != (long)getpid()) {
+    if (count <= 0)
+        return;
+    if (pid != (long)getpid()) {
         /* Sockets passed to another process that we inherited: not ours to
          * use, and not to be handed on to the workers either. */
-        for (long i = 0; i < count; i++)
+        for (long i = 0; i < count && i < 1024; i++)
             (void)proxy_set_cloexec(PROXY_ACTIVATION_FIRST_FD + (int)i, 1);
         return;
     }
-    if (pid != (long)getpid() || count <= 0)
-        return;
     if (count > 1024) {
         proxy_log_warn("LISTEN_FDS=%ld is implausible; ignoring passed sockets", count);
         return;

@@ -628,8 +628,7 @@ static void conn_relay_start(struct proxy_conn *c)
     if (c->listener->conf->idle_timeout_ms > 0)
         timer_arm(c, c->listener->conf->idle_timeout_ms);
     proxy_side_watch_read(&c->upstream, 1);
-    if (c->upstream.reading && c->upstream.tls != NULL && proxy_tls_pending_in(c->upstream.tls))
-        event_active(&c->upstream.rev, EV_READ, 0);
+    proxy_side_wake_if_buffered(&c->upstream);
     if (c->up.buf != NULL) {
         /* Header and early bytes first.  The socket has just been found
          * writable, so they go out now rather than after a poll round;
@@ -641,10 +640,8 @@ static void conn_relay_start(struct proxy_conn *c)
         return;
     }
     proxy_side_watch_read(&c->client, 1);
-    /* Application data that came with either side's Finished is already
-     * inside baton's buffer: the socket will not signal it again. */
-    if (c->client.reading && c->client.tls != NULL && proxy_tls_pending_in(c->client.tls))
-        event_active(&c->client.rev, EV_READ, 0);
+    /* Application data that came with either side's Finished. */
+    proxy_side_wake_if_buffered(&c->client);
 }
 
 static int conn_connect(struct proxy_conn *c, struct proxy_server *s)

@@ -117,5 +117,8 @@ void proxy_side_watch_read(struct proxy_side *s, int on);
 void proxy_pipe_init(struct proxy_pipe *p);
 void proxy_pipe_free(struct proxy_loop *loop, struct proxy_pipe *p);
 void proxy_side_watch_write(struct proxy_side *s, int on);
+/* Whole TLS records already in baton's buffer are not announced by the
+ * socket again: runs the read callback for them (if s is being read). */
+void proxy_side_wake_if_buffered(struct proxy_side *s);
 
 #endif

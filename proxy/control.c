@@ -100,29 +100,28 @@ static int control_wait(int fd, short events, int timeout_ms)
 
 int proxy_control_request(const char *path, const char *cmd, int timeout_ms)
 {
-    char why[512], *reply = NULL, *body;
+    char why[512], line[256], *reply = NULL, *body;
     size_t len = 0, cap = 0;
-    int fd, ok;
+    int fd, ok, cmdlen;
 
     fd = control_connect(path, why, sizeof(why));
     if (fd < 0) {
         fprintf(stderr, "baton: %s\n", why);
         return 1;
     }
-    {
-        char line[256];
-        int n = snprintf(line, sizeof(line), "%s\n", cmd);
-
-        /* A master that refuses the connection (too many clients) answers
-         * and closes at once: a failed send still leaves its answer to read. */
-        if (n < 0 || (size_t)n >= sizeof(line) ||
-            (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n && errno != EPIPE &&
-             errno != ECONNRESET)) {
-            fprintf(stderr, "baton: sending '%s' to %s: %s\n", cmd, path,
-                    n < 0 || (size_t)n >= sizeof(line) ? "command too long" : strerror(errno));
-            close(fd);
-            return 1;
-        }
+    cmdlen = snprintf(line, sizeof(line), "%s\n", cmd);
+    if (cmdlen < 0 || (size_t)cmdlen >= sizeof(line)) {
+        fprintf(stderr, "baton: command '%.40s...' too long\n", cmd);
+        close(fd);
+        return 1;
+    }
+    /* A master that refuses the connection (too many clients) answers and
+     * closes at once: a failed send still leaves its answer to read. */
+    if (send(fd, line, (size_t)cmdlen, MSG_NOSIGNAL) != cmdlen && errno != EPIPE &&
+        errno != ECONNRESET) {
+        fprintf(stderr, "baton: sending '%s' to %s: %s\n", cmd, path, strerror(errno));
+        close(fd);
+        return 1;
     }
     for (;;) {
         ssize_t n;

@@ -399,6 +399,14 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     return 0;
 }
 
+void proxy_side_wake_if_buffered(struct proxy_side *s)
+{
+    /* Only an added event may be activated: the connection's close
+     * deletes added events, so a queued callback never outlives it. */
+    if (s->reading && s->tls != NULL && proxy_tls_pending_in(s->tls))
+        event_active(&s->rev, EV_READ, 0);
+}
+
 static int relay_drained(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
                          struct proxy_pipe *p)
 {
@@ -406,9 +414,7 @@ static int relay_drained(struct proxy_conn *c, struct proxy_side *src, struct pr
     if (p->eof)
         return pipe_pass_eof(c, dst, p);
     proxy_side_watch_read(src, 1);
-    /* Whole records already received wait in baton's buffer, not the socket. */
-    if (src->reading && src->tls != NULL && proxy_tls_pending_in(src->tls))
-        event_active(&src->rev, EV_READ, 0);
+    proxy_side_wake_if_buffered(src);
     return 0;
 }
 

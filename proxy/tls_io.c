@@ -138,11 +138,7 @@ static int bio_write(BIO *b, const char *buf, int len)
         if (sent == (size_t)len)
             return len;
     }
-    if (out_reserve(t, (size_t)len - sent) != 0)
-        return -1;
-    memcpy(t->out + t->outlen, buf + sent, (size_t)len - sent);
-    t->outlen += (uint32_t)((size_t)len - sent);
-    return len;
+    return proxy_tls_feed_out(t, buf + sent, (size_t)len - sent) == 0 ? len : -1;
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)

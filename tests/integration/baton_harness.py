@@ -139,6 +139,18 @@ def recv_exact(sock, n, timeout=None):
     return bytes(buf)
 
 
+def send_and_half_close(addr, data, timeout=None):
+    """Connects to addr, sends data, shuts the write side and returns all
+    that comes back until EOF."""
+    s = connect(addr, timeout=timeout)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        return recv_until_eof(s, timeout=timeout)
+    finally:
+        s.close()
+
+
 def recv_until_eof(sock, timeout=None, hash_only=False):
     """Read until EOF.  Returns bytes, or (nbytes, sha256hex) with hash_only.
     Raises AssertionError on deadline, lets ConnectionResetError through."""

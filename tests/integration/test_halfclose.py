@@ -5,7 +5,8 @@ import time
 import unittest
 
 from baton_harness import (BatonTestCase, connect, pseudo_random, readable_within,
-                           recv_exact, recv_until_eof, sha256_hex, wait_until)
+                           recv_exact, recv_until_eof, send_and_half_close, sha256_hex,
+                           wait_until)
 
 
 class HalfCloseTest(BatonTestCase):
@@ -15,13 +16,7 @@ class HalfCloseTest(BatonTestCase):
         sink = self.sink_server()
         b, addr = self.proxy([sink])
         data = pseudo_random(1 << 20, b"hc-client")
-        s = connect(addr)
-        try:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-            reply = recv_until_eof(s)
-        finally:
-            s.close()
+        reply = send_and_half_close(addr, data)
         self.assertEqual(reply.decode("ascii", "replace"), sha256_hex(data))
 
     def test_client_shutdown_then_large_reply(self):
@@ -73,13 +68,7 @@ class HalfCloseTest(BatonTestCase):
         b, addr = self.proxy([sink])
         for i in range(20):
             data = pseudo_random(100 + i, b"early-%d" % i)
-            s = socket.create_connection(addr)
-            try:
-                s.sendall(data)
-                s.shutdown(socket.SHUT_WR)
-                reply = recv_until_eof(s)
-            finally:
-                s.close()
+            reply = send_and_half_close(addr, data)
             self.assertEqual(reply.decode("ascii", "replace"), sha256_hex(data), "round %d" % i)
         self.assertEqual(len(b.wait_access(20)), 20)
 

@@ -6,7 +6,7 @@ import threading
 import unittest
 
 from baton_harness import (BatonTestCase, connect, has_ipv6_loopback, pseudo_random,
-                           recv_exact, recv_until_eof, sha256_hex)
+                           recv_exact, recv_until_eof, send_and_half_close, sha256_hex)
 
 SIZES = [("1B", 1), ("64KiB", 64 << 10), ("64MiB", 64 << 20)]
 
@@ -125,13 +125,7 @@ class TransferTest(BatonTestCase):
         m = b.wait_for_log(r"^listener web bound to (\S+)$")
         self.assertRegex(m.group(1), r"^\[::1\]:\d+$")
         data = pseudo_random(256 << 10, b"v6")
-        s = connect(addr)
-        try:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-            reply = recv_until_eof(s)
-        finally:
-            s.close()
+        reply = send_and_half_close(addr, data)
         self.assertEqual(reply.decode(), sha256_hex(data))
         acc = b.wait_access(1)[0]
         self.assertTrue(acc["client"].startswith("[::1]:"), acc)
