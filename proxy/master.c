@@ -870,24 +870,10 @@ static int master_setup_events(struct master *m)
 static void master_free(struct master *m)
 {
     while (m->ctls != NULL) {
-        struct evbuffer *out = bufferevent_get_output(m->ctls->bev);
-
         if (m->ctls->state != CTL_REPLIED)
             proxy_master_ctl_reply(m->ctls, 0, "the master is exiting\n");
-        /* The loop is over: answers still queued (a `stop` with no worker
-         * left ends the loop at once) are sent now, best effort.  The
-         * bufferevent keeps its output frozen, so the bytes are peeked
-         * (an evbuffer_iovec is a struct iovec on Unix). */
-        {
-            struct evbuffer_iovec vec[4];
-            struct msghdr msg = { .msg_iov = (struct iovec *)vec };
-            int nvec = evbuffer_peek(out, -1, NULL, vec, 4);
-
-            if (nvec > 0) {
-                msg.msg_iovlen = (size_t)(nvec < 4 ? nvec : 4);
-                (void)!sendmsg(bufferevent_getfd(m->ctls->bev), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-            }
-        }
+        /* The loop is over: a `stop` with no worker left ends it at once. */
+        proxy_master_ctl_flush_now(m->ctls);
         proxy_master_ctl_free(m->ctls);
     }
     while (m->gens != NULL)

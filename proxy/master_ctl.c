@@ -39,6 +39,21 @@ void proxy_master_ctl_free(struct master_ctl *c)
     free(c);
 }
 
+void proxy_master_ctl_flush_now(struct master_ctl *c)
+{
+    struct evbuffer_iovec vec[4];
+    struct msghdr msg = { .msg_iov = (struct iovec *)vec };   /* the same type on Unix */
+    int nvec;
+
+    /* Best effort, without the loop: the bufferevent keeps its output
+     * frozen, so the bytes are peeked and sent directly. */
+    nvec = evbuffer_peek(bufferevent_get_output(c->bev), -1, NULL, vec, 4);
+    if (nvec <= 0)
+        return;
+    msg.msg_iovlen = (size_t)(nvec < 4 ? nvec : 4);
+    (void)!sendmsg(bufferevent_getfd(c->bev), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);

@@ -121,6 +121,8 @@ struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd);
 void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void proxy_master_ctl_free(struct master_ctl *c);
+/* Sends what is queued for c now, outside the event loop (at exit). */
+void proxy_master_ctl_flush_now(struct master_ctl *c);
 void proxy_master_status_reply(struct master_ctl *c);
 
 /* master_exec.c */
