@@ -18,7 +18,10 @@
  *               u32 nsocks, nsocks x (str name, str addr, u32 fd),
  *               u32 ngens, ngens x (u32 id, u32 pid, u32 state, u32 seq,
  *               u32 fd, u64 started_ms, str version, bytes pending)
- *               bytes ticket keys (n x 80)
+ *               bytes ticket keys (n x 80),
+ *               then extensions: u16 tag, u16 flags, bytes body, up to the end:
+ *                 1 exe path: str;  2 image fd: u32;
+ *                 3 drain deadlines: u32 n, n x (u32 generation id, u64 ms)
  *   (fds in MASTER_STATE are u32 with 0xffffffff for "none")
  *   TICKET_KEYS u32 n (1..3), n x 80 bytes
  *   SERVER_STATE u32 n, n x (str backend, str server, u32 down, u64 active,
@@ -96,6 +99,13 @@ static void dec_u32(struct dec *d, const char *field, uint32_t *v)
 {
     *v = 0;
     if (!d->err && handoff_get_u32(&d->r, v) == -1)
+        dec_fail(d, "%s missing (payload truncated)", field);
+}
+
+static void dec_u16(struct dec *d, const char *field, uint16_t *v)
+{
+    *v = 0;
+    if (!d->err && handoff_get_u16(&d->r, v) == -1)
         dec_fail(d, "%s missing (payload truncated)", field);
 }
 
@@ -578,6 +588,8 @@ static void put_fd(struct handoff_msg *m, int32_t fd)
     handoff_msg_put_u32(m, fd < 0 ? UINT32_MAX : (uint32_t)fd);
 }
 
+static void put_state_exts(struct handoff_msg *m, const struct handoff_master_state *v);
+
 int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
                                 const struct handoff_master_state *v)
 {
@@ -622,9 +634,10 @@ int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
         handoff_msg_put_str(m, g->version);
         handoff_msg_put_bytes(m, g->pending, g->npending);
     }
-    if (v->tickets.n > HANDOFF_TICKET_KEYS_MAX)
+    if (v->tickets.n > HANDOFF_TICKET_KEYS_MAX || !str_ok(v->exe, sizeof(v->exe)))
         return enc_fail(m);
     put_tickets(m, &v->tickets);
+    put_state_exts(m, v);
     return enc_end(m);
 }
 
@@ -641,6 +654,119 @@ static void dec_fd(struct dec *d, const char *field, int32_t *fd, int optional)
         dec_fail(d, "%s: descriptor %u out of range", field, (unsigned)v);
     else
         *fd = (int32_t)v;
+}
+
+/* MASTER_STATE extensions (see message.h). */
+enum state_ext { STATE_EXT_EXE = 1, STATE_EXT_IMAGE_FD, STATE_EXT_DEADLINES };
+#define STATE_EXT_MUST_UNDERSTAND 0x0001u
+
+/* Writes tag and flags and a length placeholder; returns where the body
+ * starts, for ext_end to fill in its length. */
+static size_t ext_begin(struct handoff_msg *m, uint16_t tag, uint16_t flags)
+{
+    handoff_msg_put_u16(m, tag);
+    handoff_msg_put_u16(m, flags);
+    handoff_msg_put_u32(m, 0);
+    return m->len;
+}
+
+static void ext_end(struct handoff_msg *m, size_t body)
+{
+    size_t n = m->len - body;
+
+    if (m->failed || body < 4 || n > UINT32_MAX)
+        return;
+    for (int i = 0; i < 4; i++)
+        m->buf[body - 4 + (size_t)i] = (uint8_t)(n >> (24 - 8 * i));
+}
+
+static void put_state_exts(struct handoff_msg *m, const struct handoff_master_state *v)
+{
+    uint32_t n = 0;
+    size_t body;
+
+    if (v->exe[0] != '\0') {
+        body = ext_begin(m, STATE_EXT_EXE, 0);
+        handoff_msg_put_str(m, v->exe);
+        ext_end(m, body);
+    }
+    if (v->image_fd >= 0) {
+        body = ext_begin(m, STATE_EXT_IMAGE_FD, 0);
+        put_fd(m, v->image_fd);
+        ext_end(m, body);
+    }
+    for (uint32_t i = 0; i < v->ngens; i++)
+        n += v->gens[i].drain_deadline_ms != 0;
+    if (n == 0)
+        return;
+    body = ext_begin(m, STATE_EXT_DEADLINES, 0);
+    handoff_msg_put_u32(m, n);
+    for (uint32_t i = 0; i < v->ngens; i++) {
+        if (v->gens[i].drain_deadline_ms == 0)
+            continue;
+        handoff_msg_put_u32(m, v->gens[i].id);
+        handoff_msg_put_u64(m, v->gens[i].drain_deadline_ms);
+    }
+    ext_end(m, body);
+}
+
+static void dec_state_deadlines(struct dec *d, struct handoff_master_state *v)
+{
+    uint32_t n = 0, id;
+    uint64_t at;
+
+    dec_u32(d, "drain deadlines", &n);
+    if (!d->err && n > v->ngens)
+        dec_fail(d, "%u drain deadlines for %u generations", (unsigned)n, (unsigned)v->ngens);
+    for (uint32_t i = 0; !d->err && i < n; i++) {
+        uint32_t k;
+
+        dec_u32(d, "drain deadline generation", &id);
+        dec_u64(d, "drain deadline", &at);
+        for (k = 0; !d->err && k < v->ngens && v->gens[k].id != id; k++)
+            ;
+        if (!d->err && k == v->ngens)
+            dec_fail(d, "drain deadline for generation %u, which is not carried", (unsigned)id);
+        else if (!d->err)
+            v->gens[k].drain_deadline_ms = at;
+    }
+}
+
+/* One extension: a known tag's body must be exactly its layout; an
+ * unknown one is skipped unless it must be understood. */
+static void dec_state_ext(struct dec *d, struct handoff_master_state *v)
+{
+    uint16_t tag = 0, flags = 0;
+    const uint8_t *body;
+    uint32_t len;
+    struct dec e;
+
+    dec_u16(d, "extension tag", &tag);
+    dec_u16(d, "extension flags", &flags);
+    dec_bytes(d, "extension body", &body, &len, HANDOFF_MAX_PAYLOAD);
+    if (d->err)
+        return;
+    e = *d;
+    handoff_reader_init(&e.r, body, len);
+    switch (tag) {
+    case STATE_EXT_EXE:
+        dec_str(&e, "exe", v->exe, sizeof(v->exe));
+        break;
+    case STATE_EXT_IMAGE_FD:
+        dec_fd(&e, "image fd", &v->image_fd, 1);
+        break;
+    case STATE_EXT_DEADLINES:
+        dec_state_deadlines(&e, v);
+        break;
+    default:
+        if (flags & STATE_EXT_MUST_UNDERSTAND)
+            dec_fail(d, "extension %u must be understood, and this binary does not know it",
+                     (unsigned)tag);
+        return;
+    }
+    if (!e.err && handoff_reader_done(&e.r) == -1)
+        dec_fail(&e, "extension %u: %zu unexpected bytes", (unsigned)tag, dec_left(&e));
+    d->err = e.err;
 }
 
 int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_state *v,
@@ -693,6 +819,9 @@ int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_sta
         dec_bytes(&d, field, &g->pending, &g->npending, HANDOFF_MAX_PAYLOAD);
     }
     get_tickets(&d, &v->tickets, 0);
+    v->image_fd = -1;
+    while (!d.err && dec_left(&d) > 0)
+        dec_state_ext(&d, v);
     if (dec_end(&d) == -1) {
         v->nsocks = v->ngens = 0;
         return -1;

@@ -90,6 +90,10 @@ struct handoff_status {
 
 /*
  * MASTER_STATE: what a master carries across execve() of a new binary.
+ * After the fixed fields come extensions: u16 tag, u16 flags, bytes body.
+ * A reader skips a tag it does not know unless its flags say it must be
+ * understood; a known tag's body never changes layout (a new field gets a
+ * new tag), so older and newer binaries can resume each other.
  * The descriptors are plain numbers (same process, kept open across exec),
  * not attached.  Layouts of the running configuration are not carried:
  * the new image parses the configuration text itself.
@@ -113,6 +117,7 @@ struct handoff_state_gen {
     char           version[HANDOFF_VERSION_MAX];
     const uint8_t *pending;           /* received, not yet parsed bytes */
     uint32_t       npending;
+    uint64_t       drain_deadline_ms; /* CLOCK_MONOTONIC; 0: none (or not carried) */
 };
 
 struct handoff_master_state {
@@ -130,6 +135,9 @@ struct handoff_master_state {
     uint32_t       ngens;
     struct handoff_state_gen  gens[HANDOFF_STATE_GENS_MAX];
     struct handoff_ticket_keys tickets;
+    /* Carried in extensions (a sender that predates them leaves these empty). */
+    char           exe[HANDOFF_STR_MAX]; /* where new binaries are installed; "" if not said */
+    int32_t        image_fd;          /* the executable the new image was exec'd from, or -1 */
 };
 
 /* Each encoder fills a fresh message (handoff_msg_init done inside); the

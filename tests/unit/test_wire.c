@@ -975,6 +975,107 @@ static void test_garbage(void)
     close(fd);
 }
 
+/* ---- MASTER_STATE and its extensions ---------------------------------- */
+
+static struct handoff_master_state ms_in, ms_out;
+
+static void fill_master_state(struct handoff_master_state *st, int with_exts)
+{
+    static const char text[] = "[global]\n";
+
+    memset(st, 0, sizeof(*st));
+    st->start_ms = 12345;
+    st->last_gen = 7;
+    st->ctl_fd = 3;
+    st->reply_fd = -1;
+    snprintf(st->path, sizeof(st->path), "/etc/baton/baton.ini");
+    st->text = (const uint8_t *)text;
+    st->textlen = (uint32_t)strlen(text);
+    st->ngens = 2;
+    st->gens[0].id = 7;
+    st->gens[0].pid = 100;
+    st->gens[0].fd = 5;
+    st->gens[1].id = 6;
+    st->gens[1].pid = 99;
+    st->gens[1].state = 2;
+    st->gens[1].fd = 6;
+    st->image_fd = -1;
+    if (with_exts) {
+        snprintf(st->exe, sizeof(st->exe), "/usr/sbin/baton");
+        st->image_fd = 9;
+        st->gens[1].drain_deadline_ms = 987654321;
+    }
+}
+
+/* Decodes m's payload followed by `extra` bytes as a MASTER_STATE. */
+static int decode_state_plus(const struct handoff_msg *m, const uint8_t *extra, size_t nextra,
+                             char *why, size_t n)
+{
+    size_t len = m->len - HANDOFF_HDR_LEN;
+    uint8_t *p = malloc(len + nextra + 1);
+    struct handoff_in in;
+    int r;
+
+    memcpy(p, m->buf + HANDOFF_HDR_LEN, len);
+    if (nextra > 0)
+        memcpy(p + len, extra, nextra);
+    make_in(&in, HANDOFF_MASTER_STATE, p, len + nextra, 0);
+    r = handoff_decode_master_state(&in, &ms_out, why, n);
+    handoff_in_free(&in);
+    free(p);
+    return r;
+}
+
+static void test_master_state(void)
+{
+    /* tag 999, flags 0 (may be skipped), 3-byte body */
+    static const uint8_t unknown[] = { 0x03, 0xe7, 0, 0, 0, 0, 0, 3, 'x', 'y', 'z' };
+    /* tag 999 that must be understood */
+    static const uint8_t critical[] = { 0x03, 0xe7, 0, 1, 0, 0, 0, 0 };
+    /* a known tag (image fd) with a byte too many */
+    static const uint8_t long_fd[] = { 0, 2, 0, 0, 0, 0, 0, 5, 0, 0, 0, 4, 0 };
+    /* drain deadline for a generation that is not carried */
+    static const uint8_t stray[] = { 0, 3, 0, 0, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 42,
+                                     0, 0, 0, 0, 0, 0, 0, 1 };
+    struct handoff_msg m;
+    char why[256];
+
+    /* Everything carried, extensions included. */
+    fill_master_state(&ms_in, 1);
+    CHECK(handoff_encode_master_state(&m, 1, &ms_in) == 0);
+    CHECK(decode_state_plus(&m, NULL, 0, why, sizeof(why)) == 0);
+    CHECK_STR(ms_out.exe, "/usr/sbin/baton");
+    CHECK_U64(ms_out.image_fd, 9);
+    CHECK_U64(ms_out.ngens, 2);
+    CHECK_U64(ms_out.gens[0].drain_deadline_ms, 0);
+    CHECK_U64(ms_out.gens[1].drain_deadline_ms, 987654321);
+    CHECK_STR(ms_out.path, "/etc/baton/baton.ini");
+    /* A newer sender's extension this reader does not know is skipped... */
+    CHECK(decode_state_plus(&m, unknown, sizeof(unknown), why, sizeof(why)) == 0);
+    CHECK_U64(ms_out.image_fd, 9);
+    /* ...unless it must be understood. */
+    CHECK(decode_state_plus(&m, critical, sizeof(critical), why, sizeof(why)) == -1);
+    CHECK_WHY(why, "extension 999 must be understood");
+    /* A truncated extension header. */
+    CHECK(decode_state_plus(&m, critical, 3, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "extension flags missing");
+    handoff_msg_free(&m);
+
+    /* A state from a release without extensions: nothing carried. */
+    fill_master_state(&ms_in, 0);
+    CHECK(handoff_encode_master_state(&m, 1, &ms_in) == 0);
+    CHECK(decode_state_plus(&m, NULL, 0, why, sizeof(why)) == 0);
+    CHECK_STR(ms_out.exe, "");
+    CHECK_U64(ms_out.image_fd, (uint64_t)(int64_t)-1);
+    CHECK_U64(ms_out.gens[1].drain_deadline_ms, 0);
+    /* A known extension keeps its layout: extra bytes inside it are refused. */
+    CHECK(decode_state_plus(&m, long_fd, sizeof(long_fd), why, sizeof(why)) == -1);
+    CHECK_WHY(why, "extension 2: 1 unexpected bytes");
+    CHECK(decode_state_plus(&m, stray, sizeof(stray), why, sizeof(why)) == -1);
+    CHECK_WHY(why, "generation 42, which is not carried");
+    handoff_msg_free(&m);
+}
+
 int main(int argc, char **argv)
 {
     int fds_before = count_fds();
@@ -990,6 +1091,7 @@ int main(int argc, char **argv)
     test_bad_fields();
     test_wrong_fds_and_types();
     test_garbage();
+    test_master_state();
 
     CHECK(fds_before > 0);
     CHECK_U64(count_fds(), fds_before);
