@@ -107,6 +107,18 @@ static void raise_fd_limit(void)
         fprintf(stderr, "baton: cannot raise the descriptor limit: %s\n", strerror(errno));
 }
 
+/* The dry run a master asks of a new binary before re-executing into it. */
+static int check_master_state(int fd)
+{
+    char why[1024];
+
+    if (proxy_master_check_state(fd, why, sizeof(why)) != 0) {
+        fprintf(stderr, "baton %s: cannot resume the master's state: %s\n", BATON_VERSION, why);
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_fd(const char *s)
 {
     char *end;
@@ -124,6 +136,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         { "worker", required_argument, NULL, 'W' },
         { "resume-master", required_argument, NULL, 'R' },
+        { "check-master-state", required_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'v' },
         { NULL, 0, NULL, 0 },
@@ -167,6 +180,14 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             return proxy_master_resume(fd);
+        case 'K':
+            fd = parse_fd(optarg);
+            if (fd < 0) {
+                fprintf(stderr, "baton: --check-master-state needs a descriptor number, "
+                        "got '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            return check_master_state(fd);
         default:
             usage(stderr);
             return EXIT_USAGE;

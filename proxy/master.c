@@ -269,6 +269,8 @@ static void gen_send_setup(struct master_gen *g)
  * loaded configuration the running one. */
 static void reload_commit(struct master *m, struct master_gen *g)
 {
+    int changed;
+
     for (struct master_gen *o = m->gens; o != NULL; o = o->next) {
         if (o == g)
             continue;
@@ -312,10 +314,13 @@ static void reload_commit(struct master *m, struct master_gen *g)
     proxy_log_info("reload complete: generation %u (worker %ld) is active", g->id, (long)g->pid);
     snprintf(m->reexec_reply, sizeof(m->reexec_reply), "reloaded: generation %u worker pid %ld",
              g->id, (long)g->pid);
-    if (proxy_master_binary_changed(m)) {
-        /* The new binary just proved it runs (its worker is ready): now the
-         * master follows, keeping its PID.  The reload client is answered
-         * by the new image. */
+    /* The generation's binary is now the serving one.  Only that very file,
+     * proven by the ready worker, is what the master may follow into. */
+    changed = !proxy_image_same(&m->next_image, &m->image);
+    proxy_image_move(&m->serving, &m->next_image);
+    if (changed) {
+        /* The master follows, keeping its PID.  The reload client is
+         * answered by the new image. */
         m->reexec_pending = 1;
         proxy_master_timer_add_ms(m->reexec_timer, 0);
         return;
@@ -332,6 +337,7 @@ static void reload_commit(struct master *m, struct master_gen *g)
 static void reload_abort(struct master *m, const char *reason)
 {
     m->upgrading = NULL;
+    proxy_image_close(&m->next_image);
     conf_free(&m->next_conf);
     free(m->next_text);
     m->next_text = NULL;
@@ -509,8 +515,18 @@ static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms)
 {
-    g->timeout_ms = drain_timeout_ms + DRAIN_GRACE_MS;
-    proxy_master_timer_add_ms(g->timer, g->timeout_ms);
+    proxy_master_gen_drain_deadline_at(g, proxy_now_ms() + drain_timeout_ms + DRAIN_GRACE_MS);
+}
+
+void proxy_master_gen_drain_deadline_at(struct master_gen *g, uint64_t at_ms)
+{
+    uint64_t now = proxy_now_ms();
+
+    g->drain_deadline_ms = at_ms;
+    /* For the log line: how long it has been told to drain by then. */
+    if (g->timeout_ms == 0 || g->state != GEN_DRAINING)
+        g->timeout_ms = at_ms > now ? at_ms - now : 0;
+    proxy_master_timer_add_ms(g->timer, at_ms > now ? at_ms - now : 0);
 }
 
 /* Wraps a worker process and its channel end (fd) into a generation. */
@@ -558,7 +574,10 @@ static void master_spawn(struct master *m, int is_reload)
         proxy_log_error("master: cannot start a worker: socketpair: %s", strerror(errno));
         goto fail;
     }
-    if (proxy_process_spawn_worker(m->exe, fds[1], &pid, why, sizeof(why)) != 0) {
+    /* A reload tries the binary it opened; a replacement runs what the
+     * serving generation runs, never a file installed since. */
+    if (proxy_process_spawn_worker(is_reload ? &m->next_image : &m->serving, m->exe, fds[1],
+                                   &pid, why, sizeof(why)) != 0) {
         proxy_log_error("master: cannot start a worker: %s", why);
         close(fds[0]);
         close(fds[1]);
@@ -754,8 +773,16 @@ int proxy_master_reload(struct master *m, char *why, size_t n)
         free(text);
         return -1;
     }
+    /* Opened once: the new worker starts from this descriptor, and the
+     * master re-executes from it, whatever lands at the path meanwhile. */
+    if (proxy_image_open(&m->next_image, m->exe, why, n) != 0) {
+        conf_free(&m->next_conf);
+        free(text);
+        return -1;
+    }
     m->next_text = text;
     if (msocks_prepare(m, &m->next_conf, 1, why, n) != 0) {
+        proxy_image_close(&m->next_image);
         conf_free(&m->next_conf);
         free(m->next_text);
         m->next_text = NULL;
@@ -909,6 +936,9 @@ static void master_free(struct master *m)
     conf_free(&m->next_conf);
     free(m->text);
     free(m->next_text);
+    proxy_image_close(&m->image);
+    proxy_image_close(&m->serving);
+    proxy_image_close(&m->next_image);
 }
 
 /* What both a fresh start and a resumed image need first. */
@@ -919,9 +949,10 @@ static struct master *master_new(void)
     if (m == NULL)
         return NULL;
     m->ctl_fd = -1;
+    m->image = m->serving = m->next_image = (struct proxy_image)PROXY_IMAGE_NONE;
     signal(SIGPIPE, SIG_IGN);
     proxy_notify_init();
-    if (proxy_process_self_exe(m->exe, sizeof(m->exe)) != 0 || stat(m->exe, &m->exe_st) != 0) {
+    if (proxy_process_self_exe(m->exe, sizeof(m->exe)) != 0) {
         proxy_log_error("master: cannot find its own executable: %s", strerror(errno));
         free(m);
         return NULL;
@@ -963,6 +994,11 @@ int proxy_master_main(struct conf *conf, char *conf_text)
     memset(conf, 0, sizeof(*conf));
     m->text = conf_text;
     m->start_ms = proxy_now_ms();
+    if (proxy_image_open_self(&m->image, why, sizeof(why)) != 0 ||
+        proxy_image_dup(&m->serving, &m->image) != 0) {
+        proxy_log_error("master: cannot hold its own executable open: %s", why);
+        goto fail;
+    }
     proxy_log_set_level(m->conf.global.log_level);
     m->ctl_fd = proxy_control_listen(m->conf.global.control, why, sizeof(why));
     if (m->ctl_fd < 0) {

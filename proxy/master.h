@@ -13,6 +13,8 @@
 #ifndef BATON_PROXY_MASTER_H
 #define BATON_PROXY_MASTER_H
 
+#include <stddef.h>
+
 #include "conf.h"
 
 /* Runs the master on a configuration that has already been validated
@@ -23,5 +25,10 @@ int proxy_master_main(struct conf *conf, char *conf_text);
 /* Entry point of `baton --resume-master FD`: the master re-executed itself
  * after a binary upgrade; FD holds its MASTER_STATE. */
 int proxy_master_resume(int state_fd);
+
+/* Entry point of `baton --check-master-state FD`: the dry run a master asks
+ * of a new binary before re-executing into it.  Decodes and validates the
+ * MASTER_STATE in FD (closed).  0, or -1 with why. */
+int proxy_master_check_state(int state_fd, char *why, size_t whylen);
 
 #endif

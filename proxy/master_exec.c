@@ -3,7 +3,10 @@
  *
  * After a reload whose new worker runs a new binary (and has proven, by
  * becoming ready, that the binary works), the master execs that binary in
- * place.  Everything that must survive - the control socket, the listening
+ * place - the very file the worker was started from, held open since the
+ * reload began (image.h), never whatever is at the path by then - after a
+ * dry run in which the new binary decodes and validates the state it is
+ * about to resume from.  Everything that must survive - the control socket, the listening
  * sockets, each worker's channel, a control client still waiting for the
  * reload result - stays open across execve() (close-on-exec is cleared for
  * exactly those), and a MASTER_STATE message in a memfd tells the new image
@@ -28,22 +31,13 @@
 #include "netutil.h"
 #include "notify.h"
 #include "parse.h"
+#include "process.h"
+#include "master.h"
 
 #define REEXEC_RETRY_MS 20
-
-int proxy_master_binary_changed(const struct master *m)
-{
-    struct stat st;
-
-    if (stat(m->exe, &st) != 0) {
-        proxy_log_warn("master: cannot stat %s: %s", m->exe, strerror(errno));
-        return 0;
-    }
-    return st.st_dev != m->exe_st.st_dev || st.st_ino != m->exe_st.st_ino ||
-           st.st_size != m->exe_st.st_size ||
-           st.st_mtim.tv_sec != m->exe_st.st_mtim.tv_sec ||
-           st.st_mtim.tv_nsec != m->exe_st.st_mtim.tv_nsec;
-}
+/* The dry run only decodes and parses; a binary that takes longer is not
+ * one to trust with the master. */
+#define STATE_CHECK_TIMEOUT_MS 10000
 
 /* The descriptors that cross exec, each once. */
 static size_t exec_fds(struct master *m, int *fds, size_t max)
@@ -52,6 +46,8 @@ static size_t exec_fds(struct master *m, int *fds, size_t max)
 
     if (n < max)
         fds[n++] = m->ctl_fd;
+    if (n < max)
+        fds[n++] = m->serving.fd;
     for (size_t i = 0; i < m->nsocks && n < max; i++)
         if (m->socks[i].fd >= 0)
             fds[n++] = m->socks[i].fd;
@@ -114,7 +110,10 @@ static int state_encode(struct master *m, struct handoff_msg *msg)
         snprintf(sg->version, sizeof(sg->version), "%s", g->version);
         sg->pending = g->ch.rbuf;
         sg->npending = (uint32_t)g->ch.rlen;
+        sg->drain_deadline_ms = g->state == GEN_DRAINING ? g->drain_deadline_ms : 0;
     }
+    snprintf(st->exe, sizeof(st->exe), "%s", m->exe);
+    st->image_fd = m->serving.fd;
     st->tickets = m->tickets;
     rc = handoff_encode_master_state(msg, 0, st);
     OPENSSL_cleanse(&st->tickets, sizeof(st->tickets));
@@ -171,7 +170,7 @@ void proxy_master_reexec(struct master *m)
 {
     struct handoff_msg msg;
     int fds[HANDOFF_STATE_SOCKS_MAX + HANDOFF_STATE_GENS_MAX + 2];
-    char fdarg[16];
+    char fdarg[16], why[HANDOFF_REASON_MAX];
     size_t nfds;
     int memfd;
 
@@ -197,6 +196,13 @@ void proxy_master_reexec(struct master *m)
         goto keep;
     }
     handoff_msg_free(&msg);
+    if (proxy_process_check_state(&m->serving, m->exe, memfd, STATE_CHECK_TIMEOUT_MS, why,
+                                  sizeof(why)) != 0) {
+        proxy_log_error("master: the new binary cannot resume this master (dry run: %s); "
+                        "keeping the running binary", why);
+        close(memfd);
+        goto keep;
+    }
     nfds = exec_fds(m, fds, sizeof(fds) / sizeof(fds[0]));
     for (size_t i = 0; i < nfds; i++)
         if (proxy_set_cloexec(fds[i], 0) != 0)
@@ -205,7 +211,8 @@ void proxy_master_reexec(struct master *m)
     proxy_log_info("master %ld: re-executing %s", (long)getpid(), m->exe);
     signals_block(1);
     proxy_notify_restore_env();
-    execv(m->exe, (char *const[]){ m->exe, (char *)"--resume-master", fdarg, NULL });
+    proxy_image_exec(&m->serving, (char *const[]){ m->exe, (char *)"--resume-master", fdarg,
+                                                   NULL }, 1);
 
     proxy_log_error("master: cannot execute %s: %s; keeping the running binary", m->exe,
                     strerror(errno));
@@ -312,40 +319,108 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
             return -1;
         if (g->state == GEN_ACTIVE)
             m->ever_ready = 1;
-        else if (g->state == GEN_DRAINING)   /* the clock starts again, to be safe */
+        else if (g->state == GEN_DRAINING && sg->drain_deadline_ms != 0)
+            proxy_master_gen_drain_deadline_at(g, sg->drain_deadline_ms);
+        else if (g->state == GEN_DRAINING)   /* a sender that did not carry it */
             proxy_master_gen_drain_deadline(g, m->conf.global.drain_timeout_ms);
+    }
+    return 0;
+}
+
+/* Reads, decodes and validates a MASTER_STATE, parsing the configuration
+ * text it carries: what both the resuming image and the dry run do.  On
+ * success *buf holds the bytes st points into, *text and *conf the
+ * configuration (the caller frees all three). */
+static int state_load(int fd, uint8_t **buf, struct handoff_master_state *st, char **text,
+                      struct conf *conf, char *why, size_t whylen)
+{
+    struct handoff_in in;
+    char err[CONF_ERR_MAX * 4];
+    size_t len;
+
+    memset(&in, 0, sizeof(in));
+    *buf = NULL;
+    *text = NULL;
+    if (read_state(fd, buf, &len, why, whylen) != 0)
+        return -1;
+    if (handoff_hdr_decode(*buf, &in.hdr, why, whylen) != 0)
+        goto fail;
+    if (in.hdr.len != len - HANDOFF_HDR_LEN) {
+        snprintf(why, whylen, "state of %zu bytes, header says %u", len - HANDOFF_HDR_LEN,
+                 (unsigned)in.hdr.len);
+        goto fail;
+    }
+    in.payload = *buf + HANDOFF_HDR_LEN;
+    if (handoff_decode_master_state(&in, st, why, whylen) != 0)
+        goto fail;
+    *text = proxy_memdup_str(st->text, st->textlen);
+    if (*text == NULL || conf_load_text(st->path, *text, conf, err, sizeof(err)) != 0) {
+        snprintf(why, whylen, "running configuration rejected by the new binary: %.400s",
+                 *text == NULL ? "out of memory" : err);
+        goto fail;
+    }
+    return 0;
+fail:
+    free(*text);
+    *text = NULL;
+    free(*buf);
+    *buf = NULL;
+    return -1;
+}
+
+int proxy_master_check_state(int state_fd, char *why, size_t whylen)
+{
+    struct handoff_master_state *st = calloc(1, sizeof(*st));
+    struct conf conf;
+    uint8_t *buf;
+    char *text;
+    int rc = -1;
+
+    memset(&conf, 0, sizeof(conf));
+    if (st == NULL) {
+        snprintf(why, whylen, "out of memory");
+    } else if (state_load(state_fd, &buf, st, &text, &conf, why, whylen) == 0) {
+        conf_free(&conf);
+        free(text);
+        free(buf);
+        rc = 0;
+    }
+    if (st != NULL)
+        OPENSSL_cleanse(&st->tickets, sizeof(st->tickets));
+    free(st);
+    close(state_fd);
+    return rc;
+}
+
+/* The executable and install path this image came from: carried by the
+ * previous image, or (from a release that did not carry them) our own. */
+static int restore_image(struct master *m, const struct handoff_master_state *st,
+                         char *why, size_t whylen)
+{
+    if (st->exe[0] != '\0')
+        snprintf(m->exe, sizeof(m->exe), "%s", st->exe);
+    if (st->image_fd >= 0 ? proxy_image_adopt(&m->image, st->image_fd, why, whylen)
+                          : proxy_image_open_self(&m->image, why, whylen))
+        return -1;
+    if (proxy_image_dup(&m->serving, &m->image) != 0) {
+        snprintf(why, whylen, "image descriptor: %s", strerror(errno));
+        return -1;
     }
     return 0;
 }
 
 int proxy_master_restore(struct master *m, int state_fd, char *why, size_t whylen)
 {
-    struct handoff_master_state *st = NULL;
-    struct handoff_in in;
-    char err[CONF_ERR_MAX * 4];
+    struct handoff_master_state *st = calloc(1, sizeof(*st));
     uint8_t *buf = NULL;
-    size_t len;
     int rc = -1;
 
-    memset(&in, 0, sizeof(in));
-    if (read_state(state_fd, &buf, &len, why, whylen) != 0)
-        goto out;
-    if (handoff_hdr_decode(buf, &in.hdr, why, whylen) != 0)
-        goto out;
-    if (in.hdr.len != len - HANDOFF_HDR_LEN) {
-        snprintf(why, whylen, "state of %zu bytes, header says %u", len - HANDOFF_HDR_LEN,
-                 (unsigned)in.hdr.len);
+    if (st == NULL) {
+        snprintf(why, whylen, "out of memory");
         goto out;
     }
-    in.payload = buf + HANDOFF_HDR_LEN;
-    st = calloc(1, sizeof(*st));
-    if (st == NULL || handoff_decode_master_state(&in, st, why, whylen) != 0)
+    if (state_load(state_fd, &buf, st, &m->text, &m->conf, why, whylen) != 0)
         goto out;
-    m->text = proxy_memdup_str(st->text, st->textlen);
-    if (m->text == NULL || conf_load_text(st->path, m->text, &m->conf, err, sizeof(err)) != 0) {
-        snprintf(why, whylen, "running configuration rejected by the new binary: %.400s", err);
-        goto out;
-    }
     m->start_ms = st->start_ms;
     m->tickets = st->tickets;   /* clients keep resuming across the upgrade */
     m->last_gen = st->last_gen;
@@ -355,7 +430,8 @@ int proxy_master_restore(struct master *m, int state_fd, char *why, size_t whyle
         snprintf(why, whylen, "control socket fd %d: %s", m->ctl_fd, strerror(errno));
         goto out;
     }
-    if (restore_socks(m, st, why, whylen) != 0 || restore_gens(m, st) != 0)
+    if (restore_image(m, st, why, whylen) != 0 || restore_socks(m, st, why, whylen) != 0 ||
+        restore_gens(m, st) != 0)
         goto out;
     if (st->reply_fd >= 0) {
         struct master_ctl *c;
@@ -370,6 +446,8 @@ int proxy_master_restore(struct master *m, int state_fd, char *why, size_t whyle
 out:
     if (state_fd >= 0)
         close(state_fd);
+    if (st != NULL)
+        OPENSSL_cleanse(&st->tickets, sizeof(st->tickets));
     free(st);
     free(buf);
     return rc;

@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "message.h"
 #include "activation.h"
+#include "image.h"
 
 #define STATUS_TIMEOUT_MS     2000
 
@@ -41,7 +42,8 @@ struct master_gen {
     char                    version[HANDOFF_VERSION_MAX];
     char                    failure[HANDOFF_REASON_MAX];
     struct handoff_status  *status;      /* last STATUS received */
-    uint64_t                timeout_ms;  /* to become ready */
+    uint64_t                timeout_ms;  /* to become ready, or to exit once draining */
+    uint64_t                drain_deadline_ms; /* monotonic; kept across re-exec */
 };
 
 /* A listening socket.  During a reload a socket can belong to the running
@@ -91,7 +93,10 @@ struct master {
     uint64_t           start_ms, last_spawn_ms;
     unsigned           fast_crashes;
     uint32_t           status_seq;
-    struct stat        exe_st;       /* the binary this image was started from */
+    /* Executables, held open: what this master runs, what the serving
+     * generation runs (crash replacements start from it; a binary upgrade
+     * re-executes the master from it), and what a reload is trying. */
+    struct proxy_image image, serving, next_image;
     int                reexec_pending; /* a new binary is ready: exec it once the channels drain */
     struct event      *reexec_timer;
     char               reexec_reply[HANDOFF_REASON_MAX]; /* for the reload client */
@@ -110,6 +115,8 @@ void proxy_master_gen_send(struct master_gen *g, struct handoff_msg *m);
 /* A draining generation not gone DRAIN_GRACE_MS after drain_timeout is killed. */
 #define DRAIN_GRACE_MS 10000u
 void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms);
+/* The same deadline at a given monotonic time (carried across re-exec). */
+void proxy_master_gen_drain_deadline_at(struct master_gen *g, uint64_t at_ms);
 struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t pid, int fd,
                                           enum gen_state state);
 void proxy_master_stop(struct master *m, int graceful);
@@ -126,7 +133,6 @@ void proxy_master_ctl_flush_now(struct master_ctl *c);
 void proxy_master_status_reply(struct master_ctl *c);
 
 /* master_exec.c */
-int  proxy_master_binary_changed(const struct master *m);
 void proxy_master_reexec(struct master *m);
 int  proxy_master_restore(struct master *m, int state_fd, char *why, size_t whylen);
 void proxy_master_unblock_signals(void);

@@ -12,25 +12,30 @@
 
 int proxy_process_self_exe(char *buf, size_t len)
 {
+    static const char deleted[] = " (deleted)";
     ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    size_t dl = sizeof(deleted) - 1;
 
     if (n < 0 || (size_t)n >= len - 1)
         return -1;
     buf[n] = '\0';
+    /* The file we run was replaced at its path: the path is still where
+     * new binaries are installed. */
+    if ((size_t)n > dl && strcmp(buf + n - dl, deleted) == 0)
+        buf[n - dl] = '\0';
     return 0;
 }
 
-int proxy_process_spawn_worker(const char *exe, int channel_fd, pid_t *pid,
-                               char *why, size_t whylen)
+/* Forks a child that execs the image with argv, with every signal blocked
+ * from before fork until the child has reset the master's handlers: a
+ * signal meant for the child must never run the master's handler there
+ * (libevent's would report it to the master).  keep_fd stays open in it. */
+static int spawn_image(const struct proxy_image *img, char *const argv[], int keep_fd,
+                       pid_t *pid, char *why, size_t whylen)
 {
     sigset_t all, saved;
-    char fdarg[16];
     pid_t child;
 
-    snprintf(fdarg, sizeof(fdarg), "%d", channel_fd);
-    /* Signals stay blocked from before fork until the child has reset the
-     * master's handlers: a signal meant for the child must never run the
-     * master's handler there (libevent's would report it to the master). */
     sigfillset(&all);
     if (sigprocmask(SIG_SETMASK, &all, &saved) != 0) {
         snprintf(why, whylen, "sigprocmask: %s", strerror(errno));
@@ -46,22 +51,67 @@ int proxy_process_spawn_worker(const char *exe, int channel_fd, pid_t *pid,
         static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR2, SIGCHLD,
                                     SIGPIPE };
         sigset_t none;
-        char *const argv[] = { (char *)exe, (char *)"--worker", fdarg, NULL };
 
-        /* The worker starts from a clean signal state whatever the master had. */
+        /* The child starts from a clean signal state whatever the master had. */
         for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
             signal(sigs[i], SIG_DFL);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (proxy_set_cloexec(channel_fd, 0) != 0)
+        if (proxy_set_cloexec(keep_fd, 0) != 0)
             _exit(126);
-        execv(exe, argv);
-        dprintf(STDERR_FILENO, "baton: cannot execute worker %s: %s\n", exe, strerror(errno));
+        proxy_image_exec(img, argv, 0);
+        dprintf(STDERR_FILENO, "baton: cannot execute %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     sigprocmask(SIG_SETMASK, &saved, NULL);
     *pid = child;
     return 0;
+}
+
+int proxy_process_spawn_worker(const struct proxy_image *img, const char *argv0,
+                               int channel_fd, pid_t *pid, char *why, size_t whylen)
+{
+    char fdarg[16];
+    char *const argv[] = { (char *)argv0, (char *)"--worker", fdarg, NULL };
+
+    snprintf(fdarg, sizeof(fdarg), "%d", channel_fd);
+    return spawn_image(img, argv, channel_fd, pid, why, whylen);
+}
+
+#define CHECK_POLL_MS 5
+
+int proxy_process_check_state(const struct proxy_image *img, const char *argv0, int state_fd,
+                              uint64_t timeout_ms, char *why, size_t whylen)
+{
+    char fdarg[16];
+    char *const argv[] = { (char *)argv0, (char *)"--check-master-state", fdarg, NULL };
+    uint64_t deadline = proxy_now_ms() + timeout_ms;
+    pid_t pid, r;
+    int status;
+
+    snprintf(fdarg, sizeof(fdarg), "%d", state_fd);
+    if (spawn_image(img, argv, state_fd, &pid, why, whylen) != 0)
+        return -1;
+    /* A short, bounded wait: the check only parses.  Waiting for this pid
+     * alone leaves the workers' exits to the master's SIGCHLD handler. */
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && proxy_now_ms() < deadline)
+        usleep(CHECK_POLL_MS * 1000);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        snprintf(why, whylen, "it did not answer within %llu ms",
+                 (unsigned long long)timeout_ms);
+        return -1;
+    }
+    if (r < 0) {
+        snprintf(why, whylen, "waitpid: %s", strerror(errno));
+        return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    proxy_process_describe_status(status, why, whylen);
+    return -1;
 }
 
 void proxy_process_describe_status(int status, char *buf, size_t len)
