@@ -1,0 +1,127 @@
+"""Upgrades across releases: the previous release (tests/previous-release,
+built from this repository's history by tools/build-previous.sh) is upgraded
+in place to this tree and back, with live traffic.  Going up, the master
+follows the new binary.  Going back, the old release serves as the worker,
+but it cannot resume this master's state (it does not know the dry run), so
+the master keeps the newer binary: never a master that cannot resume."""
+
+import os
+import subprocess
+import threading
+import time
+import unittest
+
+from baton_harness import (BATON_BIN, BATON_SOURCE_DIR, binary_version, connect,
+                           install_binary, pseudo_random, start_baton_command)
+from test_upgrade import UpgradeBase, echo_ok, echo_once
+
+PREVIOUS_DIR = os.environ.get("BATON_PREVIOUS_DIR", "")
+
+
+def build_previous():
+    """Path of the previous release's binary, built (once) by the project
+    script; raises SkipTest only when the clone has no history."""
+    script = os.path.join(BATON_SOURCE_DIR, "tools", "build-previous.sh")
+    r = subprocess.run([script, PREVIOUS_DIR], capture_output=True, text=True, timeout=900)
+    if r.returncode == 3:
+        raise unittest.SkipTest(r.stderr.strip())
+    if r.returncode != 0:
+        raise AssertionError("building the previous release failed:\n" + r.stderr)
+    return r.stdout.strip().splitlines()[-1]
+
+
+class Traffic:
+    """Short echo connections, one after another, until stopped (bounded
+    by `limit` seconds); every failure is recorded."""
+
+    def __init__(self, addr, limit=120):
+        self.addr, self.limit = addr, limit
+        self.ok, self.failures = 0, []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        end = time.monotonic() + self.limit
+        n = 0
+        while not self.stopping.is_set() and time.monotonic() < end:
+            msg = pseudo_random(512 + n % 4096, seed=b"x%d" % n)
+            try:
+                got = echo_once(self.addr, msg)
+                if got != msg:
+                    self.failures.append("connection %d: %d bytes back, expected %d"
+                                         % (n, len(got), len(msg)))
+                else:
+                    self.ok += 1
+            except OSError as e:
+                self.failures.append("connection %d: %s" % (n, e))
+            n += 1
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(30)
+        return self.ok, self.failures
+
+
+class CrossVersionTest(UpgradeBase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not PREVIOUS_DIR:
+            raise unittest.SkipTest("BATON_PREVIOUS_DIR not set (run through ctest)")
+        cls.previous = build_previous()
+
+    def test_previous_release_up_and_back(self):
+        v_prev, v_cur = binary_version(self.previous), binary_version(BATON_BIN)
+        self.assertNotEqual(v_prev, v_cur, "the previous release must report another version")
+        echo = self.echo_server()
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir, exist_ok=True)
+        exe = os.path.join(bindir, "baton")
+        install_binary(self.previous, exe)
+        cfg = self.make_config([echo], glob={"drain_timeout": "120s"})
+        b = start_baton_command(self, cfg, binary=exe)
+        addr = b.listener_addr("web")
+        self.assertEqual(b.status()["baton"].get("version"), v_prev)
+        held = connect(addr)
+        self.addCleanup(held.close)
+        self.assertTrue(echo_ok(held, b"held across both upgrades"))
+        traffic = Traffic(addr)
+        try:
+            # Up: the previous master re-executes into this tree's binary.
+            install_binary(BATON_BIN, exe)
+            _, _, out = self.reload_ok(b)
+            self.assertRegex(out, r"(?m)^master pid %d now runs baton %s$"
+                             % (b.pid, v_cur.replace(".", r"\.")))
+            st = b.status()
+            self.assertEqual(st["baton"].get("version"), v_cur)
+            self.assertTrue(echo_ok(held, b"after the upgrade"))
+            # Back: the old release serves as the worker; the master stays.
+            install_binary(self.previous, exe)
+            mark = b.mark()
+            r = b.ctl("reload", timeout=60)
+            self.assertEqual(r.returncode, 0, "reload: %r %r" % (r.stdout, r.stderr))
+            self.assertRegex(r.stdout, r"^reloaded: generation \d+ worker pid \d+ "
+                             r"\(the master kept its old binary\)$")
+            b.wait_for_log(r"^master: the new binary cannot resume this master \(dry run: ",
+                           start=mark)
+            st = b.status()
+            self.assertEqual(st["baton"].get("version"), v_cur)
+            active = [w for w in st["worker"] if w.get("state") == "active"]
+            self.assertEqual([w["version"] for w in active], [v_prev])
+            self.assertTrue(echo_ok(held, b"after going back"))
+            # And up again.
+            install_binary(BATON_BIN, exe)
+            self.reload_ok(b)
+            active = [w for w in b.status()["worker"] if w.get("state") == "active"]
+            self.assertEqual([w["version"] for w in active], [v_cur])
+        finally:
+            ok, failures = traffic.stop()
+        self.assertEqual(failures, [], "failed connections during the upgrades")
+        self.assertGreater(ok, 0)
+        self.assertTrue(echo_ok(held, b"last words"))
+
+
+if __name__ == "__main__":
+    unittest.main()
