@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "connection.h"
 #include "listener.h"
 #include "log.h"
+#include "logsafe.h"
 #include "parse.h"
 #include "tls.h"
 #include "worker.h"
@@ -31,45 +33,62 @@ int proxy_accesslog_open(const char *target, char *why, size_t whylen)
     return fd;
 }
 
+/* Appends to the line being built; a field that does not fit is cut (the
+ * line is still written, with its newline). */
+static void line_add(char *line, size_t size, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void line_add(char *line, size_t size, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    int m;
+
+    va_start(ap, fmt);
+    m = vsnprintf(line + *n, size - *n, fmt, ap);
+    va_end(ap);
+    if (m > 0)
+        *n += (size_t)m < size - *n ? (size_t)m : size - *n - 1;
+}
+
+/* SNI, ALPN and the client certificate's subject come from the client:
+ * each is escaped as one field, so none can add a field or a line. */
+static void tls_fields(char *line, size_t size, size_t *n, const struct proxy_conn *c)
+{
+    const struct proxy_tls *t = c->client.tls;
+    char sni[PROXY_LOGSAFE_BUF], alpn[PROXY_LOGSAFE_BUF], subject[1024], cert[512];
+
+    line_add(line, size, n, " sni=%s alpn=%s tls=%s resumed=%d",
+             proxy_logsafe(sni, sizeof(sni), c->sni, PROXY_LOGSAFE_FIELD),
+             proxy_logsafe(alpn, sizeof(alpn), c->alpn, PROXY_LOGSAFE_FIELD),
+             t && t->handshake_done ? proxy_tls_version(t) : "-",
+             t && t->handshake_done ? proxy_tls_resumed(t) : 0);
+    if (c->listener->conf->verify_client == CONF_VERIFY_OFF)
+        return;
+    if (t == NULL || !t->handshake_done || proxy_tls_peer_subject(t, subject, sizeof(subject)) != 0)
+        line_add(line, size, n, " client_cert=-");
+    else
+        line_add(line, size, n, " client_cert=%s",
+                 proxy_logsafe(cert, sizeof(cert), subject, PROXY_LOGSAFE_FIELD));
+}
+
 void proxy_accesslog_write(struct proxy_worker *w, const struct proxy_conn *c, uint64_t now_ms)
 {
-    char line[1536], client[80];
-    size_t n;
-    int m;
+    char line[PROXY_LOG_LINE_MAX], client[80];
+    size_t n = 0;
 
     if (w->access_fd < 0)
         return;
     conf_format_sockaddr(&c->peer, c->peerlen, client, sizeof(client));
-    n = proxy_log_prefix(line, sizeof(line));
-    m = snprintf(line + n, sizeof(line) - n,
-                 "info: access client=%s listener=%s backend=%s server=%s bytes_in=%" PRIu64
-                 " bytes_out=%" PRIu64 " duration_ms=%" PRIu64 " end=%s",
-                 client, c->listener->conf->name,
-                 (c->backend != NULL ? c->backend : c->listener->backend)->conf->name,
-                 c->connected && c->server != NULL ? c->server->conf->name : "-",
-                 c->up.bytes, c->down.bytes, now_ms - c->start_ms, proxy_end_name(c->end));
-    if (m < 0)
-        return;
-    n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;
-    if (c->listener->conf->tls != CONF_TLS_OFF) {
-        const struct proxy_tls *t = c->client.tls;
-
-        m = snprintf(line + n, sizeof(line) - n, " sni=%s alpn=%s tls=%s resumed=%d",
-                     c->sni ? c->sni : "-", c->alpn ? c->alpn : "-",
-                     t && t->handshake_done ? proxy_tls_version(t) : "-",
-                     t && t->handshake_done ? proxy_tls_resumed(t) : 0);
-        if (m < 0)
-            return;
-        n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;
-    }
-    /* A line is never left without its newline, even if something was cut. */
-    if (n >= sizeof(line) - 1)
-        n = sizeof(line) - 2;
-    m = snprintf(line + n, sizeof(line) - n, "\n");
-    if (m < 0)
-        return;
-    n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;
+    line_add(line, sizeof(line), &n,
+             "access client=%s listener=%s backend=%s server=%s bytes_in=%" PRIu64
+             " bytes_out=%" PRIu64 " duration_ms=%" PRIu64 " end=%s",
+             client, c->listener->conf->name,
+             (c->backend != NULL ? c->backend : c->listener->backend)->conf->name,
+             c->connected && c->server != NULL ? c->server->conf->name : "-",
+             c->up.bytes, c->down.bytes, now_ms - c->start_ms, proxy_end_name(c->end));
+    if (c->listener->conf->tls != CONF_TLS_OFF)
+        tls_fields(line, sizeof(line), &n, c);
     /* One write per line: O_APPEND keeps lines of all threads whole. */
-    if (write(w->access_fd, line, n) < 0)
+    if (proxy_log_write(w->access_fd, "info", line) != 0)
         proxy_log_debug("access log write: %s", strerror(errno));
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logsafe.h"
 #include "netutil.h"
 #include "parse.h"
 
@@ -67,6 +68,7 @@ void proxy_activation_collect(struct proxy_activated **out, size_t *n)
         struct proxy_activated *s = &a[*n];
         int fd = PROXY_ACTIVATION_FIRST_FD + (int)i, listening = 0;
         socklen_t optlen = sizeof(listening);
+        char safe[PROXY_LOGSAFE_BUF];
 
         s->len = sizeof(s->ss);
         fd_name(names, i, s->name, sizeof(s->name));
@@ -74,7 +76,8 @@ void proxy_activation_collect(struct proxy_activated **out, size_t *n)
             getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || !listening ||
             (s->ss.ss_family != AF_INET && s->ss.ss_family != AF_INET6)) {
             proxy_log_warn("passed descriptor %d (%s) is not a listening TCP socket; closing it",
-                           fd, s->name[0] ? s->name : "unnamed");
+                           fd, s->name[0] ? proxy_logsafe(safe, sizeof(safe), s->name,
+                                                          PROXY_LOGSAFE_TEXT) : "unnamed");
             close(fd);
             continue;
         }
@@ -118,13 +121,14 @@ int proxy_activation_take(struct proxy_activated *a, size_t n, const struct conf
 void proxy_activation_close_unused(struct proxy_activated **a, size_t *n)
 {
     for (size_t i = 0; *a != NULL && i < *n; i++) {
-        char addr[80];
+        char addr[80], safe[PROXY_LOGSAFE_BUF];
 
         if ((*a)[i].used)
             continue;
         conf_format_sockaddr(&(*a)[i].ss, (*a)[i].len, addr, sizeof(addr));
         proxy_log_warn("passed socket %s (%s) matches no configured bind; closing it", addr,
-                       (*a)[i].name[0] ? (*a)[i].name : "unnamed");
+                       (*a)[i].name[0] ? proxy_logsafe(safe, sizeof(safe), (*a)[i].name,
+                                                       PROXY_LOGSAFE_TEXT) : "unnamed");
         close((*a)[i].fd);
     }
     free(*a);

@@ -26,6 +26,7 @@
 #include "clienthello.h"
 #include "listener.h"
 #include "log.h"
+#include "logsafe.h"
 #include "loop.h"
 #include "netutil.h"
 #include "parse.h"
@@ -122,13 +123,17 @@ static void prefix_drop(struct proxy_conn *c, size_t n)
     }
 }
 
-static void conn_reject(struct proxy_conn *c, enum proxy_end why, const char *what,
-                        const char *reason)
+/* A refused client: one line per kind of refusal, rate-limited (a flood
+ * of bad clients must not flood the log).  The reason can quote what the
+ * client sent (OpenSSL's, the parsers'), so it is escaped. */
+static void conn_reject(struct proxy_conn *c, enum proxy_end why, enum proxy_log_kind kind,
+                        const char *what, const char *reason)
 {
-    char client[80];
+    char client[80], safe[PROXY_LOGSAFE_BUF];
 
-    proxy_log_warn("listener %s: %s from %s: %s", c->listener->conf->name, what,
-                   conn_client(c, client, sizeof(client)), reason);
+    proxy_log_limited(kind, "listener %s: %s from %s: %s", c->listener->conf->name, what,
+                      conn_client(c, client, sizeof(client)),
+                      proxy_logsafe(safe, sizeof(safe), reason, PROXY_LOGSAFE_TEXT));
     proxy_conn_close(c, why);
 }
 
@@ -142,7 +147,7 @@ static void read_proxy_header(struct proxy_conn *c)
     if (n == -2)
         return;
     if (n <= 0) {
-        conn_reject(c, PROXY_END_BAD_REQUEST, "PROXY header",
+        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_PROXY_HEADER, "PROXY header",
                     n == 0 ? "connection closed before a complete header" : "read failed or "
                     "header too long");
         return;
@@ -151,7 +156,7 @@ static void read_proxy_header(struct proxy_conn *c)
     case PROXY_PP_NEED_MORE:
         return;
     case PROXY_PP_INVALID:
-        conn_reject(c, PROXY_END_BAD_REQUEST, "bad PROXY header", why);
+        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_PROXY_HEADER, "bad PROXY header", why);
         return;
     case PROXY_PP_OK:
         break;
@@ -214,7 +219,8 @@ static void parse_client_hello(struct proxy_conn *c)
         return;
     case PROXY_HELLO_INVALID:
         free(h);
-        conn_reject(c, PROXY_END_BAD_REQUEST, "not a TLS ClientHello", why);
+        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_CLIENT_HELLO, "not a TLS ClientHello",
+                    why);
         return;
     case PROXY_HELLO_OK:
         break;
@@ -234,7 +240,7 @@ static void read_client_hello(struct proxy_conn *c)
     if (n == -2)
         return;
     if (n <= 0) {
-        conn_reject(c, PROXY_END_BAD_REQUEST, "ClientHello",
+        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_CLIENT_HELLO, "ClientHello",
                     n == 0 ? "connection closed before a complete ClientHello"
                            : "read failed or ClientHello too long");
         return;
@@ -247,7 +253,7 @@ static void read_client_hello(struct proxy_conn *c)
 static void handshake_failed(struct proxy_conn *c, const char *reason)
 {
     atomic_fetch_add_explicit(&c->loop->worker->tls_failures, 1, memory_order_relaxed);
-    conn_reject(c, PROXY_END_HANDSHAKE_FAILED, "TLS handshake", reason);
+    conn_reject(c, PROXY_END_HANDSHAKE_FAILED, PROXY_LOGK_HANDSHAKE, "TLS handshake", reason);
 }
 
 /* Receives raw bytes for a TLS side; 1 fed, 0 nothing there, -1 EOF or
@@ -278,13 +284,14 @@ static void client_handshake(struct proxy_conn *c)
 {
     char why[256], alpn[256];
     int r = tls_receive(c, &c->client, why, sizeof(why));
-    char client[80];
+    char client[80], safe[PROXY_LOGSAFE_BUF];
 
     if (r < 0 && c->client.tls->raw_in == 0) {
         /* Closed without sending a byte (a load balancer's TCP check, a
          * port scan): no handshake was attempted, so no warning or count. */
         proxy_log_debug("listener %s: %s closed before a ClientHello (%s)",
-                        c->listener->conf->name, conn_client(c, client, sizeof(client)), why);
+                        c->listener->conf->name, conn_client(c, client, sizeof(client)),
+                        proxy_logsafe(safe, sizeof(safe), why, PROXY_LOGSAFE_TEXT));
         proxy_conn_close(c, PROXY_END_HANDSHAKE_FAILED);
         return;
     }
@@ -413,13 +420,16 @@ static void upstream_discard(struct proxy_conn *c)
 
 static void connect_failed(struct proxy_conn *c, const char *reason)
 {
-    char client[80];
+    char client[80], safe[PROXY_LOGSAFE_BUF];
 
     atomic_fetch_add_explicit(&c->server->failures, 1, memory_order_relaxed);
     proxy_server_failed(c->server);
-    proxy_log_warn("backend %s: connect to server %s (%s) failed: %s (client %s)",
-                   c->backend->conf->name, c->server->conf->name,
-                   c->server->conf->addr.text, reason, conn_client(c, client, sizeof(client)));
+    /* The reason can come from the server (its TLS alerts, certificate). */
+    proxy_log_limited(PROXY_LOGK_CONNECT, "backend %s: connect to server %s (%s) failed: %s "
+                      "(client %s)", c->backend->conf->name, c->server->conf->name,
+                      c->server->conf->addr.text,
+                      proxy_logsafe(safe, sizeof(safe), reason, PROXY_LOGSAFE_TEXT),
+                      conn_client(c, client, sizeof(client)));
     upstream_discard(c);
     evtimer_del(&c->timer);
     conn_connect_next(c);
@@ -590,10 +600,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         handshake_failed(c, "handshake timeout");
         return;
     case PROXY_CONN_PROXY_HEADER:
-        conn_reject(c, PROXY_END_BAD_REQUEST, "PROXY header", "timeout");
+        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_PROXY_HEADER, "PROXY header", "timeout");
         return;
     case PROXY_CONN_CLIENT_HELLO:
-        conn_reject(c, PROXY_END_BAD_REQUEST, "ClientHello", "timeout");
+        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_CLIENT_HELLO, "ClientHello", "timeout");
         return;
     default:
         break;
@@ -671,9 +681,9 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         if (e == EADDRNOTAVAIL || e == ENOBUFS || e == ENOMEM || e == EAGAIN) {
             /* Out of local ports or kernel memory: no fault of the server,
              * whose health must not suffer for it. */
-            proxy_log_error("backend %s: connect to server %s (%s): %s (a local limit, "
-                            "not counted against the server)", c->backend->conf->name,
-                            s->conf->name, a->text, strerror(e));
+            proxy_log_limited(PROXY_LOGK_LOCAL_LIMIT, "backend %s: connect to server %s (%s): "
+                              "%s (a local limit, not counted against the server)",
+                              c->backend->conf->name, s->conf->name, a->text, strerror(e));
             upstream_discard(c);
             return -1;
         }
@@ -703,10 +713,11 @@ static void conn_connect_next(struct proxy_conn *c)
             return;
         }
     }
-    proxy_log_warn("listener %s: no server of backend %s could be connected after %u "
-                   "attempt(s)%s; closing client %s", c->listener->conf->name, b->conf->name,
-                   c->ntried, proxy_backend_all_down(b) ? " (all servers are down)" : "",
-                   conn_client(c, client, sizeof(client)));
+    proxy_log_limited(PROXY_LOGK_NO_SERVER, "listener %s: no server of backend %s could be "
+                      "connected after %u attempt(s)%s; closing client %s",
+                      c->listener->conf->name, b->conf->name, c->ntried,
+                      proxy_backend_all_down(b) ? " (all servers are down)" : "",
+                      conn_client(c, client, sizeof(client)));
     proxy_conn_close(c, PROXY_END_CONNECT_FAILED);
 }
 

@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "logsafe.h"
 #include "netutil.h"
 #include "proxyproto.h"
 #include "tls.h"
@@ -65,8 +66,12 @@ static void probe_done(struct probe *p, int ok, const char *why)
     if (ok) {
         proxy_server_check_ok(p->s);
     } else {
+        char safe[PROXY_LOGSAFE_BUF];
+
+        /* The reason can come from the server (its TLS alerts). */
         proxy_log_debug("backend %s: check of server %s failed: %s", p->b->conf->name,
-                        p->s->conf->name, why);
+                        p->s->conf->name, proxy_logsafe(safe, sizeof(safe), why,
+                                                        PROXY_LOGSAFE_TEXT));
         proxy_server_failed(p->s);
     }
     tv_ms(&tv, p->b->conf->check_interval_ms);

@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "control.h"
 #include "log.h"
+#include "logsafe.h"
 #include "master.h"
 #include "tls.h"
 #include "worker.h"
@@ -39,22 +40,24 @@ static void usage(FILE *out)
             "The default configuration file is %s.\n", CONF_DEFAULT_PATH);
 }
 
-/* Loads and validates; prints every error.  Returns 0 or -1. */
+/* Loads and validates; prints every error (values from the file escaped,
+ * one line each).  Returns 0 or -1. */
 static int load_config(const char *path, int explicit_path, struct conf *c, char **text)
 {
-    static char err[CONF_ERR_MAX * 32];
+    static char raw[CONF_ERR_MAX * 32], err[CONF_ERR_MAX * 32];
     size_t len;
 
-    *text = conf_read_file(path, &len, err, sizeof(err));
+    *text = conf_read_file(path, &len, raw, sizeof(raw));
     if (*text == NULL) {
+        proxy_logsafe(err, sizeof(err), raw, PROXY_LOGSAFE_LINES);
         fprintf(stderr, "%s%s", err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
         if (!explicit_path)
             fprintf(stderr, "baton: no -c given, tried the default %s\n", path);
         return -1;
     }
-    if (conf_load_text(path, *text, c, err, sizeof(err)) != 0 ||
-        proxy_tls_check_conf(c, err, sizeof(err)) != 0) {
-        fputs(err, stderr);
+    if (conf_load_text(path, *text, c, raw, sizeof(raw)) != 0 ||
+        proxy_tls_check_conf(c, raw, sizeof(raw)) != 0) {
+        fputs(proxy_logsafe(err, sizeof(err), raw, PROXY_LOGSAFE_LINES), stderr);
         if (err[0] && err[strlen(err) - 1] != '\n')
             fputc('\n', stderr);
         conf_free(c);

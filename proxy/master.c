@@ -29,6 +29,7 @@
 #include "control.h"
 #include "master_int.h"
 #include "log.h"
+#include "logsafe.h"
 #include "message.h"
 #include "netutil.h"
 #include "notify.h"
@@ -417,7 +418,8 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
             kill(g->pid, SIGKILL);
             return;
         }
-        memcpy(g->version, hello.version, sizeof(g->version));
+        /* Shown by `status` as a field: escaped as one, whatever it sent. */
+        proxy_logsafe(g->version, sizeof(g->version), hello.version, PROXY_LOGSAFE_FIELD);
         gen_send_setup(g);
         return;
     case HANDOFF_READY:
@@ -429,7 +431,8 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
     case HANDOFF_FAILED:
         if (handoff_decode_failed(in, &failed, why, sizeof(why)) != 0)
             snprintf(failed.reason, sizeof(failed.reason), "(unreadable reason: %s)", why);
-        memcpy(g->failure, failed.reason, sizeof(g->failure));
+        /* Logged and told to the reload client: escaped once, here. */
+        proxy_logsafe(g->failure, sizeof(g->failure), failed.reason, PROXY_LOGSAFE_TEXT);
         proxy_log_error("worker %ld generation %u failed to start: %s", (long)g->pid, g->id,
                         g->failure);
         return;
@@ -730,9 +733,7 @@ void proxy_master_stop(struct master *m, int graceful)
         event_base_loopbreak(m->base);
 }
 
-/* Starts a reload; returns 0 if a new generation is starting, or -1 with
- * why (nothing changed). */
-int proxy_master_reload(struct master *m, char *why, size_t n)
+static int reload_start(struct master *m, char *why, size_t n)
 {
     char err[CONF_ERR_MAX * 4];
     char *text;
@@ -799,6 +800,19 @@ int proxy_master_reload(struct master *m, char *why, size_t n)
     return m->upgrading != NULL ? 0 : (snprintf(why, n, "cannot start a worker"), -1);
 }
 
+/* Starts a reload; returns 0 if a new generation is starting, or -1 with
+ * why (nothing changed): one line per problem, values from the file
+ * escaped (they reach the log and the reload client's terminal). */
+int proxy_master_reload(struct master *m, char *why, size_t n)
+{
+    char raw[CONF_ERR_MAX * 8];
+
+    if (reload_start(m, raw, sizeof(raw)) == 0)
+        return 0;
+    proxy_logsafe(why, n, raw, PROXY_LOGSAFE_LINES);
+    return -1;
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct master *m = arg;
@@ -819,7 +833,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     case SIGUSR2:
         proxy_log_info("master: %s: reloading", sig == SIGHUP ? "SIGHUP" : "SIGUSR2");
         if (proxy_master_reload(m, why, sizeof(why)) != 0)
-            proxy_log_error("reload refused: %s", why);
+            proxy_log_text(CONF_LOG_ERROR, "reload refused: ", why);
         break;
     default:
         break;

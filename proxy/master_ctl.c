@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "log.h"
+#include "logsafe.h"
 #include "master_int.h"
 #include "netutil.h"
 
@@ -99,13 +100,17 @@ void proxy_master_status_reply(struct master_ctl *c)
 {
     struct master *m = c->m;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    char path[CONF_PATH_MAX], exe[PATH_MAX];
 
     if (c->timer != NULL)
         evtimer_del(c->timer);
     evbuffer_add_printf(out, "OK\nbaton version=%s\n", BATON_VERSION);
+    /* Paths are fields here: a space or a newline in one must not make
+     * another field or line.  Worker versions were escaped on arrival. */
     evbuffer_add_printf(out, "master pid=%ld uptime=%" PRIu64 "s config=%s binary=%s\n",
-                        (long)getpid(), (proxy_now_ms() - m->start_ms) / 1000, m->conf.path,
-                        m->exe);
+                        (long)getpid(), (proxy_now_ms() - m->start_ms) / 1000,
+                        proxy_logsafe(path, sizeof(path), m->conf.path, PROXY_LOGSAFE_FIELD),
+                        proxy_logsafe(exe, sizeof(exe), m->exe, PROXY_LOGSAFE_FIELD));
     for (struct master_gen *g = m->gens; g != NULL; g = g->next) {
         const struct handoff_status *st = g->status;
 
@@ -196,15 +201,17 @@ static void ctl_command(struct master_ctl *c, const char *cmd)
         proxy_master_stop(m, 1);
     } else if (strcmp(cmd, "reload") == 0) {
         if (proxy_master_reload(m, why, sizeof(why)) != 0) {
-            proxy_log_error("reload refused: %s", why);
+            proxy_log_text(CONF_LOG_ERROR, "reload refused: ", why);
             proxy_master_ctl_reply(c, 0, "reload refused: %s\n", why);
         } else {
             c->state = CTL_WAITING;
             m->reload_ctl = c;
         }
     } else {
-        proxy_master_ctl_reply(c, 0, "unknown command '%.40s' (expected status, stop, quit or reload)\n",
-                  cmd);
+        char safe[48];
+
+        proxy_master_ctl_reply(c, 0, "unknown command '%s' (expected status, stop, quit or reload)\n",
+                  proxy_logsafe(safe, sizeof(safe), cmd, PROXY_LOGSAFE_TEXT));
     }
 }
 

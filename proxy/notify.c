@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logsafe.h"
 
 static char notify_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
@@ -22,7 +23,10 @@ void proxy_notify_init(void)
     if (p == NULL || p[0] == '\0')
         return;
     if ((p[0] != '/' && p[0] != '@') || strlen(p) >= sizeof(notify_path)) {
-        proxy_log_warn("NOTIFY_SOCKET '%s' is not a usable socket path; not notifying", p);
+        char safe[PROXY_LOGSAFE_BUF];
+
+        proxy_log_warn("NOTIFY_SOCKET '%s' is not a usable socket path; not notifying",
+                       proxy_logsafe(safe, sizeof(safe), p, PROXY_LOGSAFE_TEXT));
         return;
     }
     memcpy(notify_path, p, strlen(p) + 1);

@@ -120,5 +120,8 @@ void proxy_tls_alpn(const struct proxy_tls *t, char *buf, size_t n);
 const char *proxy_tls_version(const struct proxy_tls *t);
 const char *proxy_tls_cipher(const struct proxy_tls *t);
 int  proxy_tls_resumed(const struct proxy_tls *t);
+/* The client certificate's subject (RFC 2253 form, its bytes unescaped),
+ * into buf; -1 if there is none. */
+int  proxy_tls_peer_subject(const struct proxy_tls *t, char *buf, size_t n);
 
 #endif

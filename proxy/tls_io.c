@@ -13,6 +13,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "log.h"
 
@@ -490,4 +492,26 @@ const char *proxy_tls_cipher(const struct proxy_tls *t)
 int proxy_tls_resumed(const struct proxy_tls *t)
 {
     return SSL_session_reused(t->ssl);
+}
+
+int proxy_tls_peer_subject(const struct proxy_tls *t, char *buf, size_t n)
+{
+    /* RFC 2253 order and separators, special characters escaped the RFC
+     * 2253 way, but bytes as they are: the log escapes those itself. */
+    const unsigned long flags = XN_FLAG_RFC2253 & ~(ASN1_STRFLGS_ESC_CTRL | ASN1_STRFLGS_ESC_MSB);
+    X509 *x = SSL_get0_peer_certificate(t->ssl);
+    BIO *mem;
+    int len;
+
+    if (x == NULL || n == 0 || (mem = BIO_new(BIO_s_mem())) == NULL)
+        return -1;
+    if (X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, flags) < 0 ||
+        (len = BIO_read(mem, buf, (int)(n - 1 < INT_MAX ? n - 1 : INT_MAX))) < 0)
+        len = -1;
+    BIO_free(mem);
+    ERR_clear_error();
+    if (len < 0)
+        return -1;
+    buf[len] = '\0';
+    return 0;
 }

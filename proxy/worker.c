@@ -21,6 +21,7 @@
 
 #include "accesslog.h"
 #include "log.h"
+#include "logsafe.h"
 #include "message.h"
 #include "netutil.h"
 #include "health.h"
@@ -45,13 +46,15 @@ static int worker_fail(struct proxy_worker *w, const char *fmt, ...)
 {
     struct handoff_failed f;
     struct handoff_msg m;
-    char why[256];
+    char why[256], safe[HANDOFF_REASON_MAX];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(f.reason, sizeof(f.reason), fmt, ap);
     va_end(ap);
-    proxy_log_error("worker: %s", f.reason);
+    /* It can quote the configuration (values, paths); the master escapes
+     * the reason it receives itself. */
+    proxy_log_error("worker: %s", proxy_logsafe(safe, sizeof(safe), f.reason, PROXY_LOGSAFE_TEXT));
     if (handoff_encode_failed(&m, w->ch.seq++, &f) == 0) {
         if (handoff_channel_send_sync(&w->ch, &m, 2000, why, sizeof(why)) != 0)
             proxy_log_error("worker: cannot report failure to the master: %s", why);
@@ -102,6 +105,12 @@ static void drain_timer_cb(evutil_socket_t fd, short what, void *arg)
                    w->generation, (unsigned long)atomic_load(&w->active));
     for (unsigned i = 0; i < w->nloops; i++)
         proxy_loop_command(&w->loops[i], PROXY_LOOP_DRAIN_TIMEOUT);
+}
+
+/* Counts of rate-limited messages are reported even when the flood stops. */
+static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    proxy_log_flush_suppressed(0);
 }
 
 static void done_cb(evutil_socket_t fd, short what, void *arg)
@@ -437,11 +446,13 @@ static int worker_events(struct proxy_worker *w)
     w->sig_hup_ev = evsignal_new(w->base, SIGHUP, signal_cb, w);
     w->drain_timer = evtimer_new(w->base, drain_timer_cb, w);
     w->done_ev = event_new(w->base, w->done_fd[0], EV_READ | EV_PERSIST, done_cb, w);
+    w->log_flush_ev = event_new(w->base, -1, EV_PERSIST, log_flush_cb, w);
     if (!w->ch_read_ev || !w->ch_write_ev || !w->sig_term_ev || !w->sig_int_ev ||
         !w->sig_quit_ev || !w->sig_hup_ev || !w->drain_timer || !w->done_ev ||
-        event_add(w->ch_read_ev, NULL) || event_add(w->sig_term_ev, NULL) ||
+        !w->log_flush_ev || event_add(w->ch_read_ev, NULL) || event_add(w->sig_term_ev, NULL) ||
         event_add(w->sig_int_ev, NULL) || event_add(w->sig_quit_ev, NULL) ||
-        event_add(w->sig_hup_ev, NULL) || event_add(w->done_ev, NULL))
+        event_add(w->sig_hup_ev, NULL) || event_add(w->done_ev, NULL) ||
+        event_add(w->log_flush_ev, &(struct timeval){ .tv_sec = 1 }))
         return worker_fail(w, "cannot set up events");
     return 0;
 }
@@ -449,12 +460,14 @@ static int worker_events(struct proxy_worker *w)
 static void worker_free(struct proxy_worker *w)
 {
     struct event *evs[] = { w->ch_read_ev, w->ch_write_ev, w->sig_term_ev, w->sig_int_ev,
-                            w->sig_quit_ev, w->sig_hup_ev, w->drain_timer, w->done_ev };
+                            w->sig_quit_ev, w->sig_hup_ev, w->drain_timer, w->done_ev,
+                            w->log_flush_ev };
 
     int shared = w->loops != NULL && w->nloops == 1 && w->base == w->loops[0].base;
 
     for (unsigned i = 0; w->loops != NULL && i < w->nloops; i++)
         proxy_loop_join(&w->loops[i]);
+    proxy_log_flush_suppressed(1);   /* the loops are done: nothing counted is left out */
     proxy_health_stop(w->health);
     w->health = NULL;
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)

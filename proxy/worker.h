@@ -47,6 +47,7 @@ struct proxy_worker {
     struct event           *drain_timer;
     int                     done_fd[2];  /* loops write one byte when they finish */
     struct event           *done_ev;
+    struct event           *log_flush_ev; /* reports counts of rate-limited messages */
     unsigned                loops_done;
     int                     draining;
     struct proxy_health    *health;      /* active checks, NULL without */

@@ -345,7 +345,8 @@ class Baton(object):
         with open(self.config_path, "w") as f:
             f.write(text)
         self.config_text = text
-        self.lines = []            # raw stderr lines
+        self.lines = []            # stderr lines, decoded
+        self.raw_lines = []        # the same lines as bytes, newline included
         self.cond = threading.Condition()
         self.eof = False
         self.seen_pids = set()     # PIDs that wrote log lines
@@ -383,6 +384,7 @@ class Baton(object):
                 m = LOG_RE.match(line)
                 with self.cond:
                     self.lines.append(line)
+                    self.raw_lines.append(raw)
                     if m:
                         self.seen_pids.add(int(m.group("pid")))
                     self.cond.notify_all()
@@ -515,7 +517,9 @@ class Baton(object):
         """After the master exited: PIDs of workers/children still alive once
         `timeout` elapsed.  Killed with SIGKILL (so tests do not leak them)."""
         pids = set(self.known_children) | set(self.seen_pids) | set(self.worker_pids())
-        pids.discard(self.proc.pid)
+        # A forged log line (a test of log safety against a vulnerable
+        # binary) names any PID: never init, this process, or the master.
+        pids -= {0, 1, os.getpid(), self.proc.pid}
         deadline = time.monotonic() + scaled(timeout)
         alive = {p for p in pids if pid_alive(p)}
         while alive and time.monotonic() < deadline:
@@ -1410,6 +1414,18 @@ def shared_pki():
     p.leaf("intruder", [], oca, client=True)
     _PKI = p
     return p
+
+
+class PKITestCase(BatonTestCase):
+    """A BatonTestCase with the shared test PKI as cls.pki (skipped without
+    the openssl tool)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not shutil.which("openssl"):
+            raise unittest.SkipTest("the openssl command-line tool is not installed")
+        cls.pki = shared_pki()
 
 
 def der_subject(der):

@@ -3,24 +3,16 @@
 the client's bytes untouched to a TLS server, which the client then sees
 end to end (its certificate, its ALPN)."""
 
-import shutil
 import socket
 import time
 import unittest
 
-from baton_harness import (BatonTestCase, MemTLSClient, ProtoEchoServer, client_context,
-                           connect, recv_exact, scaled, server_context, shared_pki,
-                           split_into_records, tls_connect, wait_closed)
+from baton_harness import (PKITestCase, MemTLSClient, ProtoEchoServer, client_context,
+                           connect, recv_exact, scaled, server_context, split_into_records,
+                           tls_connect, wait_closed)
 
 
-class PassthroughTest(BatonTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        if not shutil.which("openssl"):
-            raise unittest.SkipTest("the openssl command-line tool is not installed")
-        cls.pki = shared_pki()
+class PassthroughTest(PKITestCase):
 
     def tls_server(self, cert, name, alpn=("h2", "http/1.1")):
         return self._track(ProtoEchoServer(ctx=server_context(self.pki.certs[cert], alpn=alpn),

@@ -2,29 +2,21 @@
 headers, TLVs for TLS clients, ahead of TLS to the server) and accept_proxy
 on listeners (v1, v2, truncated, garbage, timeout, followed by TLS)."""
 
-import shutil
 import socket
 import ssl
 import time
 import unittest
 
-from baton_harness import (BatonTestCase, MemTLSClient, ProtoEchoServer, client_context,
+from baton_harness import (PKITestCase, MemTLSClient, ProtoEchoServer, client_context,
                            connect, proxy_v1_header, proxy_v2_header, parse_tlvs, recv_exact,
-                           recv_until_eof, scaled, server_context, shared_pki, tls_connect,
+                           recv_until_eof, scaled, server_context, tls_connect,
                            wait_closed)
 
 PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, PP2_TYPE_SSL = 0x01, 0x02, 0x20
 PP2_SUBTYPE_SSL_VERSION, PP2_SUBTYPE_SSL_CIPHER = 0x21, 0x23
 
 
-class ProxyProtocolBase(BatonTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        if not shutil.which("openssl"):
-            raise unittest.SkipTest("the openssl command-line tool is not installed")
-        cls.pki = shared_pki()
+class ProxyProtocolBase(PKITestCase):
 
     def tls_listener(self, **extra):
         l = {"tls": "on",

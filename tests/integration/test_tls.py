@@ -13,11 +13,11 @@ import threading
 import time
 import unittest
 
-from baton_harness import (BATON_BIN, BATON_NEXT_BIN, BatonTestCase, MemTLSClient,
+from baton_harness import (BATON_BIN, BATON_NEXT_BIN, PKITestCase, MemTLSClient,
                            ProtoEchoServer, Server, client_context, connect, der_subject,
                            install_binary, pid_alive, pseudo_random, recv_exact,
                            recv_until_eof, render_config, run_baton, scaled, server_context,
-                           sha256_hex, shared_pki, start_baton_command, status_text,
+                           sha256_hex, start_baton_command, status_text,
                            parse_status_text, tls_connect, tls_shutdown_write, wait_closed,
                            wait_status, wait_until)
 
@@ -46,14 +46,7 @@ class HTTPServer(Server):
                      b"Connection: close\r\n\r\n" % len(self.body) + self.body)
 
 
-class TLSBase(BatonTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        if not shutil.which("openssl"):
-            raise unittest.SkipTest("the openssl command-line tool is not installed")
-        cls.pki = shared_pki()
+class TLSBase(PKITestCase):
 
     def ca_file(self, name="Test CA"):
         return self.pki.cas[name]["cert"]
