@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "message.h"
 #include "activation.h"
+#include "peercred.h"
 
 #define STATUS_TIMEOUT_MS     2000
 
@@ -65,6 +66,8 @@ struct master_ctl {
     uint32_t            status_id;
     unsigned            waiting;     /* STATUS replies still expected */
     struct event       *timer;
+    struct event       *deadline;    /* for the whole command, then the whole answer */
+    struct proxy_peer_cred cred;     /* who connected (pid/uid -1 if unknown) */
 };
 
 struct master {
