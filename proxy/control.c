@@ -66,26 +66,20 @@ static const char *file_kind(mode_t mode)
     return "file of unknown type";
 }
 
-/* Refuses whatever is at path unless it is nothing or a socket. */
-static int control_path_usable(const char *path, struct stat *st, int *exists, char *why,
-                               size_t whylen)
+/* Is something other than a socket at path?  1 (why says what it is), 0
+ * (nothing, or a socket), -1 if that cannot be told (errno says why). */
+static int control_path_taken(const char *path, char *why, size_t whylen)
 {
-    *exists = 0;
-    if (lstat(path, st) != 0) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(why, whylen, "cannot inspect control socket path %s: %s", path,
-                 strerror(errno));
-        return -1;
-    }
-    *exists = 1;
-    if (!S_ISSOCK(st->st_mode)) {
-        snprintf(why, whylen, "control socket path %s exists and is a %s, not a socket; baton "
-                 "only replaces a stale control socket (remove it, or choose another "
-                 "control path)", path, file_kind(st->st_mode));
-        return -1;
-    }
-    return 0;
+    struct stat st;
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (S_ISSOCK(st.st_mode))
+        return 0;
+    snprintf(why, whylen, "control socket path %s exists and is a %s, not a socket; baton "
+             "only replaces a stale control socket (remove it, or choose another control "
+             "path)", path, file_kind(st.st_mode));
+    return 1;
 }
 
 /* Makes room at path: nothing there, or a socket nobody listens on any more
@@ -93,12 +87,19 @@ static int control_path_usable(const char *path, struct stat *st, int *exists, c
 static int control_clear_path(const char *path, char *why, size_t whylen)
 {
     struct proxy_peer_cred cred;
-    struct stat st;
-    int exists, fd, err;
+    int fd, err;
     char ignored[256];
 
-    if (control_path_usable(path, &st, &exists, why, whylen) != 0 || !exists)
-        return exists ? -1 : 0;
+    switch (control_path_taken(path, why, whylen)) {
+    case 0:
+        break;
+    case 1:
+        return -1;
+    default:
+        snprintf(why, whylen, "cannot inspect control socket path %s: %s", path,
+                 strerror(errno));
+        return -1;
+    }
     fd = control_connect(path, &err, ignored, sizeof(ignored));
     if (fd >= 0) {
         if (proxy_peer_cred_get(fd, &cred, ignored, sizeof(ignored)) == 0)
@@ -234,10 +235,11 @@ int proxy_control_check_path(const struct conf *c, char *err, size_t errlen, cha
     const char *path = c->global.control, *slash = strrchr(path, '/');
     char dir[sizeof(c->global.control)], why[CONF_ERR_MAX];
     struct stat st;
-    int exists;
 
     err[0] = warn[0] = '\0';
-    if (control_path_usable(path, &st, &exists, why, sizeof(why)) != 0) {
+    /* What cannot be inspected (a directory this user may not search) is
+     * left to start-up, which says so if it cannot bind. */
+    if (control_path_taken(path, why, sizeof(why)) == 1) {
         snprintf(err, errlen, "%s:%d: control: %s\n", c->path, c->global.control_line, why);
         return -1;
     }

@@ -6,7 +6,8 @@ import re
 import socket
 import unittest
 
-from baton_harness import BatonTestCase, run_baton, BATON_SOURCE_DIR
+from baton_harness import (BatonTestCase, open_to_others, other_user, run_as, run_baton,
+                           BATON_SOURCE_DIR)
 
 GOOD = """\
 [global]
@@ -329,6 +330,18 @@ class CliTest(BatonTestCase):
         r = run_baton(["-t", "-c", p])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "")
+
+    def test_check_by_a_user_who_cannot_see_the_control_path(self):
+        """-t run by someone who may not look into the socket's directory
+        (as /run/baton is to most users) still checks the file."""
+        user = other_user()
+        exe = open_to_others(self)
+        private = os.path.join(self.tmp, "private")
+        os.mkdir(private, 0o700)
+        p = self.write("private.ini", GOOD.format(control=os.path.join(private, "baton.sock")))
+        r = run_as(user, [exe, "-t", "-c", p])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration OK", r.stdout)
 
 
 if __name__ == "__main__":
