@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -97,6 +98,14 @@ struct loader {
     struct error   *errs;
     size_t          nerrs, dropped;
     bool            oom;
+
+    /* For `baton -s`, which needs [global] control even from a file that
+     * is invalid elsewhere: a problem in [global], outside any section, or
+     * in the structure (a header, a syntax error: keys may have landed in
+     * the wrong section) makes the control path uncertain. */
+    bool            structural;     /* the line being read is not a key line */
+    bool            checking;       /* whole-file checks: sections are known */
+    bool            global_doubt;
 };
 
 typedef int setter(struct loader *l, const char *v, char *why, size_t whylen);
@@ -141,6 +150,8 @@ static void add_error(struct loader *l, int line, const char *fmt, ...)
     struct error *e;
     va_list ap;
 
+    if (!l->checking && (l->structural || (l->sec != SEC_LISTENER && l->sec != SEC_BACKEND)))
+        l->global_doubt = true;
     if (l->nerrs >= ERRORS_MAX) {
         l->dropped++;
         return;
@@ -253,9 +264,33 @@ static int set_threads(struct loader *l, const char *v, char *why, size_t whylen
 
 static int set_control(struct loader *l, const char *v, char *why, size_t whylen)
 {
+    l->c->global.control_line = l->lineno;
     /* It becomes a sockaddr_un, whose path is far shorter than a file path. */
     return set_path(l->c->global.control, sizeof(((struct sockaddr_un *)0)->sun_path),
                     v, why, whylen);
+}
+
+static int set_control_group(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    struct group gr, *found = NULL;
+    char buf[16384];
+    int rc;
+
+    if (set_string(l->c->global.control_group, sizeof(l->c->global.control_group), v, why,
+                   whylen) < 0)
+        return -1;
+    /* Looked up now so that a typo is a FILE:LINE error at -t, not a
+     * surprise when someone is refused later. */
+    do
+        rc = getgrnam_r(v, &gr, buf, sizeof(buf), &found);
+    while (rc == EINTR);
+    if (rc != 0)
+        return fail(why, whylen, "cannot look up group '%.*s': %s", 64, v, strerror(rc));
+    if (found == NULL)
+        return fail(why, whylen, "no group named '%.*s' on this system (expected a group "
+                    "name, as `getent group` lists them)", 64, v);
+    l->c->global.control_gid = gr.gr_gid;
+    return 0;
 }
 
 static int set_log_level(struct loader *l, const char *v, char *why, size_t whylen)
@@ -821,6 +856,7 @@ static int set_check_timeout(struct loader *l, const char *v, char *why, size_t 
 static const struct key keys[] = {
     { SEC_GLOBAL,   "threads",         false, set_threads },
     { SEC_GLOBAL,   "control",         false, set_control },
+    { SEC_GLOBAL,   "control_group",   false, set_control_group },
     { SEC_GLOBAL,   "log_level",       false, set_log_level },
     { SEC_GLOBAL,   "access_log",      false, set_access_log },
     { SEC_GLOBAL,   "max_connections", false, set_global_max_conn },
@@ -1070,6 +1106,7 @@ static void classify(struct loader *l, const char *line)
         return;
     }
     l->kind = LINE_KEY;
+    l->structural = false;
 }
 
 /* inih's fgets-style reader over l->pos. */
@@ -1086,6 +1123,7 @@ static char *read_line(char *buf, int size, void *stream)
     len = nl != NULL ? (size_t)(nl - p) + 1 : strlen(p);
     l->pos = p + len;
     l->lineno++;
+    l->structural = true;
     content = len;
     if (content > 0 && p[content - 1] == '\n')
         content--;
@@ -1385,8 +1423,10 @@ static void set_defaults(struct conf *c)
 
 /* --- public ------------------------------------------------------------ */
 
-int conf_load_text(const char *path, const char *text, struct conf *out,
-                   char *err, size_t errlen)
+/* conf_load_text, and (if control is not NULL) the control path even from
+ * an invalid file, when its problems leave it certain ("" if not). */
+static int load_text(const char *path, const char *text, struct conf *out, char *err,
+                     size_t errlen, char *control, size_t controllen)
 {
     struct loader l = { .path = path, .pos = text, .sec = SEC_NONE };
     struct conf c = { 0 };
@@ -1414,6 +1454,7 @@ int conf_load_text(const char *path, const char *text, struct conf *out,
     } else if (rc < 0) {
         add_error(&l, 0, "cannot parse (ini parser error %d)", rc);
     }
+    l.checking = true;
     if (!l.oom)
         check_references(&l);
 
@@ -1426,12 +1467,21 @@ int conf_load_text(const char *path, const char *text, struct conf *out,
     free(l.binds);
     free(l.lmeta);
     free(l.bmeta);
+    if (control != NULL)
+        snprintf(control, controllen, "%s", l.global_doubt || l.oom ? "" : c.global.control);
     if (rc < 0)
         conf_free(&c);
     else
         *out = c;
     return rc;
 }
+
+int conf_load_text(const char *path, const char *text, struct conf *out,
+                   char *err, size_t errlen)
+{
+    return load_text(path, text, out, err, errlen, NULL, 0);
+}
+
 
 char *conf_read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
@@ -1490,6 +1540,13 @@ fail:
     return NULL;
 }
 
+/* Keeps the promise that every error line ends in a newline. */
+static void end_with_newline(char *err, size_t errlen)
+{
+    if (err != NULL && errlen > 0 && strlen(err) + 1 < errlen)
+        strcat(err, "\n");
+}
+
 int conf_load_file(const char *path, struct conf *out, char *err, size_t errlen)
 {
     char *text;
@@ -1499,14 +1556,33 @@ int conf_load_file(const char *path, struct conf *out, char *err, size_t errlen)
     memset(out, 0, sizeof(*out));
     text = conf_read_file(path, &len, err, errlen);
     if (text == NULL) {
-        /* Keep the promise that every error line ends in a newline. */
-        if (err != NULL && errlen > 0 && strlen(err) + 1 < errlen)
-            strcat(err, "\n");
+        end_with_newline(err, errlen);
         return -1;
     }
     rc = conf_load_text(path, text, out, err, errlen);
     free(text);
     return rc;
+}
+
+int conf_load_control(const char *path, char *control, size_t n, char *err, size_t errlen)
+{
+    struct conf c;
+    char *text;
+    size_t len;
+    int rc;
+
+    text = conf_read_file(path, &len, err, errlen);
+    if (text == NULL) {
+        end_with_newline(err, errlen);
+        return -1;
+    }
+    rc = load_text(path, text, &c, err, errlen, control, n);
+    free(text);
+    if (rc == 0) {
+        conf_free(&c);
+        return 0;
+    }
+    return control[0] != '\0' ? 1 : 2;
 }
 
 void conf_free(struct conf *c)

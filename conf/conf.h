@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define CONF_NAME_MAX      64    /* listener/backend/server names */
 #define CONF_PATH_MAX      1024
@@ -143,6 +144,9 @@ struct conf_listener {
 struct conf_global {
     unsigned            threads;        /* 0 in the file means auto; resolved >= 1 */
     char                control[CONF_PATH_MAX]; /* control socket path */
+    int                 control_line;   /* where it was set, 0 = the default */
+    char                control_group[CONF_NAME_MAX]; /* "" = none */
+    gid_t               control_gid;    /* that group, looked up when loaded */
     enum conf_log_level log_level;      /* default info */
     char                access_log[CONF_PATH_MAX]; /* "stderr", "off" or a path */
     uint64_t            max_connections;    /* default 100000 */
@@ -173,6 +177,16 @@ int  conf_load_file(const char *path, struct conf *out, char *err, size_t errlen
 int  conf_load_text(const char *path, const char *text, struct conf *out,
                     char *err, size_t errlen);
 void conf_free(struct conf *c);
+
+/*
+ * For `baton -s`: the control socket path named by the file at path, found
+ * by the very loader the master uses.  Returns 0 (valid file), 1 (the file
+ * is invalid, but none of its problems is in [global] or in the structure
+ * of the file - section headers, syntax - so the path is the one the master
+ * reads from it; err lists the problems), 2 (invalid, and the path cannot
+ * be told: err lists the problems) or -1 (unreadable: err says why).
+ */
+int  conf_load_control(const char *path, char *control, size_t n, char *err, size_t errlen);
 
 /* Reads a whole file (<= CONF_TEXT_MAX) into a NUL-terminated malloc'd buffer. */
 char *conf_read_file(const char *path, size_t *len, char *err, size_t errlen);

@@ -16,10 +16,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include <ini.h>
-
 #include "conf.h"
 #include "control.h"
+#include "ctl_command.h"
 #include "log.h"
 #include "logsafe.h"
 #include "master.h"
@@ -40,61 +39,83 @@ static void usage(FILE *out)
             "The default configuration file is %s.\n", CONF_DEFAULT_PATH);
 }
 
-/* Loads and validates; prints every error (values from the file escaped,
- * one line each).  Returns 0 or -1. */
+/* Errors from the loaders; values from the file are escaped when printed. */
+static char err[CONF_ERR_MAX * 32];
+
+/* Prints err (lines that should end in a newline), one line each, escaped. */
+static void print_err(void)
+{
+    static char safe[CONF_ERR_MAX * 32];
+
+    proxy_logsafe(safe, sizeof(safe), err, PROXY_LOGSAFE_LINES);
+    fputs(safe, stderr);
+    if (safe[0] && safe[strlen(safe) - 1] != '\n')
+        fputc('\n', stderr);
+}
+
+static void explain_default(const char *path, int explicit_path)
+{
+    if (!explicit_path)
+        fprintf(stderr, "baton: no -c given, tried the default %s\n", path);
+}
+
+/* Loads and validates; prints every error (and warnings).  Returns 0 or -1. */
 static int load_config(const char *path, int explicit_path, struct conf *c, char **text)
 {
-    static char raw[CONF_ERR_MAX * 32], err[CONF_ERR_MAX * 32];
+    char warn[CONF_ERR_MAX];
     size_t len;
 
-    *text = conf_read_file(path, &len, raw, sizeof(raw));
+    *text = conf_read_file(path, &len, err, sizeof(err));
     if (*text == NULL) {
-        proxy_logsafe(err, sizeof(err), raw, PROXY_LOGSAFE_LINES);
-        fprintf(stderr, "%s%s", err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
-        if (!explicit_path)
-            fprintf(stderr, "baton: no -c given, tried the default %s\n", path);
+        print_err();
+        explain_default(path, explicit_path);
         return -1;
     }
-    if (conf_load_text(path, *text, c, raw, sizeof(raw)) != 0 ||
-        proxy_tls_check_conf(c, raw, sizeof(raw)) != 0) {
-        fputs(proxy_logsafe(err, sizeof(err), raw, PROXY_LOGSAFE_LINES), stderr);
-        if (err[0] && err[strlen(err) - 1] != '\n')
-            fputc('\n', stderr);
+    if (conf_load_text(path, *text, c, err, sizeof(err)) != 0 ||
+        proxy_tls_check_conf(c, err, sizeof(err)) != 0 ||
+        proxy_control_check_path(c, err, sizeof(err), warn, sizeof(warn)) != 0) {
+        print_err();
         conf_free(c);
         free(*text);
         *text = NULL;
         return -1;
     }
+    fputs(warn, stderr);
     return 0;
 }
 
-struct control_peek {
-    char path[CONF_PATH_MAX];
-};
-
-static int peek_handler(void *user, const char *section, const char *name, const char *value)
+/*
+ * `-s`: the control path comes from the same loader the master uses.  A
+ * file broken by an edit still names the running master's socket if its
+ * problems are elsewhere than [global] and the file's structure (that is
+ * when `-s reload` gets the master to report them); otherwise there is no
+ * telling which socket it means, and none is guessed.
+ */
+static int control_path(const char *path, int explicit_path, enum proxy_ctl_cmd cmd,
+                        char *out, size_t n)
 {
-    struct control_peek *p = user;
-
-    if (strcmp(section, "global") == 0 && strcmp(name, "control") == 0)
-        snprintf(p->path, sizeof(p->path), "%s", value);
-    return 1;
-}
-
-/* `-s` must reach a running master even when the file on disk has since
- * been broken by an edit (that is when `-s reload` reports the errors), so
- * only the control path is read here. */
-static int control_path(const char *conf_path, char *out, size_t n)
-{
-    struct control_peek p = { .path = "/run/baton/baton.sock" };
-    int rc = ini_parse(conf_path, peek_handler, &p);
-
-    if (rc == -1) {
-        fprintf(stderr, "baton: cannot open configuration %s: %s\n", conf_path, strerror(errno));
+    switch (conf_load_control(path, out, n, err, sizeof(err))) {
+    case 0:
+        return 0;
+    case 1:
+        /* The master's refusal of a reload lists the same problems. */
+        if (cmd != PROXY_CTL_RELOAD) {
+            fprintf(stderr, "baton: warning: %s is not valid (the master keeps running the "
+                    "configuration it loaded last):\n", path);
+            print_err();
+        }
+        return 0;
+    case 2:
+        print_err();
+        fprintf(stderr, "baton: cannot tell which control socket %s names: the problems "
+                "above are in its [global] section or its structure; fix them (or signal "
+                "the master directly)\n", path);
+        return -1;
+    default:
+        print_err();
+        explain_default(path, explicit_path);
         return -1;
     }
-    snprintf(out, n, "%s", p.path);
-    return 0;
 }
 
 /* A proxy needs two descriptors per connection (more while splicing): use
@@ -203,14 +224,14 @@ int main(int argc, char **argv)
     }
     if (cmd != NULL) {
         char ctl[CONF_PATH_MAX];
+        enum proxy_ctl_cmd which;
 
-        if (strcmp(cmd, "status") != 0 && strcmp(cmd, "stop") != 0 &&
-            strcmp(cmd, "quit") != 0 && strcmp(cmd, "reload") != 0) {
-            fprintf(stderr, "baton: unknown command '%s' for -s (expected status, stop, quit "
-                    "or reload)\n", cmd);
+        if (proxy_ctl_command_from_name(cmd, strlen(cmd), &which) != 0) {
+            fprintf(stderr, "baton: unknown command '%s' for -s (" PROXY_CTL_EXPECTED ")\n",
+                    cmd);
             return EXIT_USAGE;
         }
-        if (control_path(path, ctl, sizeof(ctl)) != 0)
+        if (control_path(path, explicit_path, which, ctl, sizeof(ctl)) != 0)
             return 1;
         return proxy_control_request(ctl, cmd, PROXY_CONTROL_TIMEOUT_MS);
     }

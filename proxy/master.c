@@ -268,6 +268,24 @@ static void gen_send_setup(struct master_gen *g)
 
 /* The reload's new generation is serving: retire the old ones and make the
  * loaded configuration the running one. */
+/* A new control_group takes effect with the configuration: the socket
+ * file's group and mode follow (who may connect is checked against the
+ * running configuration at every accept anyway). */
+static void reload_control_access(struct master *m)
+{
+    const struct conf_global *now = &m->conf.global, *next = &m->next_conf.global;
+    char why[512];
+
+    if (strcmp(now->control_group, next->control_group) == 0 &&
+        now->control_gid == next->control_gid)
+        return;
+    if (proxy_control_set_access(next, why, sizeof(why)) != 0)
+        proxy_log_error("reload: %s", why);
+    else
+        proxy_log_info("control socket %s: mode %s%s", next->control,
+                       next->control_group[0] ? "0660, group " : "0600", next->control_group);
+}
+
 static void reload_commit(struct master *m, struct master_gen *g)
 {
     int changed;
@@ -297,6 +315,7 @@ static void reload_commit(struct master *m, struct master_gen *g)
     /* A respawn pending from a crash is served by this generation now. */
     if (m->respawn_timer != NULL)
         evtimer_del(m->respawn_timer);
+    reload_control_access(m);
     conf_free(&m->conf);
     m->conf = m->next_conf;
     memset(&m->next_conf, 0, sizeof(m->next_conf));
@@ -1014,7 +1033,7 @@ int proxy_master_main(struct conf *conf, char *conf_text)
         goto fail;
     }
     proxy_log_set_level(m->conf.global.log_level);
-    m->ctl_fd = proxy_control_listen(m->conf.global.control, why, sizeof(why));
+    m->ctl_fd = proxy_control_listen(&m->conf.global, why, sizeof(why));
     if (m->ctl_fd < 0) {
         proxy_log_error("master: %s", why);
         goto fail;

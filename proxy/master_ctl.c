@@ -14,12 +14,17 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "control.h"
+#include "ctl_command.h"
 #include "log.h"
 #include "logsafe.h"
 #include "master_int.h"
 #include "netutil.h"
 
-#define CTL_IO_TIMEOUT_S    10   /* to send a command, and to read the answer */
+/* Whole-command and whole-answer deadlines, however the bytes trickle:
+ * a client sending (or reading) one byte at a time cannot keep a slot. */
+#define CTL_COMMAND_DEADLINE_MS 5000   /* from accept to the command's newline */
+#define CTL_ANSWER_DEADLINE_MS  10000  /* from the answer queued to it all sent */
 #define CTL_MAX_CLIENTS     64
 #define CTL_ACCEPT_PAUSE_MS 100  /* after EMFILE and the like */
 
@@ -36,6 +41,8 @@ void proxy_master_ctl_free(struct master_ctl *c)
         c->m->reload_ctl = NULL;
     if (c->timer != NULL)
         event_free(c->timer);
+    if (c->deadline != NULL)
+        event_free(c->deadline);
     bufferevent_free(c->bev);
     free(c);
 }
@@ -55,6 +62,17 @@ void proxy_master_ctl_flush_now(struct master_ctl *c)
     (void)!sendmsg(bufferevent_getfd(c->bev), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* The answer is queued: nothing more is read, and the client has
+ * CTL_ANSWER_DEADLINE_MS to take all of it. */
+static void ctl_answer_queued(struct master_ctl *c)
+{
+    c->state = CTL_REPLIED;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+    if (c->deadline != NULL)
+        proxy_master_timer_add_ms(c->deadline, CTL_ANSWER_DEADLINE_MS);
+}
+
 void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -64,9 +82,7 @@ void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
     va_start(ap, fmt);
     evbuffer_add_vprintf(out, fmt, ap);
     va_end(ap);
-    c->state = CTL_REPLIED;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_enable(c->bev, EV_WRITE);
+    ctl_answer_queued(c);
 }
 
 /* Servers as the newest serving generation sees them. */
@@ -143,9 +159,7 @@ void proxy_master_status_reply(struct master_ctl *c)
         }
         evbuffer_add_printf(out, " connections=%" PRIu64 " total=%" PRIu64 "\n", active, total);
     }
-    c->state = CTL_REPLIED;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_enable(c->bev, EV_WRITE);
+    ctl_answer_queued(c);
 }
 
 static void ctl_status_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -186,20 +200,27 @@ static void ctl_status(struct master_ctl *c)
     proxy_master_timer_add_ms(c->timer, STATUS_TIMEOUT_MS);
 }
 
-static void ctl_command(struct master_ctl *c, const char *cmd)
+static void ctl_command(struct master_ctl *c, enum proxy_ctl_cmd cmd)
 {
     struct master *m = c->m;
     char why[CONF_ERR_MAX * 8];
 
-    if (strcmp(cmd, "status") == 0) {
+    if (cmd != PROXY_CTL_STATUS)
+        proxy_log_info("control socket: %s from pid %ld uid %ld", proxy_ctl_command_name(cmd),
+                       (long)c->cred.pid, (long)c->cred.uid);
+    switch (cmd) {
+    case PROXY_CTL_STATUS:
         ctl_status(c);
-    } else if (strcmp(cmd, "stop") == 0) {
+        break;
+    case PROXY_CTL_STOP:
         proxy_master_ctl_reply(c, 1, "stopping\n");
         proxy_master_stop(m, 0);
-    } else if (strcmp(cmd, "quit") == 0) {
+        break;
+    case PROXY_CTL_QUIT:
         proxy_master_ctl_reply(c, 1, "quitting: draining connections\n");
         proxy_master_stop(m, 1);
-    } else if (strcmp(cmd, "reload") == 0) {
+        break;
+    case PROXY_CTL_RELOAD:
         if (proxy_master_reload(m, why, sizeof(why)) != 0) {
             proxy_log_text(CONF_LOG_ERROR, "reload refused: ", why);
             proxy_master_ctl_reply(c, 0, "reload refused: %s\n", why);
@@ -207,34 +228,54 @@ static void ctl_command(struct master_ctl *c, const char *cmd)
             c->state = CTL_WAITING;
             m->reload_ctl = c;
         }
-    } else {
-        char safe[48];
-
-        proxy_master_ctl_reply(c, 0, "unknown command '%s' (expected status, stop, quit or reload)\n",
-                  proxy_logsafe(safe, sizeof(safe), cmd, PROXY_LOGSAFE_TEXT));
+        break;
     }
+}
+
+/* Parses what has arrived; runs the command once its line is complete. */
+static void ctl_take_line(struct master_ctl *c, int at_eof)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    enum proxy_ctl_cmd cmd;
+    char why[512];
+    const char *buf;
+
+    if (len > PROXY_CTL_LINE_MAX + 2)
+        len = PROXY_CTL_LINE_MAX + 2;   /* enough to see the newline, or that it is late */
+    buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+    if (buf == NULL && len > 0) {
+        proxy_log_error("control socket: out of memory reading a command");
+        proxy_master_ctl_free(c);
+        return;
+    }
+    switch (proxy_ctl_parse_command(buf, len, at_eof, &cmd, why, sizeof(why))) {
+    case PROXY_CTL_PARSE_MORE:
+        return;
+    case PROXY_CTL_PARSE_BAD:
+        proxy_log_warn("control socket: client pid %ld uid %ld: %s; nothing run",
+                       (long)c->cred.pid, (long)c->cred.uid, why);
+        proxy_master_ctl_reply(c, 0, "%s\n", why);
+        return;
+    case PROXY_CTL_PARSE_OK:
+        break;
+    }
+    /* One command per connection: nothing more is read, so a client that
+     * keeps sending cannot grow the master's memory while a reload runs,
+     * and one that half-closes after its command still gets the answer.
+     * Waiting for a status or reload outcome is bounded by those. */
+    bufferevent_disable(c->bev, EV_READ);
+    if (c->deadline != NULL)
+        evtimer_del(c->deadline);
+    ctl_command(c, cmd);
 }
 
 static void ctl_read_cb(struct bufferevent *bev, void *arg)
 {
     struct master_ctl *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    char *line;
 
-    if (c->state != CTL_READING)
-        return;
-    line = evbuffer_readln(in, NULL, EVBUFFER_EOL_CRLF);
-    if (line == NULL) {
-        if (evbuffer_get_length(in) > 256)
-            proxy_master_ctl_reply(c, 0, "command line too long\n");
-        return;
-    }
-    /* One command per connection: nothing more is read, so a client that
-     * keeps sending cannot grow the master's memory while a reload runs,
-     * and one that half-closes after its command still gets the answer. */
-    bufferevent_disable(c->bev, EV_READ);
-    ctl_command(c, line);
-    free(line);
+    if (c->state == CTL_READING)
+        ctl_take_line(c, 0);
 }
 
 static void ctl_write_cb(struct bufferevent *bev, void *arg)
@@ -249,37 +290,63 @@ static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct master_ctl *c = arg;
 
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        /* The client went away (or sent no command, or does not read its
-         * answer); a reload it started still completes. */
-        if (what & BEV_EVENT_TIMEOUT)
-            proxy_log_warn("control socket: client %s; closed",
-                           (what & BEV_EVENT_READING) ? "sent no command in time"
-                                                      : "did not read its answer in time");
-        proxy_master_ctl_free(c);
+    /* A client that half-closed after part of a line is told why nothing
+     * ran; one that went away (or sent nothing) is just forgotten.  A
+     * reload it started still completes. */
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state == CTL_READING &&
+        evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+        ctl_take_line(c, 1);
+        return;
     }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        proxy_master_ctl_free(c);
+}
+
+static void ctl_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master_ctl *c = arg;
+
+    if (c->state == CTL_READING) {
+        proxy_log_warn("control socket: client pid %ld uid %ld sent no complete command "
+                       "within %d ms; closed", (long)c->cred.pid, (long)c->cred.uid,
+                       CTL_COMMAND_DEADLINE_MS);
+        proxy_master_ctl_reply(c, 0, "no complete command line within %d ms\n",
+                               CTL_COMMAND_DEADLINE_MS);
+        return;
+    }
+    proxy_log_warn("control socket: client pid %ld uid %ld did not take its answer within "
+                   "%d ms; closed", (long)c->cred.pid, (long)c->cred.uid,
+                   CTL_ANSWER_DEADLINE_MS);
+    proxy_master_ctl_free(c);
 }
 
 /* Serves a connected control client on fd (taken over). */
 struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd)
 {
     struct master_ctl *c = calloc(1, sizeof(*c));
+    char why[256];
 
-    if (c == NULL || (c->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+    if (c == NULL || (c->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+        (c->deadline = evtimer_new(m->base, ctl_deadline_cb, c)) == NULL) {
         proxy_log_error("control socket: out of memory");
+        if (c != NULL && c->bev != NULL)
+            bufferevent_free(c->bev);
+        else
+            close(fd);
         free(c);
-        close(fd);
         return NULL;
+    }
+    if (proxy_peer_cred_get(fd, &c->cred, why, sizeof(why)) != 0) {
+        /* Only for log lines: access was decided at accept. */
+        c->cred.pid = -1;
+        c->cred.uid = (uid_t)-1;
     }
     c->m = m;
     c->state = CTL_READING;
     c->next = m->ctls;
     m->ctls = c;
     bufferevent_setcb(c->bev, ctl_read_cb, ctl_write_cb, ctl_event_cb, c);
-    /* The timeouts only run while the command is read or the answer written,
-     * not while a reload it asked for is in progress. */
-    bufferevent_set_timeouts(c->bev, &(struct timeval){ .tv_sec = CTL_IO_TIMEOUT_S },
-                             &(struct timeval){ .tv_sec = CTL_IO_TIMEOUT_S });
+    proxy_master_timer_add_ms(c->deadline, CTL_COMMAND_DEADLINE_MS);
     bufferevent_enable(c->bev, EV_READ);
     return c;
 }
@@ -292,10 +359,27 @@ static void ctl_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
         proxy_log_error("control socket: cannot watch it again");
 }
 
+/* Answers one line and closes, without serving the client. */
+static void ctl_refuse(int cfd, const char *why)
+{
+    char junk[256], line[600];
+    int n = snprintf(line, sizeof(line), "ERR %s\n", why);
+
+    /* Its command is read first: closing on unread bytes would reset
+     * the client before it sees why. */
+    (void)!recv(cfd, junk, sizeof(junk), MSG_DONTWAIT);
+    if (n > 0)
+        (void)!send(cfd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1,
+                    MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(cfd);
+}
+
 void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
     int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct proxy_peer_cred cred;
+    char why[512];
     size_t n = 0;
 
     if (cfd < 0) {
@@ -313,19 +397,24 @@ void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
+    switch (proxy_control_peer_allowed(cfd, &m->conf.global, &cred, why, sizeof(why))) {
+    case 1:
+        break;
+    case 0:
+        proxy_log_warn("control socket: refused client pid %ld uid %ld gid %ld: %s",
+                       (long)cred.pid, (long)cred.uid, (long)cred.gid, why);
+        ctl_refuse(cfd, why);
+        return;
+    default:
+        proxy_log_warn("control socket: cannot tell who a client is (%s); refused", why);
+        ctl_refuse(cfd, "permission denied: cannot check your credentials");
+        return;
+    }
     for (const struct master_ctl *c = m->ctls; c != NULL; c = c->next)
         n++;
     if (n >= CTL_MAX_CLIENTS) {
-        static const char busy[] = "ERR too many control clients; try again\n";
-
-        char junk[256];
-
         proxy_log_warn("control socket: %zu clients connected; refusing one more", n);
-        /* Its command is read first: closing on unread bytes would reset
-         * the client before it sees why. */
-        (void)!recv(cfd, junk, sizeof(junk), MSG_DONTWAIT);
-        (void)!write(cfd, busy, sizeof(busy) - 1);
-        close(cfd);
+        ctl_refuse(cfd, "too many control clients; try again");
         return;
     }
     (void)proxy_master_ctl_adopt(m, cfd);

@@ -20,6 +20,7 @@
 #include "message.h"
 #include "activation.h"
 #include "image.h"
+#include "peercred.h"
 
 #define STATUS_TIMEOUT_MS     2000
 
@@ -67,6 +68,8 @@ struct master_ctl {
     uint32_t            status_id;
     unsigned            waiting;     /* STATUS replies still expected */
     struct event       *timer;
+    struct event       *deadline;    /* for the whole command, then the whole answer */
+    struct proxy_peer_cred cred;     /* who connected (pid/uid -1 if unknown) */
 };
 
 struct master {

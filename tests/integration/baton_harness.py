@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import re
+import select
 import selectors
 import shutil
 import signal
@@ -1041,6 +1042,111 @@ def raise_nofile(want):
         except (ValueError, OSError):
             pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --------------------------------------------------------------------------
+# other users: who may control baton (added for test_control)
+
+def other_user():
+    """(uid, gid) of the unprivileged user 'nobody', to act as another user
+    of the machine.  Skips the calling test unless it runs as root (only
+    root can start processes as someone else)."""
+    import pwd
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("needs root to run processes as another user "
+                                "(CI runs the tests as root)")
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        raise unittest.SkipTest("no user 'nobody' on this system")
+    return pw.pw_uid, pw.pw_gid
+
+
+def spare_group(exclude=()):
+    """A group of the system that is neither root's nor in exclude:
+    (name, gid); skips the calling test if there is none."""
+    import grp
+    for g in grp.getgrall():
+        if g.gr_gid != 0 and g.gr_gid not in exclude:
+            return g.gr_name, g.gr_gid
+    raise unittest.SkipTest("no spare group on this system")
+
+
+def open_to_others(testcase):
+    """Lets other users reach files in the test's temp dir (search only: they
+    still cannot list it) and run a copy of the baton binary from there (the
+    build tree may be private).  Returns that copy's path."""
+    os.chmod(testcase.tmp, 0o711)
+    exe = os.path.join(testcase.tmp, "baton-for-others")
+    if not os.path.exists(exe):
+        shutil.copy(BATON_BIN, exe)
+        os.chmod(exe, 0o755)
+    return exe
+
+
+def fork_as(user, fn, groups=()):
+    """Forks a child that becomes user (uid, gid) with exactly the given
+    supplementary groups, then runs fn(out): out is a binary file whose
+    bytes reach the parent (a failure in the child is reported on it too).
+    The child exits when fn returns.  Returns (pid, file to read)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            with os.fdopen(w, "wb", buffering=0) as out:
+                try:
+                    os.setgroups(list(groups))
+                    os.setgid(user[1])
+                    os.setuid(user[0])
+                    fn(out)
+                except BaseException as e:
+                    out.write(("child error: %r" % e).encode())
+                    code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, os.fdopen(r, "rb", buffering=0)
+
+
+def end_child(pid):
+    """Kills (if need be) and reaps a child of fork_as."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def call_as(user, fn, groups=(), timeout=T_WAIT):
+    """fork_as and wait: returns all the child reported (bytes)."""
+    pid, f = fork_as(user, fn, groups)
+    deadline = time.monotonic() + scaled(timeout)
+    data = b""
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([f], [], [], left)[0]:
+                raise AssertionError("child %d (uid %d) did not finish within %.1fs; reported "
+                                     "%r" % (pid, user[0], scaled(timeout), data))
+            chunk = f.read(65536)
+            if not chunk:
+                return data
+            data += chunk
+    finally:
+        f.close()
+        end_child(pid)
+
+
+def run_as(user, args, groups=(), timeout=None, input=None, cwd=None):
+    """Runs args to completion as user (uid, gid) with exactly the given
+    supplementary groups; returns CompletedProcess with text output."""
+    return subprocess.run(list(args), user=user[0], group=user[1], extra_groups=list(groups),
+                          input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=None if input is not None else subprocess.DEVNULL,
+                          universal_newlines=True, cwd=cwd or "/",
+                          timeout=scaled(timeout if timeout is not None else T_EXIT))
 
 
 # --------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Command-line interface: -v, -h, -t, unknown options, missing files,
--s without a running master."""
+-s without a running master, what is at the control path."""
 
 import os
 import re
+import socket
 import unittest
 
-from baton_harness import BatonTestCase, run_baton, BATON_SOURCE_DIR
+from baton_harness import (BatonTestCase, open_to_others, other_user, run_as, run_baton,
+                           BATON_SOURCE_DIR)
 
 GOOD = """\
 [global]
@@ -257,6 +259,89 @@ class CliTest(BatonTestCase):
                 r = run_baton(["-s", cmd, "-c", p])
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(self.control_path(), r.stderr)
+
+    def test_control_path_that_is_not_a_socket(self):
+        """Something other than a socket at the control path is refused at
+        -t and at start, and left as it was."""
+        target = self.write("target.txt", "precious\n")
+        for kind, what in (("file", "regular file"), ("dir", "directory"),
+                           ("symlink", "symbolic link")):
+            with self.subTest(kind=kind):
+                path = os.path.join(self.tmp, kind + ".sock")
+                if kind == "file":
+                    self.write(kind + ".sock", "precious\n")
+                elif kind == "dir":
+                    os.mkdir(path)
+                else:
+                    os.symlink(target, path)
+                p = self.write(kind + ".ini", GOOD.format(control=path))
+                want = ("%s:3: control: control socket path %s exists and is a %s, not a socket; "
+                        "baton only replaces a stale control socket" % (p, path, what))
+                for args in (["-t", "-c", p], ["-c", p]):
+                    r = run_baton(args)
+                    self.assertEqual(r.returncode, 1, "%s: stdout=%r stderr=%r"
+                                     % (args, r.stdout, r.stderr))
+                    self.assertIn(want, r.stderr)
+                    self.assertNotIn("configuration OK", r.stdout)
+                if kind == "file":
+                    with open(path) as f:
+                        self.assertEqual(f.read(), "precious\n")
+                elif kind == "dir":
+                    self.assertTrue(os.path.isdir(path))
+                else:
+                    self.assertEqual(os.readlink(path), target)
+                with open(target) as f:
+                    self.assertEqual(f.read(), "precious\n")
+
+    def test_live_socket_at_the_control_path_is_kept(self):
+        """A socket someone listens on is not taken over (nor removed); one
+        nobody listens on any more is stale and replaced."""
+        path = self.control_path()
+        live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(live.close)
+        live.bind(path)
+        live.listen(1)
+        p = self.write("live.ini", GOOD.format(control=path))
+        r = run_baton(["-c", p])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("another baton master is running on control socket %s (pid %d, uid %d "
+                      "answer there)" % (path, os.getpid(), os.geteuid()), r.stderr)
+        self.assertTrue(os.path.exists(path))
+        live.close()      # the file stays: a stale socket now
+        self.assertTrue(os.path.exists(path))
+        b = self.start_baton(self.make_config(["a 127.0.0.1:9"], glob={"control": path}))
+        r = b.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_check_warns_about_a_world_writable_directory(self):
+        """Another user could create the control socket's name first: -t
+        says so (and still passes); a private directory draws no warning."""
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        p = self.write("shared.ini", GOOD.format(control=os.path.join(shared, "baton.sock")))
+        r = run_baton(["-t", "-c", p])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration OK", r.stdout)
+        self.assertIn("%s:3: warning: control socket %s/baton.sock is in %s, a directory every "
+                      "user can write (sticky): another user can create that name first"
+                      % (p, shared, shared), r.stderr)
+        os.chmod(shared, 0o755)
+        r = run_baton(["-t", "-c", p])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+
+    def test_check_by_a_user_who_cannot_see_the_control_path(self):
+        """-t run by someone who may not look into the socket's directory
+        (as /run/baton is to most users) still checks the file."""
+        user = other_user()
+        exe = open_to_others(self)
+        private = os.path.join(self.tmp, "private")
+        os.mkdir(private, 0o700)
+        p = self.write("private.ini", GOOD.format(control=os.path.join(private, "baton.sock")))
+        r = run_as(user, [exe, "-t", "-c", p])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration OK", r.stdout)
 
 
 if __name__ == "__main__":

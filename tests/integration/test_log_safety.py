@@ -367,13 +367,11 @@ class ProcessValuesTest(LogSafetyBase):
                     reply += chunk
             finally:
                 s.close()
-            self.assertTrue(reply.startswith(b"ERR unknown command '"), reply)
+            # Refused as a whole line (whatever follows a NUL included).
+            self.assertTrue(reply.startswith(b"ERR "), reply)
             self.assertTrue(reply.endswith(b"\n"), reply)
             self.assertIsNone(re.search(rb"[^\x20-\x7e]", reply[:-1]), reply)
-            self.assertLess(len(reply), 200)
-            quoted = reply.decode("ascii").split("'")[1]
-            # the command is a C string: it ends at a NUL
-            self.assertTrue(shown(quoted, v.split(b"\0")[0]), (quoted, v))
+            self.assertLess(len(reply), 400)
         self.assertEqual(len(status_of(self, b)["worker"]), 1)
         self.check_log(b)
 
@@ -399,7 +397,8 @@ class ProcessValuesTest(LogSafetyBase):
     def check_refused(self, b, text, expect):
         """`baton -t` on text and a reload to it: both refused, with every
         problem on a line of its own, printable; `expect` (regex) is among
-        the log lines."""
+        the log lines.  expect=None: the problems are in [global], so
+        `baton -s` cannot tell the control socket and refuses by itself."""
         path = os.path.join(self.tmp, "bad.ini")
         with open(path, "wb") as f:
             f.write(text.encode("latin-1"))
@@ -418,6 +417,9 @@ class ProcessValuesTest(LogSafetyBase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertTrue(printable(r.stderr), r.stderr)
         self.assertIn(b"\\x1b[2K", r.stderr)
+        if expect is None:
+            self.assertIn(b"cannot tell which control socket", r.stderr)
+            return r.stderr
         return b.wait_for_log(r"^reload refused: " + expect, start=mark)
 
     def test_configuration_values_in_errors(self):
@@ -430,8 +432,8 @@ class ProcessValuesTest(LogSafetyBase):
                    "log_level = info\x7f\x1b]0;title\x07\x9b"]
         bad = good.replace("[global]\n", "[global]\n" + "\n".join(hostile) + "\n", 1)
         bad += "\n[listener \x1b[2K\r]\nbind = 127.0.0.1:0\nbackend = app\n"
-        m = self.check_refused(b, bad, r".*invalid thread count")
-        self.assertIn("\\x1b[2K\\x0d2026-01-01T00:00:00.000Z", m.string)
+        err = self.check_refused(b, bad, None)
+        self.assertIn(b"\\x1b[2K\\x0d2026-01-01T00:00:00.000Z", err)
         # files that cannot be loaded (checked once the rest is valid)
         bad = good + ("\n[listener tls]\nbind = 127.0.0.1:0\nbackend = app\ntls = on\n"
                       "tls_cert = /nonexistent/\x1b[2K\rcert.pem\n"

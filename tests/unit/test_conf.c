@@ -524,6 +524,85 @@ static void test_names(void)
     CHECK_STR(conf_log_level_name((enum conf_log_level)-1), "?");
 }
 
+/* Writes text to a fresh temporary file; returns its path (static). */
+static const char *temp_file(const char *text)
+{
+    static char tmpl[64];
+    FILE *f;
+    int fd;
+
+    snprintf(tmpl, sizeof(tmpl), "/tmp/test_conf_ctl_XXXXXX");
+    fd = mkstemp(tmpl);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return "/nonexistent/temp";
+    f = fdopen(fd, "w");
+    CHECK(f != NULL);
+    if (f == NULL) {
+        close(fd);
+        return tmpl;
+    }
+    fputs(text, f);
+    fclose(f);
+    return tmpl;
+}
+
+#define TAIL "\n[listener web]\nbind = 127.0.0.1:0\nbackend = app\n\n[backend app]\n" \
+             "server = a 127.0.0.1:9000\n"
+
+/* control_group, where control was set, and `baton -s` finding the control
+ * path with the master's loader even from a file broken elsewhere. */
+static void test_control_keys(void)
+{
+    struct conf c;
+    char err[ERRBUF], path[CONF_PATH_MAX];
+    const char *f;
+
+    CHECK(conf_load_text("t.ini", "; c\n[ global ]\ncontrol = /x/ctl.sock\ncontrol_group = root\n"
+                         TAIL, &c, err, sizeof(err)) == 0);
+    CHECK_STR(c.global.control, "/x/ctl.sock");
+    CHECK_U64(c.global.control_line, 3);
+    CHECK_STR(c.global.control_group, "root");
+    CHECK_U64(c.global.control_gid, 0);
+    conf_free(&c);
+    CHECK(conf_load_text("t.ini", "[global]\nthreads = 1\n" TAIL, &c, err, sizeof(err)) == 0);
+    CHECK_U64(c.global.control_line, 0);
+    CHECK_STR(c.global.control_group, "");
+    conf_free(&c);
+
+    /* valid file: its path; [ global ] is [global] here too */
+    f = temp_file("[ global ]\ncontrol = /x/a.sock\n" TAIL);
+    CHECK(conf_load_control(f, path, sizeof(path), err, sizeof(err)) == 0);
+    CHECK_STR(path, "/x/a.sock");
+    unlink(f);
+    /* broken in a listener only: the path is still certain, err says why */
+    f = temp_file("[global]\ncontrol = /x/b.sock\n" TAIL "[listener w2]\nbind = 127.0.0.1:0\n"
+                  "backend = nowhere\n");
+    CHECK(conf_load_control(f, path, sizeof(path), err, sizeof(err)) == 1);
+    CHECK_STR(path, "/x/b.sock");
+    CHECK_WHY(err, "nowhere");
+    unlink(f);
+    /* a problem in [global]: no path is guessed */
+    f = temp_file("[global]\ncontrol = /x/c.sock\nthreads = 999\n" TAIL);
+    CHECK(conf_load_control(f, path, sizeof(path), err, sizeof(err)) == 2);
+    CHECK_STR(path, "");
+    CHECK_WHY(err, ":3: threads");
+    unlink(f);
+    /* a mangled header may have moved keys between sections: none either */
+    f = temp_file("[listener w2\nbind = 127.0.0.1:0\n[global]\ncontrol = /x/d.sock\n" TAIL);
+    CHECK(conf_load_control(f, path, sizeof(path), err, sizeof(err)) == 2);
+    CHECK_STR(path, "");
+    unlink(f);
+    f = temp_file("[globl]\ncontrol = /x/e.sock\n" TAIL);
+    CHECK(conf_load_control(f, path, sizeof(path), err, sizeof(err)) == 2);
+    unlink(f);
+    f = temp_file("control = /x/f.sock\n" TAIL);
+    CHECK(conf_load_control(f, path, sizeof(path), err, sizeof(err)) == 2);
+    unlink(f);
+    CHECK(conf_load_control("/nonexistent/b.ini", path, sizeof(path), err, sizeof(err)) == -1);
+    CHECK_STR(err, "/nonexistent/b.ini: cannot open: No such file or directory\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -543,5 +622,6 @@ int main(int argc, char **argv)
     test_files();
     test_example();
     test_names();
+    test_control_keys();
     return test_summary("test_conf");
 }
