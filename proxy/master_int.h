@@ -40,7 +40,8 @@ struct master_gen {
     uint64_t                started_ms;
     char                    version[HANDOFF_VERSION_MAX];
     char                    failure[HANDOFF_REASON_MAX];
-    struct handoff_status  *status;      /* last STATUS received */
+    struct handoff_status  *status;      /* last whole STATUS received */
+    struct handoff_status   status_in;   /* the STATUS parts arriving */
     uint64_t                timeout_ms;  /* to become ready */
 };
 
