@@ -9,9 +9,10 @@
  *   LISTENER    str name, str addr; 1 descriptor
  *   FAILED      str reason
  *   STATUS_REQ  u32 id
- *   STATUS      u32 id, u32 pid, u64 active, u64 total, u64 bytes_in,
- *               u64 bytes_out, u32 nlisteners,
- *               nlisteners x (str name, u64 active, u64 total)
+ *   STATUS      u32 part, u32 id, u32 pid, u64 active, u64 total, u64 bytes_in,
+ *               u64 bytes_out, u64 tls_failures,
+ *               list of listeners: u32 total, u32 n, n x (str name, u64 active,
+ *               u64 total), list of servers (as in SERVER_STATE)
  *   START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING: empty
  *   MASTER_STATE u64 start_ms, u32 last_gen, u32 status_seq, u32 ctl_fd,
  *               u32 reply_fd, str reply, str path, bytes text,
@@ -24,9 +25,10 @@
  *                 3 drain deadlines: u32 n, n x (u32 generation id, u64 ms)
  *   (fds in MASTER_STATE are u32 with 0xffffffff for "none")
  *   TICKET_KEYS u32 n (1..3), n x 80 bytes
- *   SERVER_STATE u32 n, n x (str backend, str server, u32 down, u64 active,
- *               u64 total, u64 failures)
- *   STATUS ends with u64 tls_failures and the SERVER_STATE body
+ *   SERVER_STATE u32 part, list of servers: u32 total, u32 n, n x (str backend,
+ *               str server, u32 down, u64 active, u64 total, u64 failures)
+ *   (a list's part `part` holds its next HANDOFF_PART_* entries: n is exactly
+ *   what is left of `total` from part x HANDOFF_PART_* on, at most that many)
  */
 #include "message.h"
 
@@ -271,12 +273,144 @@ int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq,
     return enc_end(m);
 }
 
-static int put_servers(struct handoff_msg *m, const struct handoff_server_state *v)
+/*
+ * Lists in parts.  Part `part` of a list of n entries holds the entries
+ * from part x per on (per: HANDOFF_PART_*), at most per of them; a list
+ * always has at least one part, which may be empty.
+ */
+static uint32_t list_parts(uint32_t n, uint32_t per)
 {
-    if (v->nservers > HANDOFF_SERVERS_MAX)
+    return n == 0 ? 1 : (n - 1) / per + 1;
+}
+
+static uint32_t part_first(uint32_t n, uint32_t per, uint32_t part)
+{
+    uint64_t first = (uint64_t)part * per;
+
+    return first < n ? (uint32_t)first : n;
+}
+
+static uint32_t part_len(uint32_t n, uint32_t per, uint32_t part)
+{
+    uint32_t left = n - part_first(n, per, part);
+
+    return left < per ? left : per;
+}
+
+uint32_t handoff_server_state_parts(const struct handoff_server_state *v)
+{
+    return list_parts(v->nservers, HANDOFF_PART_SERVERS);
+}
+
+uint32_t handoff_status_parts(const struct handoff_status *v)
+{
+    uint32_t l = list_parts(v->nlisteners, HANDOFF_PART_LISTENERS);
+    uint32_t s = handoff_server_state_parts(&v->servers);
+
+    return l > s ? l : s;
+}
+
+int handoff_server_state_complete(const struct handoff_server_state *v)
+{
+    return v->parts > 0 && v->nservers == v->total;
+}
+
+int handoff_status_complete(const struct handoff_status *v)
+{
+    return handoff_server_state_complete(&v->servers) && v->nlisteners == v->listeners_total;
+}
+
+void handoff_server_state_free(struct handoff_server_state *v)
+{
+    free(v->servers);
+    memset(v, 0, sizeof(*v));
+}
+
+void handoff_status_free(struct handoff_status *v)
+{
+    free(v->listeners);
+    handoff_server_state_free(&v->servers);
+    memset(v, 0, sizeof(*v));
+}
+
+/* A list's part begins with u32 total, u32 n; its entries are the ones
+ * from *first to *end. */
+static int put_list_head(struct handoff_msg *m, uint32_t total, uint32_t per, uint32_t part,
+                         const void *entries, uint32_t *first, uint32_t *end)
+{
+    uint32_t n = part_len(total, per, part);
+
+    if (total > HANDOFF_LIST_MAX || (n > 0 && entries == NULL))
         return -1;
-    handoff_msg_put_u32(m, v->nservers);
-    for (uint32_t i = 0; i < v->nservers; i++) {
+    handoff_msg_put_u32(m, total);
+    handoff_msg_put_u32(m, n);
+    *first = part_first(total, per, part);
+    *end = *first + n;
+    return 0;
+}
+
+/* Reads a list part's head (its count must be what part `part` of a list of
+ * that total holds, and a part continuing a list keeps the list's total)
+ * and makes room for the part's entries after the `have` in arr.  Returns
+ * arr, perhaps moved, with *n entries to read (0 when d failed). */
+static void *dec_list_part(struct dec *d, const char *list, uint32_t per, uint32_t part,
+                           int continuing, uint32_t *total, void *arr, uint32_t have,
+                           size_t size, uint32_t *n)
+{
+    char field[64];
+    uint32_t t, len;
+    void *grown;
+
+    *n = 0;
+    snprintf(field, sizeof(field), "%s total", list);
+    dec_u32(d, field, &t);
+    snprintf(field, sizeof(field), "%s count", list);
+    dec_u32(d, field, &len);
+    if (d->err)
+        return arr;
+    if (t > HANDOFF_LIST_MAX)
+        dec_fail(d, "%u %s (max %u)", (unsigned)t, list, HANDOFF_LIST_MAX);
+    else if (continuing && t != *total)
+        dec_fail(d, "part %u lists %u %s, the parts before %u", (unsigned)part, (unsigned)t,
+                 list, (unsigned)*total);
+    else if (len != part_len(t, per, part))
+        dec_fail(d, "part %u holds %u %s, expected %u of %u", (unsigned)part, (unsigned)len,
+                 list, (unsigned)part_len(t, per, part), (unsigned)t);
+    if (d->err)
+        return arr;
+    *total = t;
+    if (len == 0)
+        return arr;
+    grown = realloc(arr, ((size_t)have + len) * size);
+    if (grown == NULL) {
+        dec_fail(d, "out of memory for %zu %s", (size_t)have + len, list);
+        return arr;
+    }
+    *n = len;
+    return grown;
+}
+
+/* Where a part goes: 0 starts the lists afresh, 1 continues them, -1 skips
+ * a part whose lists this receiver never saw start.  `parts`: added so far. */
+static int dec_part_order(struct dec *d, uint32_t part, uint32_t parts)
+{
+    if (part == 0)
+        return 0;
+    if (parts == 0)
+        return -1;
+    if (part != parts)
+        dec_fail(d, "part %u where part %u was expected", (unsigned)part, (unsigned)parts);
+    return 1;
+}
+
+static int put_servers(struct handoff_msg *m, const struct handoff_server_state *v,
+                       uint32_t part)
+{
+    uint32_t i, end;
+
+    if (put_list_head(m, v->nservers, HANDOFF_PART_SERVERS, part, v->servers, &i, &end) != 0)
+        return -1;
+    for (; i < end; i++) {
         const struct handoff_server_health *h = &v->servers[i];
 
         if (!str_ok(h->backend, sizeof(h->backend)) || !str_ok(h->server, sizeof(h->server)))
@@ -291,13 +425,15 @@ static int put_servers(struct handoff_msg *m, const struct handoff_server_state 
     return 0;
 }
 
-static void get_servers(struct dec *d, struct handoff_server_state *v)
+static void get_servers(struct dec *d, struct handoff_server_state *v, uint32_t part,
+                        int continuing)
 {
-    dec_u32(d, "nservers", &v->nservers);
-    if (!d->err && v->nservers > HANDOFF_SERVERS_MAX)
-        dec_fail(d, "%u servers (max %u)", (unsigned)v->nservers, HANDOFF_SERVERS_MAX);
-    for (uint32_t i = 0; !d->err && i < v->nservers; i++) {
-        struct handoff_server_health *h = &v->servers[i];
+    uint32_t n;
+
+    v->servers = dec_list_part(d, "servers", HANDOFF_PART_SERVERS, part, continuing, &v->total,
+                               v->servers, v->nservers, sizeof(*v->servers), &n);
+    for (uint32_t i = 0; !d->err && i < n; i++) {
+        struct handoff_server_health *h = &v->servers[v->nservers];
 
         dec_str(d, "server backend", h->backend, sizeof(h->backend));
         dec_str(d, "server name", h->server, sizeof(h->server));
@@ -305,15 +441,20 @@ static void get_servers(struct dec *d, struct handoff_server_state *v)
         dec_u64(d, "server active", &h->active);
         dec_u64(d, "server total", &h->total);
         dec_u64(d, "server failures", &h->failures);
+        if (!d->err)
+            v->nservers++;
     }
 }
 
 int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
-                                const struct handoff_server_state *v)
+                                const struct handoff_server_state *v, uint32_t part)
 {
     if (enc_begin(m, HANDOFF_SERVER_STATE, seq) == -1)
         return -1;
-    if (put_servers(m, v) != 0)
+    if (part >= handoff_server_state_parts(v))
+        return enc_fail(m);
+    handoff_msg_put_u32(m, part);
+    if (put_servers(m, v, part) != 0)
         return enc_fail(m);
     return enc_end(m);
 }
@@ -321,16 +462,30 @@ int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
 int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_state *v,
                                 char *why, size_t n)
 {
+    struct handoff_server_state skipped = { 0 }, *t = v;
     struct dec d;
+    uint32_t part;
+    int order, rc;
 
-    memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_SERVER_STATE, 0, why, n) == -1)
-        return -1;
-    get_servers(&d, v);
-    if (dec_end(&d) == -1) {
-        v->nservers = 0;
+    if (dec_begin(&d, in, HANDOFF_SERVER_STATE, 0, why, n) == -1) {
+        handoff_server_state_free(v);
         return -1;
     }
+    dec_u32(&d, "part", &part);
+    order = dec_part_order(&d, part, v->parts);
+    if (order == 0)
+        handoff_server_state_free(v);
+    else if (order < 0)
+        t = &skipped;
+    get_servers(&d, t, part, order > 0);
+    rc = dec_end(&d);
+    handoff_server_state_free(&skipped);
+    if (rc == -1) {
+        handoff_server_state_free(v);
+        return -1;
+    }
+    if (t == v)
+        v->parts = part + 1;
     return 0;
 }
 
@@ -380,32 +535,59 @@ int handoff_decode_ticket_keys(struct handoff_in *in, struct handoff_ticket_keys
     return dec_end(&d);
 }
 
-int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v)
+static int put_listeners(struct handoff_msg *m, const struct handoff_status *v, uint32_t part)
 {
-    uint32_t i;
+    uint32_t i, end;
 
+    if (put_list_head(m, v->nlisteners, HANDOFF_PART_LISTENERS, part, v->listeners, &i,
+                      &end) != 0)
+        return -1;
+    for (; i < end; i++) {
+        const struct handoff_listener_stats *l = &v->listeners[i];
+
+        if (!str_ok(l->name, sizeof(l->name)))
+            return -1;
+        handoff_msg_put_str(m, l->name);
+        handoff_msg_put_u64(m, l->active);
+        handoff_msg_put_u64(m, l->total);
+    }
+    return 0;
+}
+
+static void get_listeners(struct dec *d, struct handoff_status *v, uint32_t part, int continuing)
+{
+    uint32_t n;
+
+    v->listeners = dec_list_part(d, "listeners", HANDOFF_PART_LISTENERS, part, continuing,
+                                 &v->listeners_total, v->listeners, v->nlisteners,
+                                 sizeof(*v->listeners), &n);
+    for (uint32_t i = 0; !d->err && i < n; i++) {
+        struct handoff_listener_stats *l = &v->listeners[v->nlisteners];
+
+        dec_str(d, "listener name", l->name, sizeof(l->name));
+        dec_u64(d, "listener active", &l->active);
+        dec_u64(d, "listener total", &l->total);
+        if (!d->err)
+            v->nlisteners++;
+    }
+}
+
+int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v,
+                          uint32_t part)
+{
     if (enc_begin(m, HANDOFF_STATUS, seq) == -1)
         return -1;
-    if (v->nlisteners > HANDOFF_STATUS_LISTENERS_MAX)
+    if (part >= handoff_status_parts(v))
         return enc_fail(m);
+    handoff_msg_put_u32(m, part);
     handoff_msg_put_u32(m, v->id);
     handoff_msg_put_u32(m, v->pid);
     handoff_msg_put_u64(m, v->active);
     handoff_msg_put_u64(m, v->total);
     handoff_msg_put_u64(m, v->bytes_in);
     handoff_msg_put_u64(m, v->bytes_out);
-    handoff_msg_put_u32(m, v->nlisteners);
-    for (i = 0; i < v->nlisteners; i++) {
-        const struct handoff_listener_stats *l = &v->listeners[i];
-
-        if (!str_ok(l->name, sizeof(l->name)))
-            return enc_fail(m);
-        handoff_msg_put_str(m, l->name);
-        handoff_msg_put_u64(m, l->active);
-        handoff_msg_put_u64(m, l->total);
-    }
     handoff_msg_put_u64(m, v->tls_failures);
-    if (put_servers(m, &v->servers) != 0)
+    if (put_listeners(m, v, part) != 0 || put_servers(m, &v->servers, part) != 0)
         return enc_fail(m);
     return enc_end(m);
 }
@@ -529,40 +711,42 @@ int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *
 int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why,
                           size_t n)
 {
-    char field[64];
+    struct handoff_status skipped = { 0 }, *t = v;
     struct dec d;
-    uint32_t i;
+    uint32_t part, id;
+    int order, rc;
 
-    memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_STATUS, 0, why, n) == -1)
-        return -1;
-    dec_u32(&d, "id", &v->id);
-    dec_u32(&d, "pid", &v->pid);
-    dec_u64(&d, "active", &v->active);
-    dec_u64(&d, "total", &v->total);
-    dec_u64(&d, "bytes_in", &v->bytes_in);
-    dec_u64(&d, "bytes_out", &v->bytes_out);
-    dec_u32(&d, "nlisteners", &v->nlisteners);
-    if (!d.err && v->nlisteners > HANDOFF_STATUS_LISTENERS_MAX)
-        dec_fail(&d, "%u listeners (max %u)", (unsigned)v->nlisteners,
-                 HANDOFF_STATUS_LISTENERS_MAX);
-    for (i = 0; !d.err && i < v->nlisteners; i++) {
-        struct handoff_listener_stats *l = &v->listeners[i];
-
-        snprintf(field, sizeof(field), "listener %u name", (unsigned)i);
-        dec_str(&d, field, l->name, sizeof(l->name));
-        snprintf(field, sizeof(field), "listener %u active", (unsigned)i);
-        dec_u64(&d, field, &l->active);
-        snprintf(field, sizeof(field), "listener %u total", (unsigned)i);
-        dec_u64(&d, field, &l->total);
-    }
-    dec_u64(&d, "tls_failures", &v->tls_failures);
-    get_servers(&d, &v->servers);
-    if (dec_end(&d) == -1) {
-        v->nlisteners = 0;
-        v->servers.nservers = 0;
+    if (dec_begin(&d, in, HANDOFF_STATUS, 0, why, n) == -1) {
+        handoff_status_free(v);
         return -1;
     }
+    dec_u32(&d, "part", &part);
+    dec_u32(&d, "id", &id);
+    order = dec_part_order(&d, part, v->servers.parts);
+    if (order == 0)
+        handoff_status_free(v);
+    else if (order < 0)
+        t = &skipped;
+    else if (!d.err && id != v->id)
+        dec_fail(&d, "part %u of request %u continues request %u", (unsigned)part,
+                 (unsigned)id, (unsigned)v->id);
+    t->id = id;
+    dec_u32(&d, "pid", &t->pid);
+    dec_u64(&d, "active", &t->active);
+    dec_u64(&d, "total", &t->total);
+    dec_u64(&d, "bytes_in", &t->bytes_in);
+    dec_u64(&d, "bytes_out", &t->bytes_out);
+    dec_u64(&d, "tls_failures", &t->tls_failures);
+    get_listeners(&d, t, part, order > 0);
+    get_servers(&d, &t->servers, part, order > 0);
+    rc = dec_end(&d);
+    handoff_status_free(&skipped);
+    if (rc == -1) {
+        handoff_status_free(v);
+        return -1;
+    }
+    if (t == v)
+        v->servers.parts = part + 1;
     return 0;
 }
 

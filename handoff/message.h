@@ -16,7 +16,19 @@
 #define HANDOFF_ADDR_MAX    80
 #define HANDOFF_REASON_MAX  512
 #define HANDOFF_VERSION_MAX 64
-#define HANDOFF_STATUS_LISTENERS_MAX 256
+
+/*
+ * Lists that can outgrow one message (servers' health, listeners' figures)
+ * are sent in parts: part 0, 1, ... each hold the next HANDOFF_PART_*
+ * entries of every list in the message (the last part the rest), and say
+ * how long each whole list is.  A receiver adds the parts up in order and
+ * has the lists once every entry arrived.  A list holds at most
+ * HANDOFF_LIST_MAX entries: more servers or listeners than a configuration
+ * file of CONF_TEXT_MAX bytes can name (master.c checks this at compile time).
+ */
+#define HANDOFF_LIST_MAX       (1u << 20)
+#define HANDOFF_PART_SERVERS   1024   /* server entries in one message */
+#define HANDOFF_PART_LISTENERS 256    /* listener entries in one message */
 
 struct handoff_hello {
     uint32_t pid;
@@ -49,8 +61,6 @@ struct handoff_ticket_keys {
 };
 
 /* One server's health, by backend and server name. */
-#define HANDOFF_SERVERS_MAX 1024
-
 struct handoff_server_health {
     char     backend[HANDOFF_NAME_MAX];
     char     server[HANDOFF_NAME_MAX];
@@ -60,9 +70,13 @@ struct handoff_server_health {
     uint64_t failures;
 };
 
+/* Servers' health: the whole list to encode, or the parts received so far.
+ * Start from all zeroes; handoff_server_state_free empties it again. */
 struct handoff_server_state {
-    uint32_t nservers;
-    struct handoff_server_health servers[HANDOFF_SERVERS_MAX];
+    uint32_t nservers;                      /* entries in servers[] */
+    uint32_t total;                         /* decoding: entries of the whole list */
+    uint32_t parts;                         /* decoding: parts added so far */
+    struct handoff_server_health *servers;  /* malloc'd */
 };
 
 struct handoff_status_req {
@@ -75,6 +89,8 @@ struct handoff_listener_stats {
     uint64_t total;
 };
 
+/* A worker's figures, in parts like SERVER_STATE (servers.parts counts the
+ * STATUS parts).  Start from all zeroes; handoff_status_free empties it. */
 struct handoff_status {
     uint32_t id;
     uint32_t pid;
@@ -82,9 +98,10 @@ struct handoff_status {
     uint64_t total;           /* accepted since start */
     uint64_t bytes_in;        /* client -> server */
     uint64_t bytes_out;       /* server -> client */
-    uint32_t nlisteners;
-    struct handoff_listener_stats listeners[HANDOFF_STATUS_LISTENERS_MAX];
     uint64_t tls_failures;    /* failed client TLS handshakes */
+    uint32_t nlisteners;                        /* entries in listeners[] */
+    uint32_t listeners_total;                   /* decoding: of the whole list */
+    struct handoff_listener_stats *listeners;   /* malloc'd */
     struct handoff_server_state servers;
 };
 
@@ -147,13 +164,17 @@ int handoff_encode_config(struct handoff_msg *m, uint32_t seq, const struct hand
 int handoff_encode_listener(struct handoff_msg *m, uint32_t seq, const struct handoff_listener *v);
 int handoff_encode_failed(struct handoff_msg *m, uint32_t seq, const struct handoff_failed *v);
 int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq, const struct handoff_status_req *v);
-int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v);
+/* STATUS and SERVER_STATE: part `part` (0 to ..._parts() - 1) of v's lists. */
+int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v,
+                          uint32_t part);
 /* START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING carry no payload. */
 int handoff_encode_empty(struct handoff_msg *m, uint16_t type, uint32_t seq);
 int handoff_encode_ticket_keys(struct handoff_msg *m, uint32_t seq,
                                const struct handoff_ticket_keys *v);
 int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
-                                const struct handoff_server_state *v);
+                                const struct handoff_server_state *v, uint32_t part);
+uint32_t handoff_status_parts(const struct handoff_status *v);
+uint32_t handoff_server_state_parts(const struct handoff_server_state *v);
 int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
                                 const struct handoff_master_state *v);
 
@@ -173,12 +194,21 @@ int handoff_decode_config(struct handoff_in *in, struct handoff_config *v, char 
 int handoff_decode_listener(struct handoff_in *in, struct handoff_listener *v, char *why, size_t n);
 int handoff_decode_failed(struct handoff_in *in, struct handoff_failed *v, char *why, size_t n);
 int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *v, char *why, size_t n);
+/* STATUS and SERVER_STATE add a part to v: part 0 starts v afresh, any other
+ * must be the next part of the same lists.  A part whose list this receiver
+ * never saw start (a master that re-executed itself in between) is checked
+ * and skipped: 0, v empty.  On failure v is emptied.  The lists are whole
+ * when ..._complete() says so. */
 int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why, size_t n);
 int handoff_decode_empty(struct handoff_in *in, char *why, size_t n);
 int handoff_decode_ticket_keys(struct handoff_in *in, struct handoff_ticket_keys *v,
                                char *why, size_t n);
 int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_state *v,
                                 char *why, size_t n);
+int  handoff_status_complete(const struct handoff_status *v);
+int  handoff_server_state_complete(const struct handoff_server_state *v);
+void handoff_status_free(struct handoff_status *v);              /* the lists, not v */
+void handoff_server_state_free(struct handoff_server_state *v);
 /* Pointers in *v point into in->payload. */
 int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_state *v,
                                 char *why, size_t n);

@@ -43,6 +43,12 @@
 #define RESPAWN_MAX_DELAY_MS  5000
 #define STOP_KILL_AFTER_MS    10000
 
+/* STATUS and SERVER_STATE carry every server and listener a configuration
+ * can name: each takes a line of more than 8 bytes ("server=" NAME ADDR,
+ * "[listener NAME]"). */
+_Static_assert(CONF_TEXT_MAX / 8 <= HANDOFF_LIST_MAX,
+               "a configuration can name more servers than a status list holds");
+
 static void gen_flush(struct master_gen *g);
 static void master_spawn(struct master *m, int is_reload);
 
@@ -168,6 +174,14 @@ static void gen_close_channel(struct master_gen *g)
     g->ch_open = 0;
 }
 
+static void gen_status_free(struct handoff_status *st)
+{
+    if (st == NULL)
+        return;
+    handoff_status_free(st);
+    free(st);
+}
+
 static void gen_free(struct master_gen *g)
 {
     struct master_gen **pp;
@@ -184,7 +198,8 @@ static void gen_free(struct master_gen *g)
         event_free(g->wev);
     if (g->timer != NULL)
         event_free(g->timer);
-    free(g->status);
+    gen_status_free(g->status);
+    handoff_status_free(&g->status_in);
     free(g);
 }
 
@@ -211,10 +226,19 @@ static void gen_send_server_state(struct master_gen *g)
     struct handoff_msg msg;
 
     for (struct master_gen *o = g->m->gens; o != NULL; o = o->next) {
+        const struct handoff_server_state *st;
+
         if (o == g || o->state != GEN_ACTIVE || o->status == NULL)
             continue;
-        if (handoff_encode_server_state(&msg, g->ch.seq++, &o->status->servers) == 0)
+        st = &o->status->servers;
+        for (uint32_t part = 0; part < handoff_server_state_parts(st); part++) {
+            if (handoff_encode_server_state(&msg, g->ch.seq++, st, part) != 0) {
+                proxy_log_error("worker generation %u: cannot encode the servers' health",
+                                g->id);
+                return;
+            }
             proxy_master_gen_send(g, &msg);
+        }
         return;
     }
 }
@@ -396,19 +420,26 @@ static void gen_ready(struct master_gen *g)
         reload_commit(m, g);
 }
 
+/* A STATUS part: the figures count once all parts arrived. */
 static void gen_status(struct master_gen *g, struct handoff_in *in)
 {
-    struct handoff_status *st = calloc(1, sizeof(*st));
+    struct handoff_status *st;
     char why[256];
 
-    if (st == NULL)
-        return;
-    if (handoff_decode_status(in, st, why, sizeof(why)) != 0) {
+    if (handoff_decode_status(in, &g->status_in, why, sizeof(why)) != 0) {
         proxy_log_warn("worker %ld generation %u: bad STATUS: %s", (long)g->pid, g->id, why);
-        free(st);
         return;
     }
-    free(g->status);
+    if (!handoff_status_complete(&g->status_in))
+        return;
+    st = malloc(sizeof(*st));
+    if (st == NULL) {
+        handoff_status_free(&g->status_in);
+        return;
+    }
+    *st = g->status_in;   /* the lists move along */
+    memset(&g->status_in, 0, sizeof(g->status_in));
+    gen_status_free(g->status);
     g->status = st;
     /* Fresh health from the serving generation reaches a starting one too. */
     if (g->state == GEN_ACTIVE && g->m->upgrading != NULL && g->m->upgrading->version[0])

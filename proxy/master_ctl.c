@@ -85,10 +85,45 @@ void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
     ctl_answer_queued(c);
 }
 
+/*
+ * A worker lists its servers and listeners in its configuration's order, so
+ * an entry is looked for from `at`, its position in the master's: with the
+ * same configuration each is found at once, and at worst all are scanned.
+ */
+static const struct handoff_server_health *status_server(const struct handoff_status *st,
+                                                         const char *backend,
+                                                         const char *server, size_t at)
+{
+    uint32_t n = st != NULL ? st->servers.nservers : 0;
+
+    for (uint32_t k = 0; k < n; k++) {
+        const struct handoff_server_health *h = &st->servers.servers[(at + k) % n];
+
+        if (strcmp(h->server, server) == 0 && strcmp(h->backend, backend) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+static const struct handoff_listener_stats *status_listener(const struct handoff_status *st,
+                                                            const char *name, size_t at)
+{
+    uint32_t n = st != NULL ? st->nlisteners : 0;
+
+    for (uint32_t k = 0; k < n; k++) {
+        const struct handoff_listener_stats *l = &st->listeners[(at + k) % n];
+
+        if (strcmp(l->name, name) == 0)
+            return l;
+    }
+    return NULL;
+}
+
 /* Servers as the newest serving generation sees them. */
 static void status_servers(struct master *m, struct evbuffer *out)
 {
     const struct handoff_status *st = NULL;
+    size_t at = 0;
 
     for (struct master_gen *g = m->gens; g != NULL && st == NULL; g = g->next)
         if (g->state == GEN_ACTIVE && g->status != NULL)
@@ -96,13 +131,10 @@ static void status_servers(struct master *m, struct evbuffer *out)
     for (size_t b = 0; b < m->conf.nbackends; b++) {
         const struct conf_backend *cb = &m->conf.backends[b];
 
-        for (size_t k = 0; k < cb->nservers; k++) {
-            const struct handoff_server_health *h = NULL;
+        for (size_t k = 0; k < cb->nservers; k++, at++) {
+            const struct handoff_server_health *h =
+                status_server(st, cb->name, cb->servers[k].name, at);
 
-            for (uint32_t i = 0; st != NULL && i < st->servers.nservers && h == NULL; i++)
-                if (strcmp(st->servers.servers[i].backend, cb->name) == 0 &&
-                    strcmp(st->servers.servers[i].server, cb->servers[k].name) == 0)
-                    h = &st->servers.servers[i];
             evbuffer_add_printf(out, "server backend=%s name=%s address=%s state=%s "
                                 "connections=%" PRIu64 " total=%" PRIu64 " failures=%" PRIu64
                                 "\n", cb->name, cb->servers[k].name, cb->servers[k].addr.text,
@@ -144,12 +176,14 @@ void proxy_master_status_reply(struct master_ctl *c)
         uint64_t active = 0, total = 0;
         int first = 1;
 
-        for (struct master_gen *g = m->gens; g != NULL; g = g->next)
-            for (uint32_t k = 0; g->status != NULL && k < g->status->nlisteners; k++)
-                if (strcmp(g->status->listeners[k].name, name) == 0) {
-                    active += g->status->listeners[k].active;
-                    total += g->status->listeners[k].total;
-                }
+        for (struct master_gen *g = m->gens; g != NULL; g = g->next) {
+            const struct handoff_listener_stats *l = status_listener(g->status, name, i);
+
+            if (l != NULL) {
+                active += l->active;
+                total += l->total;
+            }
+        }
         evbuffer_add_printf(out, "listener name=%s address=", name);
         for (size_t s = 0; s < m->nsocks; s++) {
             if (!m->socks[s].in_current || strcmp(m->socks[s].name, name) != 0)

@@ -42,7 +42,8 @@ struct master_gen {
     uint64_t                started_ms;
     char                    version[HANDOFF_VERSION_MAX];
     char                    failure[HANDOFF_REASON_MAX];
-    struct handoff_status  *status;      /* last STATUS received */
+    struct handoff_status  *status;      /* last whole STATUS received */
+    struct handoff_status   status_in;   /* the STATUS parts arriving */
     uint64_t                timeout_ms;  /* to become ready, or to exit once draining */
     uint64_t                drain_deadline_ms; /* monotonic; kept across re-exec */
 };

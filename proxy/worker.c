@@ -137,35 +137,22 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         worker_stop_now(w, sig == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
+/* The lists of a STATUS: every listener and server of this generation. */
+static int status_lists(struct proxy_worker *w, struct handoff_status *st)
 {
-    struct handoff_status_req req;
-    struct handoff_status *st;
-    struct handoff_msg m;
-    char why[256];
+    size_t nservers = 0;
 
-    if (handoff_decode_status_req(in, &req, why, sizeof(why)) != 0) {
-        proxy_log_warn("worker: bad STATUS_REQ from master: %s", why);
-        return;
-    }
-    st = calloc(1, sizeof(*st));
-    if (st == NULL)
-        return;
-    st->id = req.id;
-    st->pid = (uint32_t)getpid();
-    st->active = atomic_load(&w->active);
-    st->total = atomic_load(&w->total);
-    st->bytes_in = atomic_load(&w->bytes_in);
-    st->bytes_out = atomic_load(&w->bytes_out);
-    st->tls_failures = atomic_load(&w->tls_failures);
+    for (size_t i = 0; i < w->nbackends; i++)
+        nservers += w->backends[i].nservers;
+    st->listeners = calloc(w->nlisteners ? w->nlisteners : 1, sizeof(*st->listeners));
+    st->servers.servers = calloc(nservers ? nservers : 1, sizeof(*st->servers.servers));
+    if (st->listeners == NULL || st->servers.servers == NULL)
+        return -1;
     for (size_t i = 0; i < w->nbackends; i++)
         for (size_t k = 0; k < w->backends[i].nservers; k++) {
             const struct proxy_server *sv = &w->backends[i].servers[k];
-            struct handoff_server_health *h;
+            struct handoff_server_health *h = &st->servers.servers[st->servers.nservers++];
 
-            if (st->servers.nservers >= HANDOFF_SERVERS_MAX)
-                break;
-            h = &st->servers.servers[st->servers.nservers++];
             snprintf(h->backend, sizeof(h->backend), "%s", w->backends[i].conf->name);
             snprintf(h->server, sizeof(h->server), "%s", sv->conf->name);
             h->down = (uint32_t)atomic_load(&sv->down);
@@ -173,16 +160,46 @@ static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
             h->total = atomic_load(&sv->total);
             h->failures = atomic_load(&sv->failures);
         }
-    for (size_t i = 0; i < w->nlisteners && i < HANDOFF_STATUS_LISTENERS_MAX; i++) {
+    for (size_t i = 0; i < w->nlisteners; i++) {
         struct handoff_listener_stats *ls = &st->listeners[st->nlisteners++];
 
         snprintf(ls->name, sizeof(ls->name), "%s", w->listeners[i].conf->name);
         ls->active = atomic_load(&w->listeners[i].active);
         ls->total = atomic_load(&w->listeners[i].total);
     }
-    if (handoff_encode_status(&m, w->ch.seq++, st) == 0)
-        worker_send(w, &m);
-    free(st);
+    return 0;
+}
+
+static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
+{
+    struct handoff_status_req req;
+    struct handoff_status st = { 0 };
+    struct handoff_msg m;
+    char why[256];
+
+    if (handoff_decode_status_req(in, &req, why, sizeof(why)) != 0) {
+        proxy_log_warn("worker: bad STATUS_REQ from master: %s", why);
+        return;
+    }
+    st.id = req.id;
+    st.pid = (uint32_t)getpid();
+    st.active = atomic_load(&w->active);
+    st.total = atomic_load(&w->total);
+    st.bytes_in = atomic_load(&w->bytes_in);
+    st.bytes_out = atomic_load(&w->bytes_out);
+    st.tls_failures = atomic_load(&w->tls_failures);
+    if (status_lists(w, &st) != 0) {
+        proxy_log_error("worker: out of memory for a status");
+    } else {
+        for (uint32_t part = 0; part < handoff_status_parts(&st); part++) {
+            if (handoff_encode_status(&m, w->ch.seq++, &st, part) != 0) {
+                proxy_log_error("worker: cannot encode status part %u", (unsigned)part);
+                break;
+            }
+            worker_send(w, &m);
+        }
+    }
+    handoff_status_free(&st);
 }
 
 static void worker_apply_tickets(struct handoff_in *in)
@@ -200,24 +217,60 @@ static void worker_apply_tickets(struct handoff_in *in)
     free(k);
 }
 
-/* Health learnt by the previous generation: a server it found down stays
- * down here until checks (or a probe connection) bring it back. */
-static void worker_apply_servers(struct proxy_worker *w, const struct handoff_server_state *st)
+/*
+ * The server `server` of backend `backend`, looked for from just after the
+ * previous find (*b, *k): entries come in the previous generation's
+ * configuration order, so with an unchanged order each is found at once.
+ */
+static struct proxy_server *find_server(struct proxy_worker *w, const char *backend,
+                                        const char *server, size_t *b, size_t *k)
 {
-    for (uint32_t i = 0; i < st->nservers; i++) {
-        if (!st->servers[i].down)
-            continue;
-        for (size_t b = 0; b < w->nbackends; b++) {
-            struct proxy_backend *be = &w->backends[b];
+    for (size_t j = 0; j < w->nbackends; j++) {
+        size_t bi = (*b + j) % w->nbackends;
+        struct proxy_backend *be = &w->backends[bi];
 
-            if (strcmp(be->conf->name, st->servers[i].backend) != 0)
-                continue;
-            for (size_t k = 0; k < be->nservers; k++)
-                if (strcmp(be->servers[k].conf->name, st->servers[i].server) == 0)
-                    proxy_server_set_down(&be->servers[k], 1,
-                                          "as the previous generation found it");
+        if (strcmp(be->conf->name, backend) != 0)
+            continue;
+        for (size_t x = 0; x < be->nservers; x++) {
+            size_t si = ((bi == *b ? *k : 0) + x) % be->nservers;
+
+            if (strcmp(be->servers[si].conf->name, server) == 0) {
+                *b = bi;
+                *k = si + 1;
+                return &be->servers[si];
+            }
         }
+        return NULL;   /* backend names are unique */
     }
+    return NULL;
+}
+
+/* Health learnt by the previous generation (once all its parts arrived): a
+ * server it found down stays down here until checks (or a probe
+ * connection) bring it back. */
+static void worker_apply_servers(struct proxy_worker *w)
+{
+    const struct handoff_server_state *st = &w->carried;
+    struct proxy_server *sv;
+    size_t b = 0, k = 0;
+
+    for (uint32_t i = 0; i < st->nservers; i++)
+        if (st->servers[i].down &&
+            (sv = find_server(w, st->servers[i].backend, st->servers[i].server, &b, &k)) != NULL)
+            proxy_server_set_down(sv, 1, "as the previous generation found it");
+    handoff_server_state_free(&w->carried);
+}
+
+/* A SERVER_STATE part; the health is applied once whole, at start-up or
+ * (when it completes later) at once. */
+static void worker_carry_servers(struct proxy_worker *w, struct handoff_in *in, int started)
+{
+    char why[256];
+
+    if (handoff_decode_server_state(in, &w->carried, why, sizeof(why)) != 0)
+        proxy_log_warn("worker: bad SERVER_STATE from master: %s", why);
+    else if (started && handoff_server_state_complete(&w->carried))
+        worker_apply_servers(w);
 }
 
 static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
@@ -231,16 +284,9 @@ static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
     case HANDOFF_TICKET_KEYS:
         worker_apply_tickets(in);
         return;
-    case HANDOFF_SERVER_STATE: {
-        struct handoff_server_state *st = malloc(sizeof(*st));
-
-        if (st != NULL && handoff_decode_server_state(in, st, why, sizeof(why)) == 0)
-            worker_apply_servers(w, st);
-        else if (st != NULL)
-            proxy_log_warn("worker: bad SERVER_STATE from master: %s", why);
-        free(st);
+    case HANDOFF_SERVER_STATE:
+        worker_carry_servers(w, in, 1);
         return;
-    }
     case HANDOFF_STOP_ACCEPTING:
     case HANDOFF_RESUME_ACCEPTING:
     case HANDOFF_DRAIN:
@@ -359,12 +405,7 @@ static int worker_receive_setup(struct proxy_worker *w)
             continue;
         }
         if (in.hdr.type == HANDOFF_SERVER_STATE) {
-            if (w->carried == NULL && (w->carried = malloc(sizeof(*w->carried))) != NULL &&
-                handoff_decode_server_state(&in, w->carried, why, sizeof(why)) != 0) {
-                proxy_log_warn("worker: bad SERVER_STATE from master: %s", why);
-                free(w->carried);
-                w->carried = NULL;
-            }
+            worker_carry_servers(w, &in, 0);
             handoff_in_free(&in);
             continue;
         }
@@ -494,7 +535,7 @@ static void worker_free(struct proxy_worker *w)
     for (int i = 0; i < 2; i++)
         if (w->done_fd[i] > 0)
             close(w->done_fd[i]);
-    free(w->carried);
+    handoff_server_state_free(&w->carried);
     handoff_channel_close(&w->ch);
     conf_free(&w->conf);
 }
@@ -527,11 +568,8 @@ int proxy_worker_main(int channel_fd)
     handoff_msg_free(&m);
     if (worker_receive_setup(w) != 0 || worker_build(w) != 0 || worker_events(w) != 0)
         goto out;
-    if (w->carried != NULL) {
-        worker_apply_servers(w, w->carried);
-        free(w->carried);
-        w->carried = NULL;
-    }
+    if (handoff_server_state_complete(&w->carried))
+        worker_apply_servers(w);
     w->health = proxy_health_start(w, w->base);
     if (w->nloops == 1)
         proxy_loop_prepare(&w->loops[0]);

@@ -51,7 +51,7 @@ struct proxy_worker {
     unsigned                loops_done;
     int                     draining;
     struct proxy_health    *health;      /* active checks, NULL without */
-    struct handoff_server_state *carried; /* health from the previous generation */
+    struct handoff_server_state carried; /* health from the previous generation */
 };
 
 /* Entry point of `baton --worker FD`; returns the process exit status. */

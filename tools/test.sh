@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds baton twice (plain, and with
-# AddressSanitizer + UBSan) and runs the whole test suite against each.
-# Exits non-zero on any failure.
+# AddressSanitizer + UBSan) and runs the whole test suite against each, then
+# a 2-minute soak (bench/soak.sh) against the plain build.
+# Exits non-zero on any failure.  SOAK_SECONDS=N changes the soak's length;
+# SOAK_SECONDS=0 skips it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/tools/deps.sh"
@@ -22,6 +24,13 @@ run_suite release "$root/build/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite asan "$root/build/asan" -DCMAKE_BUILD_TYPE=Debug -DBATON_SANITIZE=ON
+
+soak_seconds=${SOAK_SECONDS:-120}
+if [ "$soak_seconds" != 0 ]; then
+    echo "== baton: soak, release build, $soak_seconds s =="
+    SOAK_SECONDS=$soak_seconds BATON="$root/build/release/baton" \
+        BATON_NEXT="$root/build/release/tests/baton-next" "$root/bench/soak.sh" || status=1
+fi
 
 if [ $status -ne 0 ]; then
     echo "baton: some tests failed" >&2

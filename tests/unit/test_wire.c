@@ -83,7 +83,8 @@ static void make_in(struct handoff_in *in, uint16_t type, const void *p, size_t 
 /* Runs the decoder for in's type (or `type` if nonzero); 0 or -1. */
 static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
 {
-    static struct handoff_status st;   /* large: keep it off the stack */
+    struct handoff_status st = { 0 };
+    struct handoff_server_state ss = { 0 };
     struct handoff_hello h;
     struct handoff_config c;
     struct handoff_listener l;
@@ -108,7 +109,13 @@ static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
     case HANDOFF_STATUS_REQ:
         return handoff_decode_status_req(in, &sr, why, n);
     case HANDOFF_STATUS:
-        return handoff_decode_status(in, &st, why, n);
+        r = handoff_decode_status(in, &st, why, n);
+        handoff_status_free(&st);
+        return r;
+    case HANDOFF_SERVER_STATE:
+        r = handoff_decode_server_state(in, &ss, why, n);
+        handoff_server_state_free(&ss);
+        return r;
     default:
         return handoff_decode_empty(in, why, n);
     }
@@ -117,7 +124,7 @@ static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
 static const uint16_t all_types[] = {
     HANDOFF_HELLO, HANDOFF_CONFIG, HANDOFF_LISTENER, HANDOFF_START, HANDOFF_READY,
     HANDOFF_FAILED, HANDOFF_STOP_ACCEPTING, HANDOFF_DRAIN, HANDOFF_STATUS_REQ,
-    HANDOFF_STATUS, HANDOFF_RESUME_ACCEPTING,
+    HANDOFF_STATUS, HANDOFF_RESUME_ACCEPTING, HANDOFF_SERVER_STATE,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
@@ -430,9 +437,26 @@ static void test_builder_limits(void)
 
 /* Typed messages */
 
-static struct handoff_status status_in, status_out;
+static void fill_servers(struct handoff_server_state *v, uint32_t n, size_t namelen)
+{
+    memset(v, 0, sizeof(*v));
+    v->servers = calloc(n ? n : 1, sizeof(*v->servers));
+    v->nservers = n;
+    for (uint32_t i = 0; i < n; i++) {
+        struct handoff_server_health *h = &v->servers[i];
 
-static void fill_status(struct handoff_status *st, uint32_t n)
+        /* names of namelen bytes (at least the number) */
+        snprintf(h->backend, sizeof(h->backend), "b%u%0*u", (unsigned)(i % 7),
+                 (int)(namelen > 2 ? namelen - 2 : 0), 0u);
+        snprintf(h->server, sizeof(h->server), "%0*u", (int)namelen, (unsigned)i);
+        h->down = i % 3 == 0;
+        h->active = i;
+        h->total = (uint64_t)i << 35;
+        h->failures = ~(uint64_t)i;
+    }
+}
+
+static void fill_status(struct handoff_status *st, uint32_t n, uint32_t nservers)
 {
     uint32_t i;
 
@@ -443,6 +467,8 @@ static void fill_status(struct handoff_status *st, uint32_t n)
     st->total = 0xffffffffffffffffull;
     st->bytes_in = 1ull << 40;
     st->bytes_out = 12345678901ull;
+    st->tls_failures = 77;
+    st->listeners = calloc(n ? n : 1, sizeof(*st->listeners));
     st->nlisteners = n;
     for (i = 0; i < n; i++) {
         snprintf(st->listeners[i].name, sizeof(st->listeners[i].name), "listener-%u",
@@ -450,6 +476,37 @@ static void fill_status(struct handoff_status *st, uint32_t n)
         st->listeners[i].active = i;
         st->listeners[i].total = (uint64_t)i << 33;
     }
+    fill_servers(&st->servers, nservers, 4);
+}
+
+static int same_servers(const struct handoff_server_state *a,
+                        const struct handoff_server_state *b)
+{
+    if (a->nservers != b->nservers)
+        return 0;
+    for (uint32_t i = 0; i < a->nservers; i++) {
+        const struct handoff_server_health *x = &a->servers[i], *y = &b->servers[i];
+
+        if (strcmp(x->backend, y->backend) != 0 || strcmp(x->server, y->server) != 0 ||
+            x->down != y->down || x->active != y->active || x->total != y->total ||
+            x->failures != y->failures)
+            return 0;
+    }
+    return 1;
+}
+
+static int same_status(const struct handoff_status *a, const struct handoff_status *b)
+{
+    if (a->id != b->id || a->pid != b->pid || a->active != b->active || a->total != b->total ||
+        a->bytes_in != b->bytes_in || a->bytes_out != b->bytes_out ||
+        a->tls_failures != b->tls_failures || a->nlisteners != b->nlisteners)
+        return 0;
+    for (uint32_t i = 0; i < a->nlisteners; i++)
+        if (strcmp(a->listeners[i].name, b->listeners[i].name) != 0 ||
+            a->listeners[i].active != b->listeners[i].active ||
+            a->listeners[i].total != b->listeners[i].total)
+            return 0;
+    return same_servers(&a->servers, &b->servers);
 }
 
 /* Builds one valid message of each type (index into all_types). */
@@ -462,6 +519,7 @@ static int build(struct handoff_msg *m, uint16_t type, int fd)
     struct handoff_listener l = { "web", "127.0.0.1:8080", fd };
     struct handoff_failed f = { "bind 127.0.0.1:80: Permission denied" };
     struct handoff_status_req sr = { 99 };
+    int r;
 
     switch (type) {
     case HANDOFF_HELLO:
@@ -474,12 +532,65 @@ static int build(struct handoff_msg *m, uint16_t type, int fd)
         return handoff_encode_failed(m, 4, &f);
     case HANDOFF_STATUS_REQ:
         return handoff_encode_status_req(m, 5, &sr);
-    case HANDOFF_STATUS:
-        fill_status(&status_in, 3);
-        return handoff_encode_status(m, 6, &status_in);
+    case HANDOFF_STATUS: {
+        struct handoff_status st;
+
+        fill_status(&st, 3, 2);
+        r = handoff_encode_status(m, 6, &st, 0);
+        handoff_status_free(&st);
+        return r;
+    }
+    case HANDOFF_SERVER_STATE: {
+        struct handoff_server_state ss;
+
+        fill_servers(&ss, 3, 5);
+        r = handoff_encode_server_state(m, 8, &ss, 0);
+        handoff_server_state_free(&ss);
+        return r;
+    }
     default:
         return handoff_encode_empty(m, type, 7);
     }
+}
+
+/* Encodes every part of a status and decodes them in order. */
+static void roundtrip_status(uint32_t nlisteners, uint32_t nservers)
+{
+    struct handoff_status in_st, out_st = { 0 };
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256] = "";
+    uint32_t parts, want, ok = 0;
+
+    fill_status(&in_st, nlisteners, nservers);
+    parts = handoff_status_parts(&in_st);
+    want = (nlisteners + HANDOFF_PART_LISTENERS - 1) / HANDOFF_PART_LISTENERS;
+    if ((nservers + HANDOFF_PART_SERVERS - 1) / HANDOFF_PART_SERVERS > want)
+        want = (nservers + HANDOFF_PART_SERVERS - 1) / HANDOFF_PART_SERVERS;
+    CHECK_U64(parts, want ? want : 1);
+    for (uint32_t p = 0; p < parts; p++) {
+        CHECK(!handoff_status_complete(&out_st));
+        if (handoff_encode_status(&m, 16 + p, &in_st, p) != 0 || to_in(&m, &in) != 0) {
+            handoff_msg_free(&m);
+            break;
+        }
+        CHECK(in.hdr.len <= HANDOFF_MAX_PAYLOAD);
+        if (handoff_decode_status(&in, &out_st, why, sizeof(why)) == 0)
+            ok++;
+        else
+            fprintf(stderr, "    status %u/%u part %u: %s\n", (unsigned)nlisteners,
+                    (unsigned)nservers, (unsigned)p, why);
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+    }
+    CHECK_U64(ok, parts);
+    CHECK(handoff_status_complete(&out_st));
+    CHECK(same_status(&out_st, &in_st));
+    /* no part past the last */
+    CHECK(handoff_encode_status(&m, 1, &in_st, parts) == -1);
+    handoff_msg_free(&m);
+    handoff_status_free(&out_st);
+    handoff_status_free(&in_st);
 }
 
 static void test_roundtrip(void)
@@ -578,30 +689,14 @@ static void test_roundtrip(void)
         handoff_msg_free(&m);
     }
     {
-        uint32_t counts[] = { 0, 1, 5, HANDOFF_STATUS_LISTENERS_MAX };
-        size_t k;
+        /* At, and past, what one message holds: the parts add up. */
+        uint32_t counts[][2] = { { 0, 0 }, { 1, 1 }, { 5, 3 },
+                                 { HANDOFF_PART_LISTENERS, HANDOFF_PART_SERVERS },
+                                 { HANDOFF_PART_LISTENERS + 1, HANDOFF_PART_SERVERS + 1 },
+                                 { 300, 1100 }, { 1000, 10 }, { 2, 5000 } };
 
-        for (k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
-            int same;
-
-            fill_status(&status_in, counts[k]);
-            CHECK(handoff_encode_status(&m, 16, &status_in) == 0);
-            CHECK(to_in(&m, &in) == 0);
-            CHECK(handoff_decode_status(&in, &status_out, why, sizeof(why)) == 0);
-            same = status_out.id == status_in.id && status_out.pid == status_in.pid &&
-                   status_out.active == status_in.active &&
-                   status_out.total == status_in.total &&
-                   status_out.bytes_in == status_in.bytes_in &&
-                   status_out.bytes_out == status_in.bytes_out &&
-                   status_out.nlisteners == status_in.nlisteners;
-            for (i = 0; same && i < counts[k]; i++)
-                same = strcmp(status_out.listeners[i].name, status_in.listeners[i].name) == 0 &&
-                       status_out.listeners[i].active == status_in.listeners[i].active &&
-                       status_out.listeners[i].total == status_in.listeners[i].total;
-            CHECK(same);
-            handoff_in_free(&in);
-            handoff_msg_free(&m);
-        }
+        for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
+            roundtrip_status(counts[k][0], counts[k][1]);
     }
     for (i = 0; i < NTYPES; i++) {
         uint16_t t = all_types[i];
@@ -780,17 +875,19 @@ static void test_bad_fields(void)
     CHECK_WHY(why, "CONFIG: text too long: 2097153 bytes (max 2097152)");
     handoff_in_free(&in);
 
-    /* STATUS with too many listeners. */
-    memset(raw, 0, 44);
-    raw[42] = 0x01, raw[43] = 0x01;   /* nlisteners = 257 */
-    make_in(&in, HANDOFF_STATUS, raw, 44, 0);
+    /* STATUS with more listeners in one message than a part holds
+     * (part, id, pid, 5 counters, then the listeners' total and count). */
+    memset(raw, 0, 60);
+    raw[54] = 0x01, raw[55] = 0x01;   /* total = 257 */
+    raw[58] = 0x01, raw[59] = 0x01;   /* in this part: 257 */
+    make_in(&in, HANDOFF_STATUS, raw, 60, 0);
     CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
-    CHECK_WHY(why, "STATUS: 257 listeners (max 256)");
+    CHECK_WHY(why, "STATUS: part 0 holds 257 listeners, expected 256 of 257");
     handoff_in_free(&in);
-    raw[42] = 0, raw[43] = 2;   /* claims 2, carries none */
-    make_in(&in, HANDOFF_STATUS, raw, 44, 0);
+    raw[54] = 0, raw[55] = 2, raw[58] = 0, raw[59] = 2;   /* claims 2, carries none */
+    make_in(&in, HANDOFF_STATUS, raw, 60, 0);
     CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
-    CHECK_WHY(why, "STATUS: listener 0 name missing");
+    CHECK_WHY(why, "STATUS: listener name missing");
     handoff_in_free(&in);
 
     /* Empty messages must be empty. */
@@ -821,11 +918,188 @@ static void test_bad_fields(void)
         l.fd = -1;
         CHECK(handoff_encode_listener(&m, 1, &l) == -1);
         handoff_msg_free(&m);
-        fill_status(&status_in, 1);
-        status_in.nlisteners = HANDOFF_STATUS_LISTENERS_MAX + 1;
-        CHECK(handoff_encode_status(&m, 1, &status_in) == -1);
+        struct handoff_status st;
+        struct handoff_server_state ss;
+
+        fill_status(&st, 1, 1);
+        st.servers.servers[0].server[0] = '\0';
+        memset(st.servers.servers[0].backend, 'b', sizeof(st.servers.servers[0].backend));
+        CHECK(handoff_encode_status(&m, 1, &st, 0) == -1);   /* unterminated name */
+        handoff_msg_free(&m);
+        handoff_status_free(&st);
+        fill_servers(&ss, 2, 3);
+        ss.nservers = HANDOFF_LIST_MAX + 1;   /* more than a list may hold */
+        CHECK(handoff_encode_server_state(&m, 1, &ss, 0) == -1);
+        handoff_msg_free(&m);
+        free(ss.servers);
+        ss.servers = NULL;
+        ss.nservers = 1;                      /* entries missing */
+        CHECK(handoff_encode_server_state(&m, 1, &ss, 0) == -1);
         handoff_msg_free(&m);
     }
+}
+
+/* Part `part` of ss as a received message. */
+static void server_part(const struct handoff_server_state *ss, uint32_t part,
+                        struct handoff_in *in)
+{
+    struct handoff_msg m;
+
+    memset(in, 0, sizeof(*in));
+    CHECK(handoff_encode_server_state(&m, part, ss, part) == 0);
+    CHECK(to_in(&m, in) == 0);
+    CHECK(in->hdr.len <= HANDOFF_MAX_PAYLOAD);
+    handoff_msg_free(&m);
+}
+
+/* A SERVER_STATE part written field by field: u32 part, total, n; n entries. */
+static void raw_server_part(uint32_t part, uint32_t total, uint32_t n, struct handoff_in *in)
+{
+    struct handoff_msg m;
+
+    CHECK(handoff_msg_init(&m, HANDOFF_SERVER_STATE, 1) == 0);
+    handoff_msg_put_u32(&m, part);
+    handoff_msg_put_u32(&m, total);
+    handoff_msg_put_u32(&m, n);
+    for (uint32_t i = 0; i < n; i++) {
+        handoff_msg_put_str(&m, "app");
+        handoff_msg_put_str(&m, "s");
+        handoff_msg_put_u32(&m, 1);
+        handoff_msg_put_u64(&m, 0);
+        handoff_msg_put_u64(&m, 0);
+        handoff_msg_put_u64(&m, 0);
+    }
+    CHECK(handoff_msg_finish(&m) == 0);
+    CHECK(to_in(&m, in) == 0);
+    handoff_msg_free(&m);
+}
+
+/* Decodes a raw_server_part into v; 0 or -1. */
+static int raw_decode(uint32_t part, uint32_t total, uint32_t n,
+                      struct handoff_server_state *v, char *why, size_t whylen)
+{
+    struct handoff_in in;
+    int rc;
+
+    raw_server_part(part, total, n, &in);
+    rc = handoff_decode_server_state(&in, v, why, whylen);
+    handoff_in_free(&in);
+    return rc;
+}
+
+/* Feeds parts (indexes into ss's parts) to v; returns how many decoded. */
+static unsigned feed_parts(const struct handoff_server_state *ss, const uint32_t *parts,
+                           size_t n, struct handoff_server_state *v, char *why, size_t whylen)
+{
+    struct handoff_in in;
+    unsigned ok = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        server_part(ss, parts[i], &in);
+        why[0] = '\0';
+        if (handoff_decode_server_state(&in, v, why, whylen) == 0)
+            ok++;
+        handoff_in_free(&in);
+    }
+    return ok;
+}
+
+static void test_parts(void)
+{
+    struct handoff_server_state ss, v = { 0 };
+    struct handoff_status st, sv = { 0 };
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256];
+    size_t whole = 0;
+
+    /* Longest names: the whole list is larger than any one message. */
+    fill_servers(&ss, 20000, HANDOFF_NAME_MAX - 1);
+    CHECK_U64(strlen(ss.servers[0].server), HANDOFF_NAME_MAX - 1);
+    CHECK_U64(handoff_server_state_parts(&ss), (20000 + HANDOFF_PART_SERVERS - 1) /
+                                                HANDOFF_PART_SERVERS);
+    for (uint32_t p = 0; p < handoff_server_state_parts(&ss); p++) {
+        server_part(&ss, p, &in);
+        whole += in.hdr.len;
+        CHECK(handoff_decode_server_state(&in, &v, why, sizeof(why)) == 0);
+        CHECK(handoff_server_state_complete(&v) == (p + 1 == handoff_server_state_parts(&ss)));
+        handoff_in_free(&in);
+    }
+    CHECK(whole > HANDOFF_MAX_PAYLOAD);
+    CHECK(same_servers(&v, &ss));
+    handoff_server_state_free(&v);
+    CHECK(v.servers == NULL && v.nservers == 0 && !handoff_server_state_complete(&v));
+    handoff_server_state_free(&ss);
+
+    fill_servers(&ss, 2 * HANDOFF_PART_SERVERS + 5, 3);   /* three parts */
+    {
+        /* A part out of order empties the list. */
+        uint32_t order[] = { 0, 2 };
+
+        CHECK_U64(feed_parts(&ss, order, 2, &v, why, sizeof(why)), 1);
+        CHECK_WHY(why, "SERVER_STATE: part 2 where part 1 was expected");
+        CHECK(v.nservers == 0 && !handoff_server_state_complete(&v));
+    }
+    {
+        /* Parts of a list whose start was never seen are skipped, until a
+         * part 0 starts one (after a master's re-exec). */
+        uint32_t order[] = { 1, 2, 0, 1, 2 };
+
+        CHECK_U64(feed_parts(&ss, order, 2, &v, why, sizeof(why)), 2);
+        CHECK(v.nservers == 0 && v.parts == 0 && !handoff_server_state_complete(&v));
+        CHECK_U64(feed_parts(&ss, order + 2, 3, &v, why, sizeof(why)), 3);
+        CHECK(handoff_server_state_complete(&v) && same_servers(&v, &ss));
+        handoff_server_state_free(&v);
+    }
+    {
+        /* A part 0 starts the list afresh, even half-way through one. */
+        uint32_t order[] = { 0, 1, 0, 1, 2 };
+
+        CHECK_U64(feed_parts(&ss, order, 5, &v, why, sizeof(why)), 5);
+        CHECK(handoff_server_state_complete(&v) && same_servers(&v, &ss));
+        handoff_server_state_free(&v);
+    }
+    handoff_server_state_free(&ss);
+
+    /* A part holds exactly its share of the list. */
+    CHECK(raw_decode(0, 2000, 5, &v, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "SERVER_STATE: part 0 holds 5 servers, expected 1024 of 2000");
+    CHECK(raw_decode(0, 0, 1, &v, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "part 0 holds 1 servers, expected 0 of 0");
+    CHECK(raw_decode(0, HANDOFF_LIST_MAX + 1, 0, &v, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "SERVER_STATE: 1048577 servers (max 1048576)");
+    /* every part keeps the list's length; the last one holds the rest */
+    CHECK(raw_decode(0, 1030, HANDOFF_PART_SERVERS, &v, why, sizeof(why)) == 0);
+    CHECK(raw_decode(1, 1031, 7, &v, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "part 1 lists 1031 servers, the parts before 1030");
+    CHECK(v.nservers == 0);
+    CHECK(raw_decode(0, 1030, HANDOFF_PART_SERVERS, &v, why, sizeof(why)) == 0);
+    CHECK(raw_decode(1, 1030, 7, &v, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "part 1 holds 7 servers, expected 6 of 1030");
+    CHECK(raw_decode(0, 1030, HANDOFF_PART_SERVERS, &v, why, sizeof(why)) == 0);
+    CHECK(!handoff_server_state_complete(&v));
+    CHECK(raw_decode(1, 1030, 6, &v, why, sizeof(why)) == 0);
+    CHECK(handoff_server_state_complete(&v) && v.nservers == 1030);
+    handoff_server_state_free(&v);
+
+    /* STATUS: the parts of one answer belong together. */
+    fill_status(&st, 2 * HANDOFF_PART_LISTENERS, 10);
+    CHECK_U64(handoff_status_parts(&st), 2);
+    CHECK(handoff_encode_status(&m, 1, &st, 0) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_status(&in, &sv, why, sizeof(why)) == 0);
+    CHECK(!handoff_status_complete(&sv) && sv.nlisteners == HANDOFF_PART_LISTENERS);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    st.id = 43;
+    CHECK(handoff_encode_status(&m, 2, &st, 1) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_status(&in, &sv, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "STATUS: part 1 of request 43 continues request 42");
+    CHECK(sv.nlisteners == 0 && sv.listeners == NULL && !handoff_status_complete(&sv));
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    handoff_status_free(&st);
 }
 
 static void test_wrong_fds_and_types(void)
@@ -1089,6 +1363,7 @@ int main(int argc, char **argv)
     test_truncated();
     test_trailing();
     test_bad_fields();
+    test_parts();
     test_wrong_fds_and_types();
     test_garbage();
     test_master_state();
