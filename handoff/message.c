@@ -216,6 +216,67 @@ static int enc_begin(struct handoff_msg *m, uint16_t type, uint32_t seq)
 
 /* Encoders: on failure the message is already freed; freeing it again is harmless. */
 
+/*
+ * Extensions, after a message's fixed fields: u16 tag, u16 flags, bytes
+ * body, up to the end of the payload.  A reader skips a tag it does not
+ * know unless its flags say it must be understood; a known tag's body never
+ * changes layout (a new field gets a new tag).  This is how a message grows
+ * without breaking a reader of another release.
+ */
+#define EXT_MUST_UNDERSTAND 0x0001u
+
+/* Writes tag and flags and a length placeholder; returns where the body
+ * starts, for ext_end to fill in its length. */
+static size_t ext_begin(struct handoff_msg *m, uint16_t tag, uint16_t flags)
+{
+    handoff_msg_put_u16(m, tag);
+    handoff_msg_put_u16(m, flags);
+    handoff_msg_put_u32(m, 0);
+    return m->len;
+}
+
+static void ext_end(struct handoff_msg *m, size_t body)
+{
+    size_t n = m->len - body;
+
+    if (m->failed || body < 4 || n > UINT32_MAX)
+        return;
+    for (int i = 0; i < 4; i++)
+        m->buf[body - 4 + (size_t)i] = (uint8_t)(n >> (24 - 8 * i));
+}
+
+/* Reads extensions to the end of the payload; fn decodes a known tag's body
+ * from e and returns 1, or returns 0 for a tag it does not know. */
+static void dec_exts(struct dec *d, int (*fn)(struct dec *e, uint16_t tag, void *arg),
+                     void *arg)
+{
+    while (!d->err && dec_left(d) > 0) {
+        uint16_t tag = 0, flags = 0;
+        const uint8_t *body;
+        uint32_t len;
+        struct dec e;
+
+        dec_u16(d, "extension tag", &tag);
+        dec_u16(d, "extension flags", &flags);
+        dec_bytes(d, "extension body", &body, &len, HANDOFF_MAX_PAYLOAD);
+        if (d->err)
+            return;
+        e = *d;
+        handoff_reader_init(&e.r, body, len);
+        if (!fn(&e, tag, arg)) {
+            if (flags & EXT_MUST_UNDERSTAND)
+                dec_fail(d, "extension %u must be understood, and this binary does not know "
+                         "it", (unsigned)tag);
+            continue;
+        }
+        if (!e.err && handoff_reader_done(&e.r) == -1)
+            dec_fail(&e, "extension %u: %zu unexpected bytes", (unsigned)tag, dec_left(&e));
+        d->err = e.err;
+    }
+}
+
+enum hello_ext { HELLO_EXT_CAPS = 1 };
+
 int handoff_encode_hello(struct handoff_msg *m, uint32_t seq, const struct handoff_hello *v)
 {
     if (enc_begin(m, HANDOFF_HELLO, seq) == -1)
@@ -224,6 +285,13 @@ int handoff_encode_hello(struct handoff_msg *m, uint32_t seq, const struct hando
         return enc_fail(m);
     handoff_msg_put_u32(m, v->pid);
     handoff_msg_put_str(m, v->version);
+    /* Only to a master that offered its own: an older one reads no more. */
+    if (v->has_caps) {
+        size_t body = ext_begin(m, HELLO_EXT_CAPS, 0);
+
+        handoff_msg_put_u32(m, v->caps);
+        ext_end(m, body);
+    }
     return enc_end(m);
 }
 
@@ -297,15 +365,21 @@ static uint32_t part_len(uint32_t n, uint32_t per, uint32_t part)
     return left < per ? left : per;
 }
 
-uint32_t handoff_server_state_parts(const struct handoff_server_state *v)
+uint32_t handoff_server_state_parts(const struct handoff_server_state *v, uint32_t caps)
 {
+    if (!(caps & HANDOFF_CAP_LIST_PARTS))
+        return 1;
     return list_parts(v->nservers, HANDOFF_PART_SERVERS);
 }
 
-uint32_t handoff_status_parts(const struct handoff_status *v)
+uint32_t handoff_status_parts(const struct handoff_status *v, uint32_t caps)
 {
-    uint32_t l = list_parts(v->nlisteners, HANDOFF_PART_LISTENERS);
-    uint32_t s = handoff_server_state_parts(&v->servers);
+    uint32_t l, s;
+
+    if (!(caps & HANDOFF_CAP_LIST_PARTS))
+        return 1;
+    l = list_parts(v->nlisteners, HANDOFF_PART_LISTENERS);
+    s = handoff_server_state_parts(&v->servers, caps);
 
     return l > s ? l : s;
 }
@@ -403,13 +477,9 @@ static int dec_part_order(struct dec *d, uint32_t part, uint32_t parts)
     return 1;
 }
 
-static int put_servers(struct handoff_msg *m, const struct handoff_server_state *v,
-                       uint32_t part)
+static int put_server_entries(struct handoff_msg *m, const struct handoff_server_state *v,
+                              uint32_t i, uint32_t end)
 {
-    uint32_t i, end;
-
-    if (put_list_head(m, v->nservers, HANDOFF_PART_SERVERS, part, v->servers, &i, &end) != 0)
-        return -1;
     for (; i < end; i++) {
         const struct handoff_server_health *h = &v->servers[i];
 
@@ -425,13 +495,59 @@ static int put_servers(struct handoff_msg *m, const struct handoff_server_state 
     return 0;
 }
 
+static int put_servers(struct handoff_msg *m, const struct handoff_server_state *v,
+                       uint32_t part, uint32_t caps)
+{
+    uint32_t i, end;
+
+    if (!(caps & HANDOFF_CAP_LIST_PARTS)) {
+        /* The first release's layout: u32 n and as many as it could hold. */
+        end = v->nservers < HANDOFF_LEGACY_SERVERS ? v->nservers : HANDOFF_LEGACY_SERVERS;
+        handoff_msg_put_u32(m, end);
+        return put_server_entries(m, v, 0, end);
+    }
+    if (put_list_head(m, v->nservers, HANDOFF_PART_SERVERS, part, v->servers, &i, &end) != 0)
+        return -1;
+    return put_server_entries(m, v, i, end);
+}
+
+/* The first release's list head: u32 n, at most max; makes room for them. */
+static void *dec_legacy_list(struct dec *d, const char *list, uint32_t max, void *arr,
+                             size_t size, uint32_t *n)
+{
+    char field[64];
+    void *grown;
+
+    snprintf(field, sizeof(field), "%s count", list);
+    dec_u32(d, field, n);
+    if (!d->err && *n > max)
+        dec_fail(d, "%u %s (max %u)", (unsigned)*n, list, (unsigned)max);
+    if (d->err || *n == 0) {
+        *n = 0;
+        return arr;
+    }
+    grown = realloc(arr, (size_t)*n * size);
+    if (grown == NULL) {
+        dec_fail(d, "out of memory for %u %s", (unsigned)*n, list);
+        *n = 0;
+        return arr;
+    }
+    return grown;
+}
+
 static void get_servers(struct dec *d, struct handoff_server_state *v, uint32_t part,
-                        int continuing)
+                        int continuing, uint32_t caps)
 {
     uint32_t n;
 
-    v->servers = dec_list_part(d, "servers", HANDOFF_PART_SERVERS, part, continuing, &v->total,
-                               v->servers, v->nservers, sizeof(*v->servers), &n);
+    if (caps & HANDOFF_CAP_LIST_PARTS) {
+        v->servers = dec_list_part(d, "servers", HANDOFF_PART_SERVERS, part, continuing,
+                                   &v->total, v->servers, v->nservers, sizeof(*v->servers), &n);
+    } else {
+        v->servers = dec_legacy_list(d, "servers", HANDOFF_LEGACY_SERVERS, v->servers,
+                                     sizeof(*v->servers), &n);
+        v->total = n;
+    }
     for (uint32_t i = 0; !d->err && i < n; i++) {
         struct handoff_server_health *h = &v->servers[v->nservers];
 
@@ -447,37 +563,41 @@ static void get_servers(struct dec *d, struct handoff_server_state *v, uint32_t 
 }
 
 int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
-                                const struct handoff_server_state *v, uint32_t part)
+                                const struct handoff_server_state *v, uint32_t part,
+                                uint32_t caps)
 {
     if (enc_begin(m, HANDOFF_SERVER_STATE, seq) == -1)
         return -1;
-    if (part >= handoff_server_state_parts(v))
+    if (part >= handoff_server_state_parts(v, caps))
         return enc_fail(m);
-    handoff_msg_put_u32(m, part);
-    if (put_servers(m, v, part) != 0)
+    if (caps & HANDOFF_CAP_LIST_PARTS)
+        handoff_msg_put_u32(m, part);
+    if (put_servers(m, v, part, caps) != 0)
         return enc_fail(m);
     return enc_end(m);
 }
 
 int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_state *v,
-                                char *why, size_t n)
+                                uint32_t caps, char *why, size_t n)
 {
     struct handoff_server_state skipped = { 0 }, *t = v;
     struct dec d;
-    uint32_t part;
-    int order, rc;
+    uint32_t part = 0;
+    int order = 0, rc;
 
     if (dec_begin(&d, in, HANDOFF_SERVER_STATE, 0, why, n) == -1) {
         handoff_server_state_free(v);
         return -1;
     }
-    dec_u32(&d, "part", &part);
-    order = dec_part_order(&d, part, v->parts);
+    if (caps & HANDOFF_CAP_LIST_PARTS) {
+        dec_u32(&d, "part", &part);
+        order = dec_part_order(&d, part, v->parts);
+    }
     if (order == 0)
         handoff_server_state_free(v);
     else if (order < 0)
         t = &skipped;
-    get_servers(&d, t, part, order > 0);
+    get_servers(&d, t, part, order > 0, caps);
     rc = dec_end(&d);
     handoff_server_state_free(&skipped);
     if (rc == -1) {
@@ -535,13 +655,20 @@ int handoff_decode_ticket_keys(struct handoff_in *in, struct handoff_ticket_keys
     return dec_end(&d);
 }
 
-static int put_listeners(struct handoff_msg *m, const struct handoff_status *v, uint32_t part)
+static int put_listeners(struct handoff_msg *m, const struct handoff_status *v, uint32_t part,
+                         uint32_t caps)
 {
     uint32_t i, end;
 
-    if (put_list_head(m, v->nlisteners, HANDOFF_PART_LISTENERS, part, v->listeners, &i,
-                      &end) != 0)
+    if (!(caps & HANDOFF_CAP_LIST_PARTS)) {
+        i = 0;
+        end = v->nlisteners < HANDOFF_LEGACY_LISTENERS ? v->nlisteners
+                                                       : HANDOFF_LEGACY_LISTENERS;
+        handoff_msg_put_u32(m, end);
+    } else if (put_list_head(m, v->nlisteners, HANDOFF_PART_LISTENERS, part, v->listeners, &i,
+                             &end) != 0) {
         return -1;
+    }
     for (; i < end; i++) {
         const struct handoff_listener_stats *l = &v->listeners[i];
 
@@ -554,13 +681,20 @@ static int put_listeners(struct handoff_msg *m, const struct handoff_status *v, 
     return 0;
 }
 
-static void get_listeners(struct dec *d, struct handoff_status *v, uint32_t part, int continuing)
+static void get_listeners(struct dec *d, struct handoff_status *v, uint32_t part, int continuing,
+                          uint32_t caps)
 {
     uint32_t n;
 
-    v->listeners = dec_list_part(d, "listeners", HANDOFF_PART_LISTENERS, part, continuing,
-                                 &v->listeners_total, v->listeners, v->nlisteners,
-                                 sizeof(*v->listeners), &n);
+    if (caps & HANDOFF_CAP_LIST_PARTS) {
+        v->listeners = dec_list_part(d, "listeners", HANDOFF_PART_LISTENERS, part, continuing,
+                                     &v->listeners_total, v->listeners, v->nlisteners,
+                                     sizeof(*v->listeners), &n);
+    } else {
+        v->listeners = dec_legacy_list(d, "listeners", HANDOFF_LEGACY_LISTENERS, v->listeners,
+                                       sizeof(*v->listeners), &n);
+        v->listeners_total = n;
+    }
     for (uint32_t i = 0; !d->err && i < n; i++) {
         struct handoff_listener_stats *l = &v->listeners[v->nlisteners];
 
@@ -573,21 +707,30 @@ static void get_listeners(struct dec *d, struct handoff_status *v, uint32_t part
 }
 
 int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v,
-                          uint32_t part)
+                          uint32_t part, uint32_t caps)
 {
+    int parts = (caps & HANDOFF_CAP_LIST_PARTS) != 0;
+
     if (enc_begin(m, HANDOFF_STATUS, seq) == -1)
         return -1;
-    if (part >= handoff_status_parts(v))
+    if (part >= handoff_status_parts(v, caps))
         return enc_fail(m);
-    handoff_msg_put_u32(m, part);
+    if (parts)
+        handoff_msg_put_u32(m, part);
     handoff_msg_put_u32(m, v->id);
     handoff_msg_put_u32(m, v->pid);
     handoff_msg_put_u64(m, v->active);
     handoff_msg_put_u64(m, v->total);
     handoff_msg_put_u64(m, v->bytes_in);
     handoff_msg_put_u64(m, v->bytes_out);
-    handoff_msg_put_u64(m, v->tls_failures);
-    if (put_listeners(m, v, part) != 0 || put_servers(m, &v->servers, part) != 0)
+    /* The first release put tls_failures after the listeners. */
+    if (parts)
+        handoff_msg_put_u64(m, v->tls_failures);
+    if (put_listeners(m, v, part, caps) != 0)
+        return enc_fail(m);
+    if (!parts)
+        handoff_msg_put_u64(m, v->tls_failures);
+    if (put_servers(m, &v->servers, part, caps) != 0)
         return enc_fail(m);
     return enc_end(m);
 }
@@ -631,6 +774,17 @@ void handoff_in_free(struct handoff_in *in)
     in->payload = NULL;
 }
 
+static int dec_hello_ext(struct dec *e, uint16_t tag, void *arg)
+{
+    struct handoff_hello *v = arg;
+
+    if (tag != HELLO_EXT_CAPS)
+        return 0;
+    dec_u32(e, "capabilities", &v->caps);
+    v->has_caps = !e->err;
+    return 1;
+}
+
 int handoff_decode_hello(struct handoff_in *in, struct handoff_hello *v, char *why, size_t n)
 {
     struct dec d;
@@ -640,6 +794,7 @@ int handoff_decode_hello(struct handoff_in *in, struct handoff_hello *v, char *w
         return -1;
     dec_u32(&d, "pid", &v->pid);
     dec_str(&d, "version", v->version, sizeof(v->version));
+    dec_exts(&d, dec_hello_ext, v);
     return dec_end(&d);
 }
 
@@ -708,21 +863,24 @@ int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *
     return dec_end(&d);
 }
 
-int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why,
-                          size_t n)
+int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, uint32_t caps,
+                          char *why, size_t n)
 {
     struct handoff_status skipped = { 0 }, *t = v;
+    int parts = (caps & HANDOFF_CAP_LIST_PARTS) != 0;
     struct dec d;
-    uint32_t part, id;
-    int order, rc;
+    uint32_t part = 0, id;
+    int order = 0, rc;
 
     if (dec_begin(&d, in, HANDOFF_STATUS, 0, why, n) == -1) {
         handoff_status_free(v);
         return -1;
     }
-    dec_u32(&d, "part", &part);
+    if (parts)
+        dec_u32(&d, "part", &part);
     dec_u32(&d, "id", &id);
-    order = dec_part_order(&d, part, v->servers.parts);
+    if (parts)
+        order = dec_part_order(&d, part, v->servers.parts);
     if (order == 0)
         handoff_status_free(v);
     else if (order < 0)
@@ -736,9 +894,12 @@ int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char 
     dec_u64(&d, "total", &t->total);
     dec_u64(&d, "bytes_in", &t->bytes_in);
     dec_u64(&d, "bytes_out", &t->bytes_out);
-    dec_u64(&d, "tls_failures", &t->tls_failures);
-    get_listeners(&d, t, part, order > 0);
-    get_servers(&d, &t->servers, part, order > 0);
+    if (parts)
+        dec_u64(&d, "tls_failures", &t->tls_failures);
+    get_listeners(&d, t, part, order > 0, caps);
+    if (!parts)
+        dec_u64(&d, "tls_failures", &t->tls_failures);
+    get_servers(&d, &t->servers, part, order > 0, caps);
     rc = dec_end(&d);
     handoff_status_free(&skipped);
     if (rc == -1) {
@@ -841,28 +1002,7 @@ static void dec_fd(struct dec *d, const char *field, int32_t *fd, int optional)
 }
 
 /* MASTER_STATE extensions (see message.h). */
-enum state_ext { STATE_EXT_EXE = 1, STATE_EXT_IMAGE_FD, STATE_EXT_DEADLINES };
-#define STATE_EXT_MUST_UNDERSTAND 0x0001u
-
-/* Writes tag and flags and a length placeholder; returns where the body
- * starts, for ext_end to fill in its length. */
-static size_t ext_begin(struct handoff_msg *m, uint16_t tag, uint16_t flags)
-{
-    handoff_msg_put_u16(m, tag);
-    handoff_msg_put_u16(m, flags);
-    handoff_msg_put_u32(m, 0);
-    return m->len;
-}
-
-static void ext_end(struct handoff_msg *m, size_t body)
-{
-    size_t n = m->len - body;
-
-    if (m->failed || body < 4 || n > UINT32_MAX)
-        return;
-    for (int i = 0; i < 4; i++)
-        m->buf[body - 4 + (size_t)i] = (uint8_t)(n >> (24 - 8 * i));
-}
+enum state_ext { STATE_EXT_EXE = 1, STATE_EXT_IMAGE_FD, STATE_EXT_DEADLINES, STATE_EXT_CAPS };
 
 static void put_state_exts(struct handoff_msg *m, const struct handoff_master_state *v)
 {
@@ -879,6 +1019,13 @@ static void put_state_exts(struct handoff_msg *m, const struct handoff_master_st
         put_fd(m, v->image_fd);
         ext_end(m, body);
     }
+    body = ext_begin(m, STATE_EXT_CAPS, 0);
+    handoff_msg_put_u32(m, v->ngens);
+    for (uint32_t i = 0; i < v->ngens; i++) {
+        handoff_msg_put_u32(m, v->gens[i].id);
+        handoff_msg_put_u32(m, v->gens[i].caps);
+    }
+    ext_end(m, body);
     for (uint32_t i = 0; i < v->ngens; i++)
         n += v->gens[i].drain_deadline_ms != 0;
     if (n == 0)
@@ -894,63 +1041,81 @@ static void put_state_exts(struct handoff_msg *m, const struct handoff_master_st
     ext_end(m, body);
 }
 
+/* A per-generation list in an extension: u32 n, then n entries that each
+ * start with a generation id.  Returns the count, or 0 when d failed. */
+static uint32_t dec_gen_list(struct dec *d, const struct handoff_master_state *v,
+                             const char *what)
+{
+    uint32_t n = 0;
+
+    dec_u32(d, what, &n);
+    if (!d->err && n > v->ngens)
+        dec_fail(d, "%s: %u entries for %u generations", what, (unsigned)n, (unsigned)v->ngens);
+    return d->err ? 0 : n;
+}
+
+/* The carried generation an entry names. */
+static struct handoff_state_gen *dec_gen_ref(struct dec *d, struct handoff_master_state *v,
+                                             const char *what)
+{
+    uint32_t id = 0;
+
+    dec_u32(d, what, &id);
+    for (uint32_t k = 0; !d->err && k < v->ngens; k++)
+        if (v->gens[k].id == id)
+            return &v->gens[k];
+    dec_fail(d, "%s for generation %u, which is not carried", what, (unsigned)id);
+    return NULL;
+}
+
 static void dec_state_deadlines(struct dec *d, struct handoff_master_state *v)
 {
-    uint32_t n = 0, id;
-    uint64_t at;
+    uint32_t n = dec_gen_list(d, v, "drain deadlines");
 
-    dec_u32(d, "drain deadlines", &n);
-    if (!d->err && n > v->ngens)
-        dec_fail(d, "%u drain deadlines for %u generations", (unsigned)n, (unsigned)v->ngens);
     for (uint32_t i = 0; !d->err && i < n; i++) {
-        uint32_t k;
+        struct handoff_state_gen *g = dec_gen_ref(d, v, "drain deadline");
+        uint64_t at;
 
-        dec_u32(d, "drain deadline generation", &id);
         dec_u64(d, "drain deadline", &at);
-        for (k = 0; !d->err && k < v->ngens && v->gens[k].id != id; k++)
-            ;
-        if (!d->err && k == v->ngens)
-            dec_fail(d, "drain deadline for generation %u, which is not carried", (unsigned)id);
-        else if (!d->err)
-            v->gens[k].drain_deadline_ms = at;
+        if (g != NULL && !d->err)
+            g->drain_deadline_ms = at;
     }
 }
 
-/* One extension: a known tag's body must be exactly its layout; an
- * unknown one is skipped unless it must be understood. */
-static void dec_state_ext(struct dec *d, struct handoff_master_state *v)
+static void dec_state_caps(struct dec *d, struct handoff_master_state *v)
 {
-    uint16_t tag = 0, flags = 0;
-    const uint8_t *body;
-    uint32_t len;
-    struct dec e;
+    uint32_t n = dec_gen_list(d, v, "worker capabilities");
 
-    dec_u16(d, "extension tag", &tag);
-    dec_u16(d, "extension flags", &flags);
-    dec_bytes(d, "extension body", &body, &len, HANDOFF_MAX_PAYLOAD);
-    if (d->err)
-        return;
-    e = *d;
-    handoff_reader_init(&e.r, body, len);
+    for (uint32_t i = 0; !d->err && i < n; i++) {
+        struct handoff_state_gen *g = dec_gen_ref(d, v, "capabilities");
+        uint32_t caps;
+
+        dec_u32(d, "capabilities", &caps);
+        if (g != NULL && !d->err)
+            g->caps = caps & HANDOFF_CAPS_OURS;
+    }
+}
+
+static int dec_state_ext(struct dec *e, uint16_t tag, void *arg)
+{
+    struct handoff_master_state *v = arg;
+
     switch (tag) {
     case STATE_EXT_EXE:
-        dec_str(&e, "exe", v->exe, sizeof(v->exe));
-        break;
+        dec_str(e, "exe", v->exe, sizeof(v->exe));
+        return 1;
     case STATE_EXT_IMAGE_FD:
-        dec_fd(&e, "image fd", &v->image_fd, 1);
-        break;
+        dec_fd(e, "image fd", &v->image_fd, 1);
+        return 1;
     case STATE_EXT_DEADLINES:
-        dec_state_deadlines(&e, v);
-        break;
+        dec_state_deadlines(e, v);
+        return 1;
+    case STATE_EXT_CAPS:
+        dec_state_caps(e, v);
+        return 1;
     default:
-        if (flags & STATE_EXT_MUST_UNDERSTAND)
-            dec_fail(d, "extension %u must be understood, and this binary does not know it",
-                     (unsigned)tag);
-        return;
+        return 0;
     }
-    if (!e.err && handoff_reader_done(&e.r) == -1)
-        dec_fail(&e, "extension %u: %zu unexpected bytes", (unsigned)tag, dec_left(&e));
-    d->err = e.err;
 }
 
 int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_state *v,
@@ -1004,8 +1169,7 @@ int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_sta
     }
     get_tickets(&d, &v->tickets, 0);
     v->image_fd = -1;
-    while (!d.err && dec_left(&d) > 0)
-        dec_state_ext(&d, v);
+    dec_exts(&d, dec_state_ext, v);
     if (dec_end(&d) == -1) {
         v->nsocks = v->ngens = 0;
         return -1;

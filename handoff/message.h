@@ -30,9 +30,26 @@
 #define HANDOFF_PART_SERVERS   1024   /* server entries in one message */
 #define HANDOFF_PART_LISTENERS 256    /* listener entries in one message */
 
+/*
+ * Capabilities: what a side understands beyond the first release's
+ * protocol.  A master offers its own to a new worker in the environment
+ * (HANDOFF_CAPS_ENV, read before any message); a worker that finds them
+ * answers with its own in HELLO (an older master would refuse the extra
+ * field, so it is sent only when offered).  Each side then uses only what
+ * both have: an older peer gets exactly the layouts it knows.
+ */
+#define HANDOFF_CAP_LIST_PARTS 0x1u   /* STATUS and SERVER_STATE lists in parts */
+#define HANDOFF_CAPS_OURS      HANDOFF_CAP_LIST_PARTS
+#define HANDOFF_CAPS_ENV       "BATON_HANDOFF_CAPS"
+/* What the first release's STATUS and SERVER_STATE could hold. */
+#define HANDOFF_LEGACY_LISTENERS 256
+#define HANDOFF_LEGACY_SERVERS   1024
+
 struct handoff_hello {
     uint32_t pid;
     char     version[HANDOFF_VERSION_MAX];   /* baton version of the sender */
+    int      has_caps;                       /* the worker answers an offer */
+    uint32_t caps;
 };
 
 struct handoff_config {
@@ -135,6 +152,7 @@ struct handoff_state_gen {
     const uint8_t *pending;           /* received, not yet parsed bytes */
     uint32_t       npending;
     uint64_t       drain_deadline_ms; /* CLOCK_MONOTONIC; 0: none (or not carried) */
+    uint32_t       caps;              /* negotiated with this worker (0: not carried) */
 };
 
 struct handoff_master_state {
@@ -164,17 +182,21 @@ int handoff_encode_config(struct handoff_msg *m, uint32_t seq, const struct hand
 int handoff_encode_listener(struct handoff_msg *m, uint32_t seq, const struct handoff_listener *v);
 int handoff_encode_failed(struct handoff_msg *m, uint32_t seq, const struct handoff_failed *v);
 int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq, const struct handoff_status_req *v);
-/* STATUS and SERVER_STATE: part `part` (0 to ..._parts() - 1) of v's lists. */
+/* STATUS and SERVER_STATE: part `part` (0 to ..._parts() - 1) of v's lists,
+ * in the layout the capabilities `caps` (negotiated with the receiver) allow:
+ * without HANDOFF_CAP_LIST_PARTS, the first release's single message that
+ * holds the first HANDOFF_LEGACY_* entries of each list. */
 int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v,
-                          uint32_t part);
+                          uint32_t part, uint32_t caps);
 /* START, READY, STOP_ACCEPTING, DRAIN, RESUME_ACCEPTING carry no payload. */
 int handoff_encode_empty(struct handoff_msg *m, uint16_t type, uint32_t seq);
 int handoff_encode_ticket_keys(struct handoff_msg *m, uint32_t seq,
                                const struct handoff_ticket_keys *v);
 int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
-                                const struct handoff_server_state *v, uint32_t part);
-uint32_t handoff_status_parts(const struct handoff_status *v);
-uint32_t handoff_server_state_parts(const struct handoff_server_state *v);
+                                const struct handoff_server_state *v, uint32_t part,
+                                uint32_t caps);
+uint32_t handoff_status_parts(const struct handoff_status *v, uint32_t caps);
+uint32_t handoff_server_state_parts(const struct handoff_server_state *v, uint32_t caps);
 int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
                                 const struct handoff_master_state *v);
 
@@ -199,12 +221,13 @@ int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *
  * never saw start (a master that re-executed itself in between) is checked
  * and skipped: 0, v empty.  On failure v is emptied.  The lists are whole
  * when ..._complete() says so. */
-int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, char *why, size_t n);
+int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, uint32_t caps,
+                          char *why, size_t n);
 int handoff_decode_empty(struct handoff_in *in, char *why, size_t n);
 int handoff_decode_ticket_keys(struct handoff_in *in, struct handoff_ticket_keys *v,
                                char *why, size_t n);
 int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_state *v,
-                                char *why, size_t n);
+                                uint32_t caps, char *why, size_t n);
 int  handoff_status_complete(const struct handoff_status *v);
 int  handoff_server_state_complete(const struct handoff_server_state *v);
 void handoff_status_free(struct handoff_status *v);              /* the lists, not v */

@@ -36,9 +36,11 @@ void proxy_image_close(struct proxy_image *img);
 /* Both hold the same file. */
 int  proxy_image_same(const struct proxy_image *a, const struct proxy_image *b);
 /* Replaces the process with the image; returns only on failure (errno set).
- * argv[0] is what the new process sees as its name.  keep_fd: leave the
- * image's descriptor open in the new image (the master passes it on);
- * otherwise it stays open only where the kernel needs it (scripts). */
-int  proxy_image_exec(const struct proxy_image *img, char *const argv[], int keep_fd);
+ * argv[0] is what the new process sees as its name; envp NULL keeps this
+ * environment.  keep_fd: leave the image's descriptor open in the new image
+ * (the master passes it on); otherwise it stays open only where the kernel
+ * needs it (scripts). */
+int  proxy_image_exec(const struct proxy_image *img, char *const argv[], char *const envp[],
+                      int keep_fd);
 
 #endif

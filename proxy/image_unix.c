@@ -110,7 +110,8 @@ static int image_is_script(int fd)
            magic[0] == '#' && magic[1] == '!';
 }
 
-int proxy_image_exec(const struct proxy_image *img, char *const argv[], int keep_fd)
+int proxy_image_exec(const struct proxy_image *img, char *const argv[], char *const envp[],
+                     int keep_fd)
 {
     int saved;
 
@@ -120,7 +121,7 @@ int proxy_image_exec(const struct proxy_image *img, char *const argv[], int keep
     }
     if ((keep_fd || image_is_script(img->fd)) && proxy_set_cloexec(img->fd, 0) != 0)
         return -1;
-    fexecve(img->fd, argv, environ);
+    fexecve(img->fd, argv, envp != NULL ? envp : environ);
     saved = errno;
     (void)proxy_set_cloexec(img->fd, 1);
     errno = saved;

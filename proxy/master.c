@@ -231,8 +231,8 @@ static void gen_send_server_state(struct master_gen *g)
         if (o == g || o->state != GEN_ACTIVE || o->status == NULL)
             continue;
         st = &o->status->servers;
-        for (uint32_t part = 0; part < handoff_server_state_parts(st); part++) {
-            if (handoff_encode_server_state(&msg, g->ch.seq++, st, part) != 0) {
+        for (uint32_t part = 0; part < handoff_server_state_parts(st, g->caps); part++) {
+            if (handoff_encode_server_state(&msg, g->ch.seq++, st, part, g->caps) != 0) {
                 proxy_log_error("worker generation %u: cannot encode the servers' health",
                                 g->id);
                 return;
@@ -426,7 +426,7 @@ static void gen_status(struct master_gen *g, struct handoff_in *in)
     struct handoff_status *st;
     char why[256];
 
-    if (handoff_decode_status(in, &g->status_in, why, sizeof(why)) != 0) {
+    if (handoff_decode_status(in, &g->status_in, g->caps, why, sizeof(why)) != 0) {
         proxy_log_warn("worker %ld generation %u: bad STATUS: %s", (long)g->pid, g->id, why);
         return;
     }
@@ -470,6 +470,8 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
         }
         /* Shown by `status` as a field: escaped as one, whatever it sent. */
         proxy_logsafe(g->version, sizeof(g->version), hello.version, PROXY_LOGSAFE_FIELD);
+        /* A worker that predates capabilities answers no offer. */
+        g->caps = hello.has_caps ? hello.caps & HANDOFF_CAPS_OURS : 0;
         gen_send_setup(g);
         return;
     case HANDOFF_READY:
@@ -619,10 +621,13 @@ struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t p
 static void master_spawn(struct master *m, int is_reload)
 {
     struct master_gen *g;
-    char why[256];
+    char why[256], caps_env[64];
     pid_t pid;
     int fds[2];
 
+    /* The offer of capabilities: the only way to reach a worker before
+     * either side has sent a message an older peer might refuse. */
+    snprintf(caps_env, sizeof(caps_env), "%s=%u", HANDOFF_CAPS_ENV, (unsigned)HANDOFF_CAPS_OURS);
     if (handoff_transport_pair(fds) != 0) {
         proxy_log_error("master: cannot start a worker: socketpair: %s", strerror(errno));
         goto fail;
@@ -630,7 +635,7 @@ static void master_spawn(struct master *m, int is_reload)
     /* A reload tries the binary it opened; a replacement runs what the
      * serving generation runs, never a file installed since. */
     if (proxy_process_spawn_worker(is_reload ? &m->next_image : &m->serving, m->exe, fds[1],
-                                   &pid, why, sizeof(why)) != 0) {
+                                   caps_env, &pid, why, sizeof(why)) != 0) {
         proxy_log_error("master: cannot start a worker: %s", why);
         close(fds[0]);
         close(fds[1]);

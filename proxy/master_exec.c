@@ -111,6 +111,7 @@ static int state_encode(struct master *m, struct handoff_msg *msg)
         sg->pending = g->ch.rbuf;
         sg->npending = (uint32_t)g->ch.rlen;
         sg->drain_deadline_ms = g->state == GEN_DRAINING ? g->drain_deadline_ms : 0;
+        sg->caps = g->caps;
     }
     snprintf(st->exe, sizeof(st->exe), "%s", m->exe);
     st->image_fd = m->serving.fd;
@@ -212,7 +213,7 @@ void proxy_master_reexec(struct master *m)
     signals_block(1);
     proxy_notify_restore_env();
     proxy_image_exec(&m->serving, (char *const[]){ m->exe, (char *)"--resume-master", fdarg,
-                                                   NULL }, 1);
+                                                   NULL }, NULL, 1);
 
     proxy_log_error("master: cannot execute %s: %s; keeping the running binary", m->exe,
                     strerror(errno));
@@ -313,6 +314,7 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
             continue;
         }
         g->ch.seq = sg->seq;
+        g->caps = sg->caps;
         g->started_ms = sg->started_ms;
         memcpy(g->version, sg->version, sizeof(g->version));
         if (handoff_channel_inject(&g->ch, sg->pending, sg->npending) != 0)

@@ -46,6 +46,7 @@ struct master_gen {
     struct handoff_status   status_in;   /* the STATUS parts arriving */
     uint64_t                timeout_ms;  /* to become ready, or to exit once draining */
     uint64_t                drain_deadline_ms; /* monotonic; kept across re-exec */
+    uint32_t                caps;        /* handoff capabilities both sides have */
 };
 
 /* A listening socket.  During a reload a socket can belong to the running

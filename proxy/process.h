@@ -15,10 +15,12 @@
  * are installed; a reload opens whatever file is there then). */
 int proxy_process_self_exe(char *buf, size_t len);
 
-/* Starts the image as `argv0 --worker FD` with channel_fd inherited as FD.
+/* Starts the image as `argv0 --worker FD` with channel_fd inherited as FD,
+ * and env ("NAME=value") added to (or replacing NAME in) its environment.
  * Returns 0 and the child's pid, or -1 with why. */
 int proxy_process_spawn_worker(const struct proxy_image *img, const char *argv0,
-                               int channel_fd, pid_t *pid, char *why, size_t whylen);
+                               int channel_fd, const char *env, pid_t *pid,
+                               char *why, size_t whylen);
 
 /* Runs the image as `argv0 --check-master-state FD` (state_fd inherited as
  * FD) and waits for it at most timeout_ms.  Returns 0 if it exited with

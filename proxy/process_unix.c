@@ -10,6 +10,8 @@
 
 #include "netutil.h"
 
+extern char **environ;
+
 int proxy_process_self_exe(char *buf, size_t len)
 {
     static const char deleted[] = " (deleted)";
@@ -30,8 +32,8 @@ int proxy_process_self_exe(char *buf, size_t len)
  * from before fork until the child has reset the master's handlers: a
  * signal meant for the child must never run the master's handler there
  * (libevent's would report it to the master).  keep_fd stays open in it. */
-static int spawn_image(const struct proxy_image *img, char *const argv[], int keep_fd,
-                       pid_t *pid, char *why, size_t whylen)
+static int spawn_image(const struct proxy_image *img, char *const argv[], char *const envp[],
+                       int keep_fd, pid_t *pid, char *why, size_t whylen)
 {
     sigset_t all, saved;
     pid_t child;
@@ -59,7 +61,7 @@ static int spawn_image(const struct proxy_image *img, char *const argv[], int ke
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (proxy_set_cloexec(keep_fd, 0) != 0)
             _exit(126);
-        proxy_image_exec(img, argv, 0);
+        proxy_image_exec(img, argv, envp, 0);
         dprintf(STDERR_FILENO, "baton: cannot execute %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -68,14 +70,43 @@ static int spawn_image(const struct proxy_image *img, char *const argv[], int ke
     return 0;
 }
 
+/* This environment with env ("NAME=value") in place of any NAME; built
+ * before fork (the child must not allocate).  NULL when out of memory. */
+static char **env_with(const char *env)
+{
+    const char *eq = strchr(env, '=');
+    size_t n = 0, k = 0, namelen = eq != NULL ? (size_t)(eq - env) + 1 : strlen(env);
+    char **out;
+
+    while (environ[n] != NULL)
+        n++;
+    out = calloc(n + 2, sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], env, namelen) != 0)
+            out[k++] = environ[i];
+    out[k] = (char *)env;
+    return out;
+}
+
 int proxy_process_spawn_worker(const struct proxy_image *img, const char *argv0,
-                               int channel_fd, pid_t *pid, char *why, size_t whylen)
+                               int channel_fd, const char *env, pid_t *pid,
+                               char *why, size_t whylen)
 {
     char fdarg[16];
     char *const argv[] = { (char *)argv0, (char *)"--worker", fdarg, NULL };
+    char **envp = env_with(env);
+    int rc;
 
+    if (envp == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
     snprintf(fdarg, sizeof(fdarg), "%d", channel_fd);
-    return spawn_image(img, argv, channel_fd, pid, why, whylen);
+    rc = spawn_image(img, argv, envp, channel_fd, pid, why, whylen);
+    free(envp);
+    return rc;
 }
 
 #define CHECK_POLL_MS 5
@@ -90,7 +121,7 @@ int proxy_process_check_state(const struct proxy_image *img, const char *argv0, 
     int status;
 
     snprintf(fdarg, sizeof(fdarg), "%d", state_fd);
-    if (spawn_image(img, argv, state_fd, &pid, why, whylen) != 0)
+    if (spawn_image(img, argv, NULL, state_fd, &pid, why, whylen) != 0)
         return -1;
     /* A short, bounded wait: the check only parses.  Waiting for this pid
      * alone leaves the workers' exits to the master's SIGCHLD handler. */

@@ -191,8 +191,8 @@ static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
     if (status_lists(w, &st) != 0) {
         proxy_log_error("worker: out of memory for a status");
     } else {
-        for (uint32_t part = 0; part < handoff_status_parts(&st); part++) {
-            if (handoff_encode_status(&m, w->ch.seq++, &st, part) != 0) {
+        for (uint32_t part = 0; part < handoff_status_parts(&st, w->caps); part++) {
+            if (handoff_encode_status(&m, w->ch.seq++, &st, part, w->caps) != 0) {
                 proxy_log_error("worker: cannot encode status part %u", (unsigned)part);
                 break;
             }
@@ -267,7 +267,7 @@ static void worker_carry_servers(struct proxy_worker *w, struct handoff_in *in, 
 {
     char why[256];
 
-    if (handoff_decode_server_state(in, &w->carried, why, sizeof(why)) != 0)
+    if (handoff_decode_server_state(in, &w->carried, w->caps, why, sizeof(why)) != 0)
         proxy_log_warn("worker: bad SERVER_STATE from master: %s", why);
     else if (started && handoff_server_state_complete(&w->carried))
         worker_apply_servers(w);
@@ -540,6 +540,29 @@ static void worker_free(struct proxy_worker *w)
     conf_free(&w->conf);
 }
 
+/* The capabilities the master offered in the environment, if any (an older
+ * master offers none and gets the first release's layouts).  1 if offered. */
+static int worker_offered_caps(uint32_t *caps)
+{
+    const char *v = getenv(HANDOFF_CAPS_ENV);
+    unsigned long n;
+    char *end;
+    int ok;
+
+    if (v == NULL)
+        return 0;
+    errno = 0;
+    n = strtoul(v, &end, 10);
+    ok = errno == 0 && end != v && *end == '\0' && n <= UINT32_MAX;
+    if (!ok)
+        proxy_log_warn("worker: ignoring %s: expected a number", HANDOFF_CAPS_ENV);
+    *caps = ok ? (uint32_t)n : 0;
+    /* Nothing this worker starts should see it. */
+    if (unsetenv(HANDOFF_CAPS_ENV) != 0)
+        proxy_log_warn("worker: unsetenv %s: %s", HANDOFF_CAPS_ENV, strerror(errno));
+    return ok;
+}
+
 int proxy_worker_main(int channel_fd)
 {
     struct proxy_worker *w = calloc(1, sizeof(*w));
@@ -559,6 +582,9 @@ int proxy_worker_main(int channel_fd)
         return 1;
     }
     snprintf(hello.version, sizeof(hello.version), "%s", BATON_VERSION);
+    hello.has_caps = worker_offered_caps(&w->caps);
+    hello.caps = HANDOFF_CAPS_OURS;
+    w->caps &= HANDOFF_CAPS_OURS;
     if (handoff_encode_hello(&m, w->ch.seq++, &hello) != 0 ||
         handoff_channel_send_sync(&w->ch, &m, WORKER_STARTUP_TIMEOUT_MS, why, sizeof(why)) != 0) {
         proxy_log_error("worker: cannot greet the master: %s", why);

@@ -23,6 +23,7 @@ struct proxy_health;
 struct proxy_worker {
     struct conf             conf;
     unsigned                generation;
+    uint32_t                caps;         /* handoff capabilities both sides have */
 
     struct proxy_listener  *listeners;
     size_t                  nlisteners;

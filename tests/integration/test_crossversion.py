@@ -119,6 +119,9 @@ class CrossVersionTest(UpgradeBase):
         finally:
             ok, failures = traffic.stop()
         self.assertEqual(failures, [], "failed connections during the upgrades")
+        # Both releases understood every message the other sent.
+        bad = [m.string for m in b.find_log(r"bad [A-Z_]+( from master)?:")]
+        self.assertEqual(bad, [], "messages one release could not read from the other")
         self.assertGreater(ok, 0)
         self.assertTrue(echo_ok(held, b"last words"))
 

@@ -104,7 +104,7 @@ static void test_fds_interleaved(void)
         CHECK(pipe2(pipes[i], O_CLOEXEC) == 0);
 
     for (i = 0; i < 4; i++) {
-        struct handoff_hello h = { (uint32_t)(100 + i), "x" };
+        struct handoff_hello h = { .pid = (uint32_t)(100 + i), .version = "x" };
         struct handoff_listener v = { "", "127.0.0.1:0", -1 };
 
         snprintf(v.name, sizeof(v.name), "l%d", i);
@@ -395,7 +395,7 @@ static void test_eof_truncated(void)
     struct handoff_channel a, b;
     struct handoff_msg m;
     struct handoff_in in;
-    struct handoff_hello hello = { 5, "v" };
+    struct handoff_hello hello = { .pid = 5, .version = "v" };
     char why[256] = "";
 
     /* Clean EOF: the pending message is still delivered, then EOF. */

@@ -109,11 +109,11 @@ static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
     case HANDOFF_STATUS_REQ:
         return handoff_decode_status_req(in, &sr, why, n);
     case HANDOFF_STATUS:
-        r = handoff_decode_status(in, &st, why, n);
+        r = handoff_decode_status(in, &st, HANDOFF_CAPS_OURS, why, n);
         handoff_status_free(&st);
         return r;
     case HANDOFF_SERVER_STATE:
-        r = handoff_decode_server_state(in, &ss, why, n);
+        r = handoff_decode_server_state(in, &ss, HANDOFF_CAPS_OURS, why, n);
         handoff_server_state_free(&ss);
         return r;
     default:
@@ -513,7 +513,7 @@ static int same_status(const struct handoff_status *a, const struct handoff_stat
 static int build(struct handoff_msg *m, uint16_t type, int fd)
 {
     static const char text[] = "[global]\nworkers = 2\n";
-    struct handoff_hello h = { 1234, "0.1.0" };
+    struct handoff_hello h = { .pid = 1234, .version = "0.1.0" };
     struct handoff_config c = { 7, "/etc/baton/baton.ini", (const uint8_t *)text,
                                 sizeof(text) - 1 };
     struct handoff_listener l = { "web", "127.0.0.1:8080", fd };
@@ -536,7 +536,7 @@ static int build(struct handoff_msg *m, uint16_t type, int fd)
         struct handoff_status st;
 
         fill_status(&st, 3, 2);
-        r = handoff_encode_status(m, 6, &st, 0);
+        r = handoff_encode_status(m, 6, &st, 0, HANDOFF_CAPS_OURS);
         handoff_status_free(&st);
         return r;
     }
@@ -544,7 +544,7 @@ static int build(struct handoff_msg *m, uint16_t type, int fd)
         struct handoff_server_state ss;
 
         fill_servers(&ss, 3, 5);
-        r = handoff_encode_server_state(m, 8, &ss, 0);
+        r = handoff_encode_server_state(m, 8, &ss, 0, HANDOFF_CAPS_OURS);
         handoff_server_state_free(&ss);
         return r;
     }
@@ -563,19 +563,19 @@ static void roundtrip_status(uint32_t nlisteners, uint32_t nservers)
     uint32_t parts, want, ok = 0;
 
     fill_status(&in_st, nlisteners, nservers);
-    parts = handoff_status_parts(&in_st);
+    parts = handoff_status_parts(&in_st, HANDOFF_CAPS_OURS);
     want = (nlisteners + HANDOFF_PART_LISTENERS - 1) / HANDOFF_PART_LISTENERS;
     if ((nservers + HANDOFF_PART_SERVERS - 1) / HANDOFF_PART_SERVERS > want)
         want = (nservers + HANDOFF_PART_SERVERS - 1) / HANDOFF_PART_SERVERS;
     CHECK_U64(parts, want ? want : 1);
     for (uint32_t p = 0; p < parts; p++) {
         CHECK(!handoff_status_complete(&out_st));
-        if (handoff_encode_status(&m, 16 + p, &in_st, p) != 0 || to_in(&m, &in) != 0) {
+        if (handoff_encode_status(&m, 16 + p, &in_st, p, HANDOFF_CAPS_OURS) != 0 || to_in(&m, &in) != 0) {
             handoff_msg_free(&m);
             break;
         }
         CHECK(in.hdr.len <= HANDOFF_MAX_PAYLOAD);
-        if (handoff_decode_status(&in, &out_st, why, sizeof(why)) == 0)
+        if (handoff_decode_status(&in, &out_st, HANDOFF_CAPS_OURS, why, sizeof(why)) == 0)
             ok++;
         else
             fprintf(stderr, "    status %u/%u part %u: %s\n", (unsigned)nlisteners,
@@ -587,7 +587,7 @@ static void roundtrip_status(uint32_t nlisteners, uint32_t nservers)
     CHECK(handoff_status_complete(&out_st));
     CHECK(same_status(&out_st, &in_st));
     /* no part past the last */
-    CHECK(handoff_encode_status(&m, 1, &in_st, parts) == -1);
+    CHECK(handoff_encode_status(&m, 1, &in_st, parts, HANDOFF_CAPS_OURS) == -1);
     handoff_msg_free(&m);
     handoff_status_free(&out_st);
     handoff_status_free(&in_st);
@@ -785,7 +785,10 @@ static void test_trailing(void)
         why[0] = '\0';
         CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
         CHECK_WHY(why, handoff_type_name(t));
-        CHECK_WHY(why, build_is_empty(t) ? "got 3 bytes" : "3 unexpected bytes after");
+        /* HELLO may grow by extensions: 3 bytes are a truncated one. */
+        CHECK_WHY(why, build_is_empty(t) ? "got 3 bytes"
+                       : t == HANDOFF_HELLO ? "extension flags missing"
+                                            : "3 unexpected bytes after");
         handoff_in_free(&in);
         free(p);
         handoff_msg_free(&m);
@@ -924,17 +927,17 @@ static void test_bad_fields(void)
         fill_status(&st, 1, 1);
         st.servers.servers[0].server[0] = '\0';
         memset(st.servers.servers[0].backend, 'b', sizeof(st.servers.servers[0].backend));
-        CHECK(handoff_encode_status(&m, 1, &st, 0) == -1);   /* unterminated name */
+        CHECK(handoff_encode_status(&m, 1, &st, 0, HANDOFF_CAPS_OURS) == -1);   /* unterminated name */
         handoff_msg_free(&m);
         handoff_status_free(&st);
         fill_servers(&ss, 2, 3);
         ss.nservers = HANDOFF_LIST_MAX + 1;   /* more than a list may hold */
-        CHECK(handoff_encode_server_state(&m, 1, &ss, 0) == -1);
+        CHECK(handoff_encode_server_state(&m, 1, &ss, 0, HANDOFF_CAPS_OURS) == -1);
         handoff_msg_free(&m);
         free(ss.servers);
         ss.servers = NULL;
         ss.nservers = 1;                      /* entries missing */
-        CHECK(handoff_encode_server_state(&m, 1, &ss, 0) == -1);
+        CHECK(handoff_encode_server_state(&m, 1, &ss, 0, HANDOFF_CAPS_OURS) == -1);
         handoff_msg_free(&m);
     }
 }
@@ -946,7 +949,7 @@ static void server_part(const struct handoff_server_state *ss, uint32_t part,
     struct handoff_msg m;
 
     memset(in, 0, sizeof(*in));
-    CHECK(handoff_encode_server_state(&m, part, ss, part) == 0);
+    CHECK(handoff_encode_server_state(&m, part, ss, part, HANDOFF_CAPS_OURS) == 0);
     CHECK(to_in(&m, in) == 0);
     CHECK(in->hdr.len <= HANDOFF_MAX_PAYLOAD);
     handoff_msg_free(&m);
@@ -982,7 +985,7 @@ static int raw_decode(uint32_t part, uint32_t total, uint32_t n,
     int rc;
 
     raw_server_part(part, total, n, &in);
-    rc = handoff_decode_server_state(&in, v, why, whylen);
+    rc = handoff_decode_server_state(&in, v, HANDOFF_CAPS_OURS, why, whylen);
     handoff_in_free(&in);
     return rc;
 }
@@ -997,7 +1000,7 @@ static unsigned feed_parts(const struct handoff_server_state *ss, const uint32_t
     for (size_t i = 0; i < n; i++) {
         server_part(ss, parts[i], &in);
         why[0] = '\0';
-        if (handoff_decode_server_state(&in, v, why, whylen) == 0)
+        if (handoff_decode_server_state(&in, v, HANDOFF_CAPS_OURS, why, whylen) == 0)
             ok++;
         handoff_in_free(&in);
     }
@@ -1016,13 +1019,13 @@ static void test_parts(void)
     /* Longest names: the whole list is larger than any one message. */
     fill_servers(&ss, 20000, HANDOFF_NAME_MAX - 1);
     CHECK_U64(strlen(ss.servers[0].server), HANDOFF_NAME_MAX - 1);
-    CHECK_U64(handoff_server_state_parts(&ss), (20000 + HANDOFF_PART_SERVERS - 1) /
+    CHECK_U64(handoff_server_state_parts(&ss, HANDOFF_CAPS_OURS), (20000 + HANDOFF_PART_SERVERS - 1) /
                                                 HANDOFF_PART_SERVERS);
-    for (uint32_t p = 0; p < handoff_server_state_parts(&ss); p++) {
+    for (uint32_t p = 0; p < handoff_server_state_parts(&ss, HANDOFF_CAPS_OURS); p++) {
         server_part(&ss, p, &in);
         whole += in.hdr.len;
-        CHECK(handoff_decode_server_state(&in, &v, why, sizeof(why)) == 0);
-        CHECK(handoff_server_state_complete(&v) == (p + 1 == handoff_server_state_parts(&ss)));
+        CHECK(handoff_decode_server_state(&in, &v, HANDOFF_CAPS_OURS, why, sizeof(why)) == 0);
+        CHECK(handoff_server_state_complete(&v) == (p + 1 == handoff_server_state_parts(&ss, HANDOFF_CAPS_OURS)));
         handoff_in_free(&in);
     }
     CHECK(whole > HANDOFF_MAX_PAYLOAD);
@@ -1084,17 +1087,17 @@ static void test_parts(void)
 
     /* STATUS: the parts of one answer belong together. */
     fill_status(&st, 2 * HANDOFF_PART_LISTENERS, 10);
-    CHECK_U64(handoff_status_parts(&st), 2);
-    CHECK(handoff_encode_status(&m, 1, &st, 0) == 0);
+    CHECK_U64(handoff_status_parts(&st, HANDOFF_CAPS_OURS), 2);
+    CHECK(handoff_encode_status(&m, 1, &st, 0, HANDOFF_CAPS_OURS) == 0);
     CHECK(to_in(&m, &in) == 0);
-    CHECK(handoff_decode_status(&in, &sv, why, sizeof(why)) == 0);
+    CHECK(handoff_decode_status(&in, &sv, HANDOFF_CAPS_OURS, why, sizeof(why)) == 0);
     CHECK(!handoff_status_complete(&sv) && sv.nlisteners == HANDOFF_PART_LISTENERS);
     handoff_in_free(&in);
     handoff_msg_free(&m);
     st.id = 43;
-    CHECK(handoff_encode_status(&m, 2, &st, 1) == 0);
+    CHECK(handoff_encode_status(&m, 2, &st, 1, HANDOFF_CAPS_OURS) == 0);
     CHECK(to_in(&m, &in) == 0);
-    CHECK(handoff_decode_status(&in, &sv, why, sizeof(why)) == -1);
+    CHECK(handoff_decode_status(&in, &sv, HANDOFF_CAPS_OURS, why, sizeof(why)) == -1);
     CHECK_WHY(why, "STATUS: part 1 of request 43 continues request 42");
     CHECK(sv.nlisteners == 0 && sv.listeners == NULL && !handoff_status_complete(&sv));
     handoff_in_free(&in);
@@ -1350,6 +1353,123 @@ static void test_master_state(void)
     handoff_msg_free(&m);
 }
 
+/* ---- capabilities: what an older peer gets and sends ------------------- */
+
+/* STATUS exactly as the first release encoded it (no capabilities). */
+static void legacy_status(struct handoff_msg *m, const struct handoff_status *st)
+{
+    handoff_msg_init(m, HANDOFF_STATUS, 9);
+    handoff_msg_put_u32(m, st->id);
+    handoff_msg_put_u32(m, st->pid);
+    handoff_msg_put_u64(m, st->active);
+    handoff_msg_put_u64(m, st->total);
+    handoff_msg_put_u64(m, st->bytes_in);
+    handoff_msg_put_u64(m, st->bytes_out);
+    handoff_msg_put_u32(m, st->nlisteners);
+    for (uint32_t i = 0; i < st->nlisteners; i++) {
+        handoff_msg_put_str(m, st->listeners[i].name);
+        handoff_msg_put_u64(m, st->listeners[i].active);
+        handoff_msg_put_u64(m, st->listeners[i].total);
+    }
+    handoff_msg_put_u64(m, st->tls_failures);
+    handoff_msg_put_u32(m, st->servers.nservers);
+    for (uint32_t i = 0; i < st->servers.nservers; i++) {
+        const struct handoff_server_health *h = &st->servers.servers[i];
+
+        handoff_msg_put_str(m, h->backend);
+        handoff_msg_put_str(m, h->server);
+        handoff_msg_put_u32(m, h->down);
+        handoff_msg_put_u64(m, h->active);
+        handoff_msg_put_u64(m, h->total);
+        handoff_msg_put_u64(m, h->failures);
+    }
+    handoff_msg_finish(m);
+}
+
+static void test_capabilities(void)
+{
+    static struct handoff_status st, got;
+    struct handoff_hello h = { .pid = 7, .version = "0.2.0" }, hg;
+    struct handoff_msg m, legacy;
+    struct handoff_in in;
+    char why[256];
+
+    /* HELLO without an offer is the first release's HELLO, byte for byte. */
+    CHECK(handoff_encode_hello(&m, 1, &h) == 0);
+    CHECK_U64(m.len, HANDOFF_HDR_LEN + 4 + 2 + strlen("0.2.0"));
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_hello(&in, &hg, why, sizeof(why)) == 0);
+    CHECK(!hg.has_caps);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    /* Answering an offer, it carries the worker's capabilities. */
+    h.has_caps = 1;
+    h.caps = HANDOFF_CAPS_OURS | 0x80000000u;
+    CHECK(handoff_encode_hello(&m, 1, &h) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_hello(&in, &hg, why, sizeof(why)) == 0);
+    CHECK(hg.has_caps);
+    CHECK_U64(hg.caps, HANDOFF_CAPS_OURS | 0x80000000u);
+    CHECK_STR(hg.version, "0.2.0");
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+
+    /* Without capabilities STATUS is the first release's layout... */
+    fill_status(&st, 3, 5);
+    legacy_status(&legacy, &st);
+    CHECK(handoff_status_parts(&st, 0) == 1);
+    CHECK(handoff_encode_status(&m, 9, &st, 0, 0) == 0);
+    CHECK_U64(m.len, legacy.len);
+    CHECK(m.len == legacy.len && memcmp(m.buf, legacy.buf, m.len) == 0);
+    handoff_msg_free(&m);
+    /* ...and what a first-release worker sends is read whole. */
+    CHECK(to_in(&legacy, &in) == 0);
+    CHECK(handoff_decode_status(&in, &got, 0, why, sizeof(why)) == 0);
+    CHECK(handoff_status_complete(&got));
+    CHECK_U64(got.nlisteners, 3);
+    CHECK_U64(got.servers.nservers, 5);
+    CHECK_U64(got.tls_failures, 77);
+    CHECK_STR(got.listeners[2].name, "listener-2");
+    handoff_in_free(&in);
+    handoff_msg_free(&legacy);
+    handoff_status_free(&got);
+    handoff_status_free(&st);
+
+    /* An older peer gets as much as it can hold: the first 256 listeners
+     * and 1,024 servers, in one message it accepts. */
+    fill_status(&st, 300, 1100);
+    CHECK(handoff_status_parts(&st, 0) == 1);
+    CHECK(handoff_encode_status(&m, 9, &st, 0, 0) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_status(&in, &got, 0, why, sizeof(why)) == 0);
+    CHECK(handoff_status_complete(&got));
+    CHECK_U64(got.nlisteners, HANDOFF_LEGACY_LISTENERS);
+    CHECK_U64(got.servers.nservers, HANDOFF_LEGACY_SERVERS);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    handoff_status_free(&got);
+    CHECK(handoff_server_state_parts(&st.servers, 0) == 1);
+    CHECK(handoff_encode_server_state(&m, 3, &st.servers, 0, 0) == 0);
+    CHECK_U64(m.len > HANDOFF_HDR_LEN + 4 ? (m.buf[HANDOFF_HDR_LEN + 2] << 8 |
+                                             m.buf[HANDOFF_HDR_LEN + 3]) : 0,
+              HANDOFF_LEGACY_SERVERS);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_server_state(&in, &got.servers, 0, why, sizeof(why)) == 0);
+    CHECK(handoff_server_state_complete(&got.servers));
+    CHECK_U64(got.servers.nservers, HANDOFF_LEGACY_SERVERS);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    handoff_status_free(&got);
+    /* More than it could hold is refused by an older reader, as before. */
+    legacy_status(&legacy, &st);
+    CHECK(to_in(&legacy, &in) == 0);
+    CHECK(handoff_decode_status(&in, &got, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "300 listeners (max 256)");
+    handoff_in_free(&in);
+    handoff_msg_free(&legacy);
+    handoff_status_free(&st);
+}
+
 int main(int argc, char **argv)
 {
     int fds_before = count_fds();
@@ -1367,6 +1487,7 @@ int main(int argc, char **argv)
     test_wrong_fds_and_types();
     test_garbage();
     test_master_state();
+    test_capabilities();
 
     CHECK(fds_before > 0);
     CHECK_U64(count_fds(), fds_before);
