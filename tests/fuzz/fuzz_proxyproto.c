@@ -74,7 +74,19 @@ static enum fuzz_verdict parse(const uint8_t *buf, size_t len, void *result)
     return FUZZ_REFUSED;
 }
 
-/* Encodes p with `encode`, parses that, and compares with `want`. */
+/* Same header as far as anyone can tell: string fields compare as strings
+ * (a shorter TLV seen later leaves bytes behind its NUL). */
+static int same_info(const struct proxy_pp_info *a, const struct proxy_pp_info *b)
+{
+    return a->local == b->local && a->srclen == b->srclen && a->dstlen == b->dstlen &&
+           memcmp(&a->src, &b->src, sizeof(a->src)) == 0 &&
+           memcmp(&a->dst, &b->dst, sizeof(a->dst)) == 0 &&
+           strcmp(a->alpn, b->alpn) == 0 && strcmp(a->authority, b->authority) == 0 &&
+           a->ssl == b->ssl && strcmp(a->ssl_version, b->ssl_version) == 0 &&
+           strcmp(a->ssl_cipher, b->ssl_cipher) == 0 && a->ssl_client_cert == b->ssl_client_cert;
+}
+
+/* Encodes p as v2 or v1, parses that, and compares with `want`. */
 static void round_trip(const struct proxy_pp_info *p, const struct proxy_pp_info *want, int v2)
 {
     static struct parsed back;
@@ -85,7 +97,7 @@ static void round_trip(const struct proxy_pp_info *p, const struct proxy_pp_info
            : proxy_pp_encode_v1(p, (char *)buf, sizeof(buf));
     FUZZ_ASSERT(n > 0);
     FUZZ_ASSERT(parse(buf, n, &back) == FUZZ_DONE && back.consumed == n);
-    FUZZ_ASSERT(memcmp(&back.info, want, sizeof(*want)) == 0);
+    FUZZ_ASSERT(same_info(&back.info, want));
 }
 
 static void check_encoders(const struct proxy_pp_info *p)
@@ -95,8 +107,7 @@ static void check_encoders(const struct proxy_pp_info *p)
     /* v2 carries the TLVs baton keeps; SSL details only under the SSL flag. */
     memcpy(&want, p, sizeof(want));
     if (!want.ssl) {
-        memset(want.ssl_version, 0, sizeof(want.ssl_version));
-        memset(want.ssl_cipher, 0, sizeof(want.ssl_cipher));
+        want.ssl_version[0] = want.ssl_cipher[0] = '\0';
         want.ssl_client_cert = 0;
     }
     round_trip(p, &want, 1);
