@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds baton twice (plain, and with
-# AddressSanitizer + UBSan) and runs the whole test suite against each.
+# AddressSanitizer + UBSan) and runs the whole test suite against each, then
+# fuzzes the parsers (tools/fuzz.sh, clang + libFuzzer) for
+# BATON_FUZZ_SECONDS per target (default 60; 0 only replays the corpora).
 # Exits non-zero on any failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +24,9 @@ run_suite release "$root/build/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite asan "$root/build/asan" -DCMAKE_BUILD_TYPE=Debug -DBATON_SANITIZE=ON
+
+echo "== baton: fuzzing =="
+"$root/tools/fuzz.sh" "${BATON_FUZZ_SECONDS:-60}" || status=1
 
 if [ $status -ne 0 ]; then
     echo "baton: some tests failed" >&2
