@@ -118,8 +118,9 @@ status=0
 for t in "${targets[@]}"; do
     dir=$work/$t
     rc=$(cat "$dir/rc")
+    # A target that crashed at once has printed neither.
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$dir/log" | tail -1)
+    cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$dir/log" | tail -1 || true)
     printf '%-12s exit %s, %s runs, %s\n' "$t" "$rc" "${execs:-?}" "${cov:-no coverage line}"
     if [ "$rc" -ne 0 ]; then
         status=1
