@@ -1019,13 +1019,20 @@ static void put_state_exts(struct handoff_msg *m, const struct handoff_master_st
         put_fd(m, v->image_fd);
         ext_end(m, body);
     }
-    body = ext_begin(m, STATE_EXT_CAPS, 0);
-    handoff_msg_put_u32(m, v->ngens);
-    for (uint32_t i = 0; i < v->ngens; i++) {
-        handoff_msg_put_u32(m, v->gens[i].id);
-        handoff_msg_put_u32(m, v->gens[i].caps);
+    for (uint32_t i = 0; i < v->ngens; i++)
+        n += v->gens[i].caps != 0;
+    if (n > 0) {
+        body = ext_begin(m, STATE_EXT_CAPS, 0);
+        handoff_msg_put_u32(m, n);
+        for (uint32_t i = 0; i < v->ngens; i++) {
+            if (v->gens[i].caps == 0)
+                continue;
+            handoff_msg_put_u32(m, v->gens[i].id);
+            handoff_msg_put_u32(m, v->gens[i].caps);
+        }
+        ext_end(m, body);
     }
-    ext_end(m, body);
+    n = 0;
     for (uint32_t i = 0; i < v->ngens; i++)
         n += v->gens[i].drain_deadline_ms != 0;
     if (n == 0)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds baton twice (plain, and with
 # AddressSanitizer + UBSan) and runs the whole test suite against each, then
-# a 2-minute soak (bench/soak.sh) against the plain build.
+# a 2-minute soak (bench/soak.sh) against the plain build, then fuzzes the
+# parsers (tools/fuzz.sh, clang + libFuzzer) for BATON_FUZZ_SECONDS per
+# target (default 60; 0 only replays the corpora).
 # Exits non-zero on any failure.  SOAK_SECONDS=N changes the soak's length;
 # SOAK_SECONDS=0 skips it.
 set -euo pipefail
@@ -31,6 +33,9 @@ if [ "$soak_seconds" != 0 ]; then
     SOAK_SECONDS=$soak_seconds BATON="$root/build/release/baton" \
         BATON_NEXT="$root/build/release/tests/baton-next" "$root/bench/soak.sh" || status=1
 fi
+
+echo "== baton: fuzzing =="
+"$root/tools/fuzz.sh" "${BATON_FUZZ_SECONDS:-60}" || status=1
 
 if [ $status -ne 0 ]; then
     echo "baton: some tests failed" >&2
