@@ -27,8 +27,8 @@ Verdict (exit status 1 on any violation):
     failure is a violation: requests that start while a reload or an
     upgrade runs, or after a kill, must succeed (and some must, after every
     kill).
-  * every reload, upgrade and kill has the expected outcome; no error line
-    in baton's log other than the killed workers'.
+  * every reload, upgrade and kill has the expected outcome; no error or
+    warn line in baton's log but those a worker kill causes.
   * descriptors flat: the master's and the largest worker's descriptor
     counts in the last window (--window s) at most --fd-slack (a worker: 6
     more per client thread, for the connections in flight) above the first
@@ -62,7 +62,10 @@ import baton_harness as H  # noqa: E402
 
 IO_TIMEOUT = 30.0
 CHUNK = 64 << 10
-ALLOWED_ERRORS = [re.compile(r"^worker \d+ generation \d+ killed by signal 9\b")]
+# What a worker kill makes baton log; any other error or warn line is a finding.
+EXPECTED = {"error": [re.compile(r"^worker \d+ generation \d+ killed by signal 9\b")],
+            "warn": [re.compile(r"^worker \d+ generation \d+: channel: "
+                                r"Connection reset by peer$")]}
 
 
 def now():
@@ -517,7 +520,8 @@ class Soak(object):
     def progress(self, clients, elapsed):
         recs = clients.snapshot()
         failed = sum(1 for r in recs if not r.ok)
-        log("%4.0fs: %d requests (%d failed), %d reloads, %d upgrades, %d kills" % (
+        log("%4.0fs: %d requests (%d failed, those kills cut included), %d reloads, "
+            "%d upgrades, %d kills" % (
             elapsed, len(recs), failed, self.counts["reload"], self.counts["upgrade"],
             self.counts["kill"]))
 
@@ -594,23 +598,24 @@ class Soak(object):
                                (names[i], before[i], after[i]))
 
     def judge_log(self):
-        bad = []
+        """Counts baton's warn and error lines by kind (numbers masked); the
+        unexpected ones are violations."""
+        seen, bad = {}, []
         with self.b.cond:
             lines = list(self.b.lines)
         for line in lines:
             m = H.LOG_RE.match(line)
-            if m and m.group("level") == "error" and \
-                    not any(rx.search(m.group("msg")) for rx in ALLOWED_ERRORS):
-                bad.append(m.group("msg"))
+            if m is None or m.group("level") not in EXPECTED:
+                continue
+            key = "%s: %s" % (m.group("level"), re.sub(r"\d+", "N", m.group("msg")))
+            seen[key] = seen.get(key, 0) + 1
+            if not any(rx.search(m.group("msg")) for rx in EXPECTED[m.group("level")]):
+                bad.append("%s: %s" % (m.group("level"), m.group("msg")))
         for msg in bad[:10]:
-            self.violation("error in baton's log: %s" % msg)
-        warns = {}
-        for line in lines:
-            m = H.LOG_RE.match(line)
-            if m and m.group("level") == "warn":
-                key = re.sub(r"\d+", "N", m.group("msg"))
-                warns[key] = warns.get(key, 0) + 1
-        return warns
+            self.violation("in baton's log: %s" % msg)
+        if len(bad) > 10:
+            self.violation("... and %d more unexpected log lines" % (len(bad) - 10))
+        return seen
 
     def run(self):
         a = self.a
@@ -638,15 +643,15 @@ class Soak(object):
         cut, bad = self.judge_requests(recs)
         flat = self.judge_flat(sampler.samples, duration)
         self.judge_idle(before, after)
-        warns = self.judge_log()
+        logged = self.judge_log()
         try:
             self.b.stop(timeout=60)
         except AssertionError as e:
             self.violation("stopping baton: %s" % e)
-        self.report(recs, cut, bad, flat, before, after, warns, duration)
+        self.report(recs, cut, bad, flat, before, after, logged, duration)
         return 1 if self.violations else 0
 
-    def report(self, recs, cut, bad, flat, before, after, warns, duration):
+    def report(self, recs, cut, bad, flat, before, after, logged, duration):
         print("soak: %.0f s, baton %s <-> %s, %d client threads" % (
             duration, self.versions[0], self.versions[1], len(self.targets) * self.a.clients))
         for kind in ("plain", "tls", "pass"):
@@ -678,8 +683,8 @@ class Soak(object):
             print("soak: idle start/end: master fds %d/%d, RSS %d/%d KiB; worker fds %d/%d, "
                   "RSS %d/%d KiB" % (before[0], after[0], before[1], after[1], before[2],
                                      after[2], before[3], after[3]))
-        for k, n in sorted(warns.items(), key=lambda x: -x[1])[:10]:
-            print("soak: warn x%d: %s" % (n, k))
+        for k, n in sorted(logged.items(), key=lambda x: -x[1])[:10]:
+            print("soak: log x%d: %s" % (n, k))
         if self.violations:
             print("soak: FAILED, %d violation(s):" % len(self.violations))
             for v in self.violations:

@@ -596,18 +596,22 @@ struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t p
     g->id = id;
     g->pid = pid;
     g->state = state;
-    if (handoff_channel_init(&g->ch, fd, pid) != 0) {
+    g->ch.fd = -1;
+    if (fd >= 0 && handoff_channel_init(&g->ch, fd, pid) != 0) {
         proxy_log_error("worker %ld generation %u: channel: %s", (long)pid, id, strerror(errno));
         free(g);
         return NULL;
     }
-    g->ch_open = 1;
+    g->ch_open = fd >= 0;
     g->next = m->gens;
     m->gens = g;
-    g->rev = event_new(m->base, fd, EV_READ | EV_PERSIST, gen_read_cb, g);
-    g->wev = event_new(m->base, fd, EV_WRITE, gen_write_cb, g);
     g->timer = evtimer_new(m->base, gen_timeout_cb, g);
-    if (g->rev == NULL || g->wev == NULL || g->timer == NULL || event_add(g->rev, NULL) != 0) {
+    if (fd >= 0) {
+        g->rev = event_new(m->base, fd, EV_READ | EV_PERSIST, gen_read_cb, g);
+        g->wev = event_new(m->base, fd, EV_WRITE, gen_write_cb, g);
+    }
+    if (g->timer == NULL ||
+        (fd >= 0 && (g->rev == NULL || g->wev == NULL || event_add(g->rev, NULL) != 0))) {
         proxy_log_error("worker %ld generation %u: cannot watch its channel", (long)pid, id);
         /* Closing the channel leaves the fd to the caller. */
         g->ch.fd = -1;

@@ -302,14 +302,20 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
                 close(sg->fd);
             continue;
         }
-        if (sg->fd < 0 || sg->state > GEN_DRAINING) {
-            proxy_log_warn("master: generation %u (pid %u) lost its channel; it will be "
-                           "reaped when it exits", (unsigned)sg->id, (unsigned)sg->pid);
+        if (sg->state > GEN_DRAINING) {
+            proxy_log_warn("master: generation %u (pid %u) has no valid state (%u); ignored",
+                           (unsigned)sg->id, (unsigned)sg->pid, (unsigned)sg->state);
+            if (sg->fd >= 0)
+                close(sg->fd);
             continue;
         }
+        /* Without a channel (it closed before the exec, the process not yet
+         * reaped) a generation is still ours: its end is logged and, if it
+         * was serving, a new worker replaces it. */
         g = proxy_master_gen_adopt(m, sg->id, (pid_t)sg->pid, sg->fd, (enum gen_state)sg->state);
         if (g == NULL) {
-            close(sg->fd);
+            if (sg->fd >= 0)
+                close(sg->fd);
             kill((pid_t)sg->pid, SIGTERM);
             continue;
         }
