@@ -69,13 +69,13 @@ class ReexecLostChannelTest(BatonTestCase):
         addr = b.listener_addr("web")
 
         # Generation 2 runs through the wrapper; the master re-executes
-        # through it too, into `real`, which is then its binary.
+        # through it too, into `real`; its install path stays `exe`.
         install_script(exe, WRAPPER % {"python": sys.executable, "real": real,
                                        "release": release})
         out = self.reload_ok(b)
         self.assertIn("master pid %d now runs baton %s" % (b.pid, v), out)
         st = b.status()
-        self.assertEqual(st["master"].get("binary"), real)
+        self.assertEqual(st["master"].get("binary"), exe)
         gen2 = [w for w in st["worker"] if w.get("generation") == "2"]
         self.assertEqual([w.get("state") for w in gen2], ["active"], st["worker"])
         wrapper = int(gen2[0]["pid"])
@@ -91,7 +91,7 @@ class ReexecLostChannelTest(BatonTestCase):
 
         # An upgrade now: generation 3 from the new binary, then the master
         # re-executes with generation 2 still unreaped and channel-less.
-        install_binary(BATON_NEXT_BIN, real)
+        install_binary(BATON_NEXT_BIN, exe)
         mark = b.mark()
         out = self.reload_ok(b)
         self.assertIn("master pid %d now runs baton %s" % (b.pid, vn), out)
