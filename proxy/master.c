@@ -570,7 +570,9 @@ static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms)
 {
-    proxy_master_gen_drain_deadline_at(g, proxy_now_ms() + drain_timeout_ms + DRAIN_GRACE_MS);
+    /* For the log line: how long it was told to drain for by then. */
+    g->timeout_ms = drain_timeout_ms + DRAIN_GRACE_MS;
+    proxy_master_gen_drain_deadline_at(g, proxy_now_ms() + g->timeout_ms);
 }
 
 void proxy_master_gen_drain_deadline_at(struct master_gen *g, uint64_t at_ms)
@@ -578,9 +580,6 @@ void proxy_master_gen_drain_deadline_at(struct master_gen *g, uint64_t at_ms)
     uint64_t now = proxy_now_ms();
 
     g->drain_deadline_ms = at_ms;
-    /* For the log line: how long it has been told to drain by then. */
-    if (g->timeout_ms == 0 || g->state != GEN_DRAINING)
-        g->timeout_ms = at_ms > now ? at_ms - now : 0;
     proxy_master_timer_add_ms(g->timer, at_ms > now ? at_ms - now : 0);
 }
 

@@ -152,6 +152,10 @@ class LogSafetyBase(BatonTestCase):
         """Every stderr line so far: one whole log line of a baton process,
         printable ASCII only, at most LINE_MAX bytes; and, if given, exactly
         `connections` access lines.  Returns the decoded lines."""
+        if connections is not None:
+            # A connection's line is written when baton sees it end, which
+            # need not be in the order the clients closed.
+            b.wait_access(connections)
         with b.cond:
             raw = list(b.raw_lines)
         pids = self.baton_pids(b)

@@ -453,10 +453,11 @@ class DrainTest(UpgradeBase):
             sent_at_reload = progress["sent"]
             reloaded.set()
 
-            def old_draining():
-                ws = {int(w["pid"]): w for w in b.status()["worker"]}
-                return w1 in ws and ws[w1].get("state") == "draining"
-            self.assertTrue(old_draining(), "old worker not draining after the reload")
+            st = b.status()
+            ws = {int(w["pid"]): w for w in st["worker"]}
+            self.assertTrue(w1 in ws and ws[w1].get("state") == "draining",
+                            "old worker %d not draining after the reload: %r\n%s"
+                            % (w1, st["worker"], b.tail(40)))
             # the transfer had not finished when the reload completed
             self.assertLessEqual(sent_at_reload, size - reserve,
                             "transfer finished before the reload; it did not span it")
