@@ -197,27 +197,37 @@ static void route_and_connect(struct proxy_conn *c)
     conn_connect_next(c);
 }
 
-/* Routes once the bytes so far hold a whole ClientHello. */
+static void hello_reader_free(struct proxy_conn *c)
+{
+    if (c->hello == NULL)
+        return;
+    proxy_clienthello_release(c->hello);
+    free(c->hello);
+    c->hello = NULL;
+}
+
+/* Routes once the bytes so far hold a whole ClientHello.  The reader goes
+ * on from where the previous read left it, so each byte is looked at once. */
 static void parse_client_hello(struct proxy_conn *c)
 {
-    struct proxy_hello *h;
+    struct proxy_hello *h = NULL;
     char why[256];
+    enum proxy_hello_result res;
 
-    h = malloc(sizeof(*h));
-    if (h == NULL) {
+    res = proxy_clienthello_feed(c->hello, c->prefix, c->prefixlen, why, sizeof(why));
+    if (res == PROXY_HELLO_NEED_MORE)
+        return;
+    if (res == PROXY_HELLO_OK && (h = malloc(sizeof(*h))) == NULL) {
         proxy_conn_close(c, PROXY_END_ERROR);
         return;
     }
-    switch (proxy_clienthello_parse(c->prefix, c->prefixlen, h, why, sizeof(why))) {
-    case PROXY_HELLO_NEED_MORE:
-        free(h);
-        return;
-    case PROXY_HELLO_INVALID:
+    if (res == PROXY_HELLO_OK)
+        res = proxy_clienthello_decode(c->hello, c->prefix, h, why, sizeof(why));
+    hello_reader_free(c);
+    if (res != PROXY_HELLO_OK) {
         free(h);
         conn_reject(c, PROXY_END_BAD_REQUEST, "not a TLS ClientHello", why);
         return;
-    case PROXY_HELLO_OK:
-        break;
     }
     if (h->has_sni)
         c->sni = strdup(h->sni);
@@ -749,6 +759,12 @@ static void conn_begin(struct proxy_conn *c)
 
     switch (l->tls) {
     case CONF_TLS_PASSTHROUGH:
+        c->hello = malloc(sizeof(*c->hello));
+        if (c->hello == NULL) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return;
+        }
+        proxy_clienthello_init(c->hello);
         c->state = PROXY_CONN_CLIENT_HELLO;
         timer_arm(c, l->handshake_timeout_ms);
         proxy_side_watch_read(&c->client, 1);
@@ -849,6 +865,7 @@ void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
     upstream_discard(c);
     proxy_pipe_free(loop, &c->up);
     proxy_pipe_free(loop, &c->down);
+    hello_reader_free(c);
     free(c->prefix);
     free(c->sni);
     free(c->alpn);

@@ -259,6 +259,23 @@ def proc_state(pid):
     return rest[0]
 
 
+def proc_cpu_seconds(pid):
+    """(user, system) CPU seconds pid has used so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(rest[11]) / hz, int(rest[12]) / hz
+
+
+def proc_rss_kb(pid):
+    """Resident memory of pid in KiB (VmRSS of /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
 def pid_alive(pid):
     """True if pid exists and is not a zombie."""
     if os.path.isdir("/proc"):
