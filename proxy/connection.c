@@ -836,7 +836,7 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
     if (loop->conns != NULL)
         loop->conns->prev = c;
     loop->conns = c;
-    loop->nconns++;
+    proxy_loop_conn_opened(loop);
     if (l->conf->accept_proxy) {
         c->state = PROXY_CONN_PROXY_HEADER;
         timer_arm(c, l->conf->proxy_timeout_ms);

@@ -276,6 +276,13 @@ def proc_rss_kb(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
+def sanitizer_runtime(pid):
+    """True if pid runs under AddressSanitizer (its runtime is mapped), whose
+    allocator keeps and returns memory in its own way."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def pid_alive(pid):
     """True if pid exists and is not a zombie."""
     if os.path.isdir("/proc"):
