@@ -84,13 +84,16 @@ static int loop_any_paused(const struct proxy_loop *loop)
 
 /*
  * After a burst (thousands of handshakes, ~45 KB of OpenSSL state each)
- * the freed memory stays with the allocator, so once a loop's connections
- * have fallen to half their peak, and by at least LOOP_TRIM_MIN_DROP, it
- * is given back a second later (the rest of the burst closes meanwhile).
- * Steady traffic, whose count does not halve, never pays for a trim.
+ * the freed memory stays with the allocator.  So once a loop's connections
+ * have fallen by a quarter of their peak, and by at least
+ * LOOP_TRIM_MIN_DROP, it is given back a second later (the rest of the
+ * burst closes meanwhile), and not more often than every
+ * LOOP_TRIM_INTERVAL_MS.  Steady traffic, whose count does not fall that
+ * far, never pays for a trim.
  */
-#define LOOP_TRIM_MIN_DROP 256
-#define LOOP_TRIM_DELAY_MS 1000
+#define LOOP_TRIM_MIN_DROP    256
+#define LOOP_TRIM_DELAY_MS    1000
+#define LOOP_TRIM_INTERVAL_MS 5000
 
 static void trim_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -99,20 +102,25 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 
     loop->trim_armed = 0;
     proxy_heap_trim();
+    loop->trim_ms = proxy_now_ms();
     proxy_log_debug("loop %u: connections fell from %lu to %lu: freed memory given back "
                     "(%lu ms)", loop->index, (unsigned long)loop->peak_conns,
-                    (unsigned long)loop->nconns, (unsigned long)(proxy_now_ms() - t0));
+                    (unsigned long)loop->nconns, (unsigned long)(loop->trim_ms - t0));
     loop->peak_conns = loop->nconns;
 }
 
 static void loop_trim_check(struct proxy_loop *loop)
 {
-    struct timeval tv = { .tv_sec = LOOP_TRIM_DELAY_MS / 1000,
-                          .tv_usec = (LOOP_TRIM_DELAY_MS % 1000) * 1000 };
+    uint64_t drop = loop->peak_conns - loop->nconns, delay = LOOP_TRIM_DELAY_MS, since;
+    struct timeval tv;
 
-    if (loop->trim_armed || loop->peak_conns < loop->nconns + LOOP_TRIM_MIN_DROP ||
-        loop->nconns > loop->peak_conns / 2)
+    if (loop->trim_armed || drop < LOOP_TRIM_MIN_DROP || drop < loop->peak_conns / 4)
         return;
+    since = proxy_now_ms() - loop->trim_ms;
+    if (loop->trim_ms != 0 && since + delay < LOOP_TRIM_INTERVAL_MS)
+        delay = LOOP_TRIM_INTERVAL_MS - since;
+    tv.tv_sec = (time_t)(delay / 1000);
+    tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
     if (evtimer_add(&loop->trim_ev, &tv) == 0)
         loop->trim_armed = 1;
     else

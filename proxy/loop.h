@@ -50,6 +50,7 @@ struct proxy_loop {
     uint64_t              peak_conns;    /* most at once since the last heap trim */
     struct event          trim_ev;       /* gives freed memory back after a drop */
     int                   trim_armed;
+    uint64_t              trim_ms;       /* when the last trim ended (0: none yet) */
     struct proxy_balance *balance;       /* one per backend */
     char                 *scratch;       /* read buffer shared by this loop's conns */
     size_t                scratch_len;
