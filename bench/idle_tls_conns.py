@@ -10,23 +10,17 @@ all handshakes have finished, then holds every socket open until
 HOLD_SECONDS more have passed or it gets SIGTERM/SIGINT.  Used by
 bench/tls.sh to measure a TLS-terminating proxy's memory per idle connection.
 """
-import resource
-import signal
 import socket
 import ssl
 import sys
 import time
 
+import clientlib
+
 
 def main() -> int:
     host, port, n, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n + 64:
-        want = n + 64 if hard == resource.RLIM_INFINITY else min(n + 64, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    stop = clientlib.prepare(n)
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -56,11 +50,7 @@ def main() -> int:
         socks.append(s)
     print(f"connected {len(socks)} failed {failed} slow {slow} seconds {time.monotonic() - start:.2f}",
           flush=True)
-    deadline = time.monotonic() + hold
-    while not stop and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for s in socks:
-        s.close()
+    clientlib.hold(socks, hold, stop)
     return 0
 
 

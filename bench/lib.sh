@@ -1,4 +1,4 @@
-# bench/lib.sh - shared by run.sh, tls.sh and reload.sh (sourced, not run).
+# bench/lib.sh - shared by run.sh, tls.sh, reload.sh and tls_burst_rss.sh (sourced, not run).
 # Before sourcing, a script sets BENCH_TAG (log prefix), ROOT, KEEP and, for
 # the descriptor limit, IDLE_CONNS.
 
@@ -92,6 +92,25 @@ bench_tmpdir() {                     # prefix: sets T and the exit cleanup
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+}
+
+bench_start_baton() {                # runs $BATON -c $T/baton.ini until its worker is active;
+                                     # sets BATON_MASTER, BATON_WORKER, BATON_STATUS (-s status)
+    local _
+    "$BATON" -c "$T/baton.ini" >"$T/baton.log" 2>&1 &
+    BATON_MASTER=$!
+    STARTED=("$BATON_MASTER" "${STARTED[@]}")
+    BATON_WORKER='' BATON_STATUS=''
+    for _ in $(seq 100); do
+        BATON_STATUS=$("$BATON" -s status -c "$T/baton.ini" 2>/dev/null || true)
+        BATON_WORKER=$(sed -n 's/^worker generation=[0-9]* pid=\([0-9]*\) state=active.*/\1/p' \
+            <<<"$BATON_STATUS" | head -1)
+        [ -n "$BATON_WORKER" ] && break
+        kill -0 "$BATON_MASTER" 2>/dev/null || die "baton exited: $(cat "$T/baton.log")"
+        sleep 0.1
+    done
+    [ -n "$BATON_WORKER" ] || die "baton status gave no worker: $BATON_STATUS"
+    STARTED+=("$BATON_WORKER")            # stopped by the master; this is a fallback
 }
 
 # ---------------------------------------------------------------- measuring

@@ -124,20 +124,10 @@ idle_timeout = 5m
 [backend app]
 server = a 127.0.0.1:$NGX_PORT
 EOF
-"$BATON" -c "$T/baton.ini" >"$T/baton.log" 2>&1 &
-BATON_MASTER=$!
-STARTED=("$BATON_MASTER" "${STARTED[@]}")
-BATON_PORT='' BATON_WORKER=''
-for _ in $(seq 100); do
-    st=$("$BATON" -s status -c "$T/baton.ini" 2>/dev/null || true)
-    BATON_PORT=$(sed -n 's/^listener name=web address=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$st" | head -1)
-    BATON_WORKER=$(sed -n 's/^worker generation=[0-9]* pid=\([0-9]*\) state=active.*/\1/p' <<<"$st" | head -1)
-    [ -n "$BATON_PORT" ] && [ -n "$BATON_WORKER" ] && break
-    kill -0 "$BATON_MASTER" 2>/dev/null || die "baton exited: $(cat "$T/baton.log")"
-    sleep 0.1
-done
-[ -n "$BATON_PORT" ] && [ -n "$BATON_WORKER" ] || die "baton status gave no port/worker: $st"
-STARTED+=("$BATON_WORKER")            # stopped by the master; this is a fallback
+bench_start_baton
+# (the master binds before it starts the worker, so the listener is in the status)
+BATON_PORT=$(sed -n 's/^listener name=web address=127\.0\.0\.1:\([0-9]*\).*/\1/p' <<<"$BATON_STATUS" | head -1)
+[ -n "$BATON_PORT" ] || die "baton status gave no port: $BATON_STATUS"
 wait_url "http://127.0.0.1:$BATON_PORT/small" || die "baton does not relay: $(cat "$T/baton.log")"
 
 TARGETS=(direct haproxy baton)

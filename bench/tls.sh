@@ -151,19 +151,7 @@ tls_key = $T/rsa.key
 [backend app]
 server = a 127.0.0.1:$NGX_PORT
 EOF
-"$BATON" -c "$T/baton.ini" >"$T/baton.log" 2>&1 &
-BATON_MASTER=$!
-STARTED=("$BATON_MASTER" "${STARTED[@]}")
-BATON_WORKER=''
-for _ in $(seq 100); do
-    st=$("$BATON" -s status -c "$T/baton.ini" 2>/dev/null || true)
-    BATON_WORKER=$(sed -n 's/^worker generation=[0-9]* pid=\([0-9]*\) state=active.*/\1/p' <<<"$st" | head -1)
-    [ -n "$BATON_WORKER" ] && break
-    kill -0 "$BATON_MASTER" 2>/dev/null || die "baton exited: $(cat "$T/baton.log")"
-    sleep 0.1
-done
-[ -n "$BATON_WORKER" ] || die "baton status gave no worker: $st"
-STARTED+=("$BATON_WORKER")
+bench_start_baton
 wait_url "https://127.0.0.1:$BAT_EC/small" || die "baton does not relay: $(cat "$T/baton.log")"
 wait_url "https://127.0.0.1:$BAT_RSA/small" || die "baton does not relay (rsa): $(cat "$T/baton.log")"
 

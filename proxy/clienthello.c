@@ -2,11 +2,15 @@
  * clienthello.c - reassembles the TLS handshake records a client sent first
  * and parses the ClientHello in them (RFC 8446 4.1.2, RFC 6066 3, RFC 7301).
  *
- * The parser is stateless: the caller passes everything received so far and
- * calls again with more bytes on NEED_MORE.  Records are walked from the
- * start each time, which is cheap for the few kilobytes a hello takes and
- * leaves no state to get out of step with the buffer.  Every read goes
- * through a reader that fails instead of reading past its end.
+ * The reader keeps its place in the client's byte stream: how far records
+ * were taken, how much of the current one is left, and the message body so
+ * far.  A call looks only at bytes it has not seen, so a hello costs time
+ * linear in its bytes however it is fragmented; re-walking every record on
+ * each read made a hello of thousands of one-byte records quadratic (an
+ * attacker's way to spend the worker's CPU).  Any fragmentation the record
+ * layer allows is accepted, as OpenSSL does; the caller's cap on the bytes
+ * it buffers (PROXY_HELLO_MAX_BYTES) bounds the memory.  Every read of the
+ * fields goes through a reader that fails instead of reading past its end.
  */
 #include "clienthello.h"
 
@@ -33,16 +37,6 @@ struct hreader {
     size_t         len;
     size_t         off;
     int            failed;
-};
-
-/* What walking the records found out about the handshake message. */
-struct gather {
-    uint8_t        hs_hdr[TLS_HS_HDR];
-    size_t         hs_hdr_have;     /* bytes of hs_hdr known so far */
-    size_t         msg_len;         /* body length, once hs_hdr is complete */
-    size_t         have;            /* body bytes available so far */
-    const uint8_t *first;           /* body start when it is in one fragment */
-    int            contiguous;      /* the whole body lies in one fragment */
 };
 
 static void reader_init(struct hreader *r, const uint8_t *p, size_t len)
@@ -121,22 +115,23 @@ static int record_version_ok(unsigned v)
  * Checks what is known of the handshake header so a wrong message type or
  * an oversized length fails now rather than after waiting for more bytes.
  */
-static enum proxy_hello_result check_hs_hdr(struct gather *g, char *why, size_t whylen)
+static enum proxy_hello_result check_hs_hdr(struct proxy_hello_reader *r, char *why,
+                                            size_t whylen)
 {
-    if (g->hs_hdr_have >= 1 && g->hs_hdr[0] != TLS_HS_CLIENT_HELLO) {
+    if (r->hs_hdr_have >= 1 && r->hs_hdr[0] != TLS_HS_CLIENT_HELLO) {
         why_set(why, whylen, "first handshake message is type %u, not ClientHello (1)",
-                (unsigned)g->hs_hdr[0]);
+                (unsigned)r->hs_hdr[0]);
         return PROXY_HELLO_INVALID;
     }
-    if (g->hs_hdr_have < TLS_HS_HDR)
+    if (r->hs_hdr_have < TLS_HS_HDR)
         return PROXY_HELLO_NEED_MORE;
-    g->msg_len = (size_t)g->hs_hdr[1] << 16 | (size_t)g->hs_hdr[2] << 8 | g->hs_hdr[3];
-    if (g->msg_len == 0) {
+    r->msg_len = (size_t)r->hs_hdr[1] << 16 | (size_t)r->hs_hdr[2] << 8 | r->hs_hdr[3];
+    if (r->msg_len == 0) {
         why_set(why, whylen, "empty ClientHello message");
         return PROXY_HELLO_INVALID;
     }
-    if (g->msg_len > PROXY_HELLO_MAX_BYTES) {
-        why_set(why, whylen, "ClientHello of %zu bytes (max %u)", g->msg_len,
+    if (r->msg_len > PROXY_HELLO_MAX_BYTES) {
+        why_set(why, whylen, "ClientHello of %zu bytes (max %u)", r->msg_len,
                 PROXY_HELLO_MAX_BYTES);
         return PROXY_HELLO_INVALID;
     }
@@ -144,91 +139,145 @@ static enum proxy_hello_result check_hs_hdr(struct gather *g, char *why, size_t 
 }
 
 /*
- * Walks the records in buf, feeding their fragments into the handshake
- * message.  With dst non-NULL (sized g->msg_len, from an earlier walk) the
- * body is copied there.  OK means the message is complete.
+ * Judges the record header at r->off as far as it has arrived (a plain-text
+ * protocol must fail on its first byte, not after we wait for five), and
+ * takes it once it is whole.
  */
-static enum proxy_hello_result gather_records(const uint8_t *buf, size_t len,
-                                              struct gather *g, uint8_t *dst,
-                                              uint16_t *record_version,
-                                              char *why, size_t whylen)
+static enum proxy_hello_result take_record_header(struct proxy_hello_reader *r,
+                                                  const uint8_t *buf, size_t len,
+                                                  char *why, size_t whylen)
+{
+    const uint8_t *h = buf + r->off;
+    size_t avail = len - r->off, rlen;
+
+    if (avail >= 1 && h[0] != TLS_CT_HANDSHAKE) {
+        if (r->nrec == 0)
+            why_set(why, whylen, "not a TLS handshake record (first byte 0x%02x)",
+                    (unsigned)h[0]);
+        else
+            why_set(why, whylen, "record %u has content type %u before the "
+                    "ClientHello was complete", r->nrec + 1, (unsigned)h[0]);
+        return PROXY_HELLO_INVALID;
+    }
+    if (avail >= 2 && h[1] != 0x03) {
+        why_set(why, whylen, "record %u has version major %u (expected 3)",
+                r->nrec + 1, (unsigned)h[1]);
+        return PROXY_HELLO_INVALID;
+    }
+    if (avail >= 3 && !record_version_ok(0x0300u | h[2])) {
+        why_set(why, whylen, "record %u has version 0x03%02x (expected 0x0301..0x0304)",
+                r->nrec + 1, (unsigned)h[2]);
+        return PROXY_HELLO_INVALID;
+    }
+    if (avail < TLS_RECORD_HDR)
+        return PROXY_HELLO_NEED_MORE;
+    rlen = (size_t)h[3] << 8 | h[4];
+    if (r->nrec == 0)
+        r->record_version = (uint16_t)((unsigned)h[1] << 8 | h[2]);
+    if (rlen == 0 || rlen > TLS_RECORD_MAX) {
+        why_set(why, whylen, "record %u has length %zu (expected 1..%u)",
+                r->nrec + 1, rlen, TLS_RECORD_MAX);
+        return PROXY_HELLO_INVALID;
+    }
+    r->nrec++;
+    r->off += TLS_RECORD_HDR;
+    r->rec_left = rlen;
+    return PROXY_HELLO_OK;
+}
+
+/* Where the body goes, decided at its first byte: a message that lies
+ * whole in this record is read in place; a split one is joined in a copy. */
+static enum proxy_hello_result body_place(struct proxy_hello_reader *r, size_t at,
+                                          size_t rec_rest, char *why, size_t whylen)
+{
+    if (rec_rest == r->msg_len) {
+        r->body_off = at;
+        return PROXY_HELLO_OK;
+    }
+    if ((r->body = malloc(r->msg_len)) == NULL) {
+        why_set(why, whylen, "out of memory joining a %zu-byte ClientHello", r->msg_len);
+        return PROXY_HELLO_INVALID;
+    }
+    return PROXY_HELLO_OK;
+}
+
+/*
+ * Takes what has arrived of the current record into the handshake message.
+ * OK once the message is complete; NEED_MORE otherwise.
+ */
+static enum proxy_hello_result take_fragment(struct proxy_hello_reader *r, const uint8_t *buf,
+                                             size_t len, char *why, size_t whylen)
+{
+    const uint8_t *p = buf + r->off;
+    size_t n = len - r->off < r->rec_left ? len - r->off : r->rec_left, i = 0, rest, m;
+    enum proxy_hello_result res;
+
+    while (i < n && r->hs_hdr_have < TLS_HS_HDR)
+        r->hs_hdr[r->hs_hdr_have++] = p[i++];
+    res = check_hs_hdr(r, why, whylen);
+    if (res == PROXY_HELLO_OK) {
+        /* A ClientHello is alone in its flight: extra handshake bytes in
+         * its last record are not something we can pass on safely.  (What
+         * is left of the record and of the message shrink together, so
+         * this is known as soon as the record header is.) */
+        rest = r->rec_left - i;
+        if (rest > r->msg_len - r->have) {
+            why_set(why, whylen, "record %u carries %zu bytes past the end of the "
+                    "ClientHello", r->nrec, rest - (r->msg_len - r->have));
+            return PROXY_HELLO_INVALID;
+        }
+        m = n - i;
+        if (m > 0 && r->have == 0 &&
+            body_place(r, r->off + i, rest, why, whylen) == PROXY_HELLO_INVALID)
+            return PROXY_HELLO_INVALID;
+        if (m > 0 && r->body != NULL)
+            memcpy(r->body + r->have, p + i, m);
+        r->have += m;
+    }
+    if (res == PROXY_HELLO_INVALID)
+        return res;
+    r->off += n;
+    r->rec_left -= n;
+    if (res == PROXY_HELLO_OK && r->have == r->msg_len) {
+        r->done = 1;
+        return PROXY_HELLO_OK;
+    }
+    return PROXY_HELLO_NEED_MORE;
+}
+
+void proxy_clienthello_init(struct proxy_hello_reader *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+void proxy_clienthello_release(struct proxy_hello_reader *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+enum proxy_hello_result proxy_clienthello_feed(struct proxy_hello_reader *r, const uint8_t *buf,
+                                               size_t len, char *why, size_t whylen)
 {
     enum proxy_hello_result res;
-    size_t off = 0, nrec = 0;
 
-    memset(g, 0, sizeof(*g));
-    g->contiguous = 1;
+    if (why != NULL && whylen > 0)
+        why[0] = '\0';
+    if (r->done)
+        return PROXY_HELLO_OK;
+    if (buf == NULL)
+        len = 0;
+    if (len < r->off) {
+        why_set(why, whylen, "ClientHello bytes went missing (%zu after %zu)", len, r->off);
+        return PROXY_HELLO_INVALID;
+    }
     for (;;) {
-        size_t avail = len - off, rlen, frag, i = 0;
-        unsigned ver;
-
-        /* Judge a partial record header too: a plain-text protocol must
-         * fail on its first byte, not after we wait for five. */
-        if (avail >= 1 && buf[off] != TLS_CT_HANDSHAKE) {
-            if (nrec == 0)
-                why_set(why, whylen, "not a TLS handshake record (first byte 0x%02x)",
-                        (unsigned)buf[off]);
-            else
-                why_set(why, whylen, "record %zu has content type %u before the "
-                        "ClientHello was complete", nrec + 1, (unsigned)buf[off]);
-            return PROXY_HELLO_INVALID;
-        }
-        if (avail >= 2 && buf[off + 1] != 0x03) {
-            why_set(why, whylen, "record %zu has version major %u (expected 3)",
-                    nrec + 1, (unsigned)buf[off + 1]);
-            return PROXY_HELLO_INVALID;
-        }
-        if (avail >= 3 && !record_version_ok(0x0300u | buf[off + 2])) {
-            why_set(why, whylen, "record %zu has version 0x03%02x (expected 0x0301..0x0304)",
-                    nrec + 1, (unsigned)buf[off + 2]);
-            return PROXY_HELLO_INVALID;
-        }
-        if (avail < TLS_RECORD_HDR)
-            return PROXY_HELLO_NEED_MORE;
-
-        ver = (unsigned)buf[off + 1] << 8 | buf[off + 2];
-        rlen = (size_t)buf[off + 3] << 8 | buf[off + 4];
-        if (nrec == 0 && record_version != NULL)
-            *record_version = (uint16_t)ver;
-        if (rlen == 0 || rlen > TLS_RECORD_MAX) {
-            why_set(why, whylen, "record %zu has length %zu (expected 1..%u)",
-                    nrec + 1, rlen, TLS_RECORD_MAX);
-            return PROXY_HELLO_INVALID;
-        }
-        off += TLS_RECORD_HDR;
-        avail -= TLS_RECORD_HDR;
-        frag = rlen < avail ? rlen : avail;
-        nrec++;
-
-        while (i < frag && g->hs_hdr_have < TLS_HS_HDR)
-            g->hs_hdr[g->hs_hdr_have++] = buf[off + i++];
-        if ((res = check_hs_hdr(g, why, whylen)) == PROXY_HELLO_INVALID)
+        if (r->rec_left == 0 &&
+            (res = take_record_header(r, buf, len, why, whylen)) != PROXY_HELLO_OK)
             return res;
-        if (res == PROXY_HELLO_OK) {
-            size_t want = g->msg_len - g->have;
-
-            /* A ClientHello is alone in its flight: extra handshake bytes
-             * in its last record are not something we can pass on safely. */
-            if (rlen - i > want) {
-                why_set(why, whylen, "record %zu carries %zu bytes past the end of the "
-                        "ClientHello", nrec, rlen - i - want);
-                return PROXY_HELLO_INVALID;
-            }
-            if (frag > i) {
-                if (g->have == 0)
-                    g->first = buf + off + i;
-                else
-                    g->contiguous = 0;
-                if (dst != NULL)
-                    memcpy(dst + g->have, buf + off + i, frag - i);
-                g->have += frag - i;
-            }
-            if (g->have == g->msg_len)
-                return PROXY_HELLO_OK;
-        }
-        if (frag < rlen)
-            return PROXY_HELLO_NEED_MORE;
-        off += rlen;
+        res = take_fragment(r, buf, len, why, whylen);
+        if (res != PROXY_HELLO_NEED_MORE || r->off == len)
+            return res;
     }
 }
 
@@ -418,36 +467,33 @@ static enum proxy_hello_result parse_body(const uint8_t *p, size_t len, struct p
     return parse_extensions(&r, out, why, whylen);
 }
 
+enum proxy_hello_result proxy_clienthello_decode(const struct proxy_hello_reader *r,
+                                                 const uint8_t *buf, struct proxy_hello *out,
+                                                 char *why, size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    out->record_version = r->record_version;
+    if (!r->done) {
+        why_set(why, whylen, "ClientHello incomplete (%zu of %zu bytes)", r->have, r->msg_len);
+        return PROXY_HELLO_INVALID;
+    }
+    return parse_body(r->body != NULL ? r->body : buf + r->body_off, r->msg_len, out,
+                      why, whylen);
+}
+
 enum proxy_hello_result proxy_clienthello_parse(const uint8_t *buf, size_t len,
                                                 struct proxy_hello *out,
                                                 char *why, size_t whylen)
 {
+    struct proxy_hello_reader r;
     enum proxy_hello_result res;
-    struct gather g;
-    uint16_t record_version = 0;
-    uint8_t *copy;
 
+    proxy_clienthello_init(&r);
     memset(out, 0, sizeof(*out));
-    if (why != NULL && whylen > 0)
-        why[0] = '\0';
-    if (buf == NULL)
-        len = 0;
-    res = gather_records(buf, len, &g, NULL, &record_version, why, whylen);
-    out->record_version = record_version;
-    if (res != PROXY_HELLO_OK)
-        return res;
-    if (g.contiguous)
-        return parse_body(g.first, g.msg_len, out, why, whylen);
-
-    /* Split over records: join the fragments so the fields can be read as
-     * one message. */
-    if ((copy = malloc(g.msg_len)) == NULL) {
-        why_set(why, whylen, "out of memory joining a %zu-byte ClientHello", g.msg_len);
-        return PROXY_HELLO_INVALID;
-    }
-    res = gather_records(buf, len, &g, copy, NULL, why, whylen);
+    res = proxy_clienthello_feed(&r, buf, len, why, whylen);
     if (res == PROXY_HELLO_OK)
-        res = parse_body(copy, g.msg_len, out, why, whylen);
-    free(copy);
+        res = proxy_clienthello_decode(&r, buf, out, why, whylen);
+    out->record_version = r.record_version;
+    proxy_clienthello_release(&r);
     return res;
 }

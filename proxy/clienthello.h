@@ -31,11 +31,46 @@ struct proxy_hello {
 };
 
 /*
- * Parses buf[0..len): one or more TLS records of content type handshake
- * (22) that together carry one ClientHello handshake message (it may be
- * split over several records, and the records over several reads).
- * Everything is length-checked; any inconsistency is INVALID with `why`.
+ * Reassembles the ClientHello handshake message from the records a client
+ * sends first (it may be split over several records, and the records over
+ * several reads).  Each feed looks only at the bytes it has not seen yet,
+ * so the cost of a hello is linear in its bytes however it is fragmented
+ * (a hello sent as thousands of one-byte records included).  A message
+ * that fits in one record is read where it lies; only a split one is
+ * copied, into `body` (at most PROXY_HELLO_MAX_BYTES).
  */
+struct proxy_hello_reader {
+    size_t   off;            /* bytes of the stream taken so far */
+    size_t   rec_left;       /* bytes of the current record not taken yet */
+    unsigned nrec;           /* records started */
+    uint16_t record_version; /* from the first record header */
+    uint8_t  hs_hdr[4];      /* handshake type and 24-bit length */
+    unsigned hs_hdr_have;
+    size_t   msg_len;        /* body length, once hs_hdr is complete */
+    size_t   have;           /* body bytes taken so far */
+    size_t   body_off;       /* the body's offset in the stream, when in one record */
+    uint8_t *body;           /* the joined body, when split over records */
+    int      done;           /* the whole message was taken */
+};
+
+void proxy_clienthello_init(struct proxy_hello_reader *r);
+/*
+ * buf[0..len) is everything the client sent so far: the bytes of earlier
+ * calls unchanged (the buffer may have moved), followed by new ones.  OK
+ * once the whole message has arrived (then decode it), NEED_MORE while it
+ * is valid so far, INVALID with `why` on any inconsistency.  Checks every
+ * length; never reads outside buf[0..len).
+ */
+enum proxy_hello_result proxy_clienthello_feed(struct proxy_hello_reader *r, const uint8_t *buf,
+                                               size_t len, char *why, size_t whylen);
+/* After feed returned OK, with the same buf: the fields of the message. */
+enum proxy_hello_result proxy_clienthello_decode(const struct proxy_hello_reader *r,
+                                                 const uint8_t *buf, struct proxy_hello *out,
+                                                 char *why, size_t whylen);
+void proxy_clienthello_release(struct proxy_hello_reader *r);
+
+/* All of the above at once, for bytes that are all there: one or more
+ * handshake records carrying one ClientHello. */
 enum proxy_hello_result proxy_clienthello_parse(const uint8_t *buf, size_t len,
                                                 struct proxy_hello *out,
                                                 char *why, size_t whylen);

@@ -38,6 +38,7 @@ enum proxy_end {
 };
 
 struct proxy_tls;
+struct proxy_hello_reader;
 
 struct proxy_side {
     int          fd;
@@ -94,6 +95,7 @@ struct proxy_conn {
 
     uint8_t                 *prefix;     /* client bytes read before relaying */
     uint32_t                 prefixlen, prefixcap;
+    struct proxy_hello_reader *hello;    /* CLIENT_HELLO: how far prefix was parsed */
     char                    *sni;        /* from the ClientHello or handshake */
     char                    *alpn;
     struct sockaddr_storage  local;      /* the client's destination (PROXY headers) */

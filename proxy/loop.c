@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "connection.h"
+#include "heap.h"
 #include "log.h"
 #include "netutil.h"
 #include "tls.h"
@@ -81,6 +82,58 @@ static int loop_any_paused(const struct proxy_loop *loop)
     return 0;
 }
 
+/*
+ * After a burst (thousands of handshakes, ~45 KB of OpenSSL state each)
+ * the freed memory stays with the allocator.  So once a loop's connections
+ * have fallen by a quarter of their peak, and by at least
+ * LOOP_TRIM_MIN_DROP, it is given back a second later (the rest of the
+ * burst closes meanwhile), and not more often than every
+ * LOOP_TRIM_INTERVAL_MS.  Steady traffic, whose count does not fall that
+ * far, never pays for a trim.
+ */
+#define LOOP_TRIM_MIN_DROP    256
+#define LOOP_TRIM_DELAY_MS    1000
+#define LOOP_TRIM_INTERVAL_MS 5000
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_loop *loop = arg;
+    uint64_t t0 = proxy_now_ms();
+
+    loop->trim_armed = 0;
+    proxy_heap_trim();
+    loop->trim_ms = proxy_now_ms();
+    proxy_log_debug("loop %u: connections fell from %lu to %lu: freed memory given back "
+                    "(%lu ms)", loop->index, (unsigned long)loop->peak_conns,
+                    (unsigned long)loop->nconns, (unsigned long)(loop->trim_ms - t0));
+    loop->peak_conns = loop->nconns;
+}
+
+static void loop_trim_check(struct proxy_loop *loop)
+{
+    uint64_t drop = loop->peak_conns - loop->nconns, delay = LOOP_TRIM_DELAY_MS, since;
+    struct timeval tv;
+
+    if (loop->trim_armed || drop < LOOP_TRIM_MIN_DROP || drop < loop->peak_conns / 4)
+        return;
+    since = proxy_now_ms() - loop->trim_ms;
+    if (loop->trim_ms != 0 && since + delay < LOOP_TRIM_INTERVAL_MS)
+        delay = LOOP_TRIM_INTERVAL_MS - since;
+    tv.tv_sec = (time_t)(delay / 1000);
+    tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+    if (evtimer_add(&loop->trim_ev, &tv) == 0)
+        loop->trim_armed = 1;
+    else
+        proxy_log_error("loop %u: cannot arm the heap trim timer", loop->index);
+}
+
+void proxy_loop_conn_opened(struct proxy_loop *loop)
+{
+    loop->nconns++;
+    if (loop->nconns > loop->peak_conns)
+        loop->peak_conns = loop->nconns;
+}
+
 void proxy_loop_conn_closed(struct proxy_loop *loop)
 {
     if (loop->draining) {
@@ -88,6 +141,7 @@ void proxy_loop_conn_closed(struct proxy_loop *loop)
             event_base_loopbreak(loop->base);
         return;
     }
+    loop_trim_check(loop);
     if (loop_any_paused(loop))
         loop_resume_accepts(loop);
 }
@@ -192,7 +246,8 @@ int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned in
     if (event_assign(&loop->cmd_ev, loop->base, loop->cmd_fd[0], EV_READ | EV_PERSIST,
                      cmd_cb, loop) != 0 || event_add(&loop->cmd_ev, NULL) != 0)
         return -1;
-    if (evtimer_assign(&loop->retry_ev, loop->base, retry_cb, loop) != 0)
+    if (evtimer_assign(&loop->retry_ev, loop->base, retry_cb, loop) != 0 ||
+        evtimer_assign(&loop->trim_ev, loop->base, trim_cb, loop) != 0)
         return -1;
     loop->scratch_len = (size_t)w->conf.global.buffer_size;
     loop->max_pipes = proxy_loop_pipe_budget(w->nloops);
@@ -285,6 +340,7 @@ void proxy_loop_free(struct proxy_loop *loop)
     if (loop->base != NULL) {
         event_del(&loop->cmd_ev);
         event_del(&loop->retry_ev);
+        event_del(&loop->trim_ev);
     }
     for (size_t i = 0; loop->balance != NULL && i < loop->worker->nbackends; i++)
         proxy_balance_free(&loop->balance[i]);

@@ -47,6 +47,10 @@ struct proxy_loop {
 
     struct proxy_conn    *conns;         /* doubly linked, for drain/stop */
     uint64_t              nconns;
+    uint64_t              peak_conns;    /* most at once since the last heap trim */
+    struct event          trim_ev;       /* gives freed memory back after a drop */
+    int                   trim_armed;
+    uint64_t              trim_ms;       /* when the last trim ended (0: none yet) */
     struct proxy_balance *balance;       /* one per backend */
     char                 *scratch;       /* read buffer shared by this loop's conns */
     size_t                scratch_len;
@@ -68,6 +72,7 @@ int  proxy_loop_command(struct proxy_loop *loop, enum proxy_loop_cmd cmd);
 /* Accept path helpers used by listener.c and connection.c. */
 void proxy_loop_pause_accepts(struct proxy_loop *loop, struct proxy_accept *only,
                               uint64_t retry_ms);
+void proxy_loop_conn_opened(struct proxy_loop *loop);
 void proxy_loop_conn_closed(struct proxy_loop *loop);
 
 #endif

@@ -80,6 +80,10 @@ void proxy_tls_free(struct proxy_tls *t);
 /* Frees the calling thread's spare input buffers (when its loop ends). */
 void proxy_tls_release_cache(void);
 
+/* The size of the TLS record starting at p[0..n) (header included) once it
+ * is all there, 0 while more bytes are needed, -1 if its header is not a
+ * TLS record's (why set). */
+ssize_t proxy_tls_record_size(const uint8_t *p, size_t n, char *why, size_t whylen);
 /* Feeds raw bytes just received: whole records go into OpenSSL, the tail
  * of an incomplete one is kept.  PROXY_TLS_ERROR on a malformed record. */
 enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,

@@ -228,6 +228,27 @@ void proxy_tls_free(struct proxy_tls *t)
     t->wfd = -1;
 }
 
+/*
+ * During the handshake, the tail of an incomplete record waits in a buffer
+ * of its own size: a client that sends a few bytes and stalls must not hold
+ * a whole record's room (32 KiB) for as long as the handshake timeout.
+ * Once relaying the room stays, as more data is on its way and copying each
+ * tail would cost the bulk path.
+ */
+static void in_shrink(struct proxy_tls *t, const struct tls_bio_state *st)
+{
+    uint8_t *small;
+
+    if (t->handshake_done || t->in == NULL || st->in.ready > 0 || t->incap <= t->inlen)
+        return;
+    if ((small = malloc(t->inlen)) == NULL)
+        return;   /* keeps the large one */
+    memcpy(small, t->in, t->inlen);
+    in_release(t->in, t->incap);
+    t->in = small;
+    t->incap = t->inlen;
+}
+
 /* Drops what OpenSSL consumed; frees the buffer when nothing is left. */
 static void in_compact(struct proxy_tls *t, struct tls_bio_state *st)
 {
@@ -238,12 +259,13 @@ static void in_compact(struct proxy_tls *t, struct tls_bio_state *st)
         st->in.off = st->in.ready = 0;
         return;
     }
-    if (st->in.off == 0)
-        return;
-    memmove(t->in, t->in + st->in.off, t->inlen - st->in.off);
-    t->inlen -= st->in.off;
-    st->in.ready -= st->in.off;
-    st->in.off = 0;
+    if (st->in.off > 0) {
+        memmove(t->in, t->in + st->in.off, t->inlen - st->in.off);
+        t->inlen -= st->in.off;
+        st->in.ready -= st->in.off;
+        st->in.off = 0;
+    }
+    in_shrink(t, st);
 }
 
 /* Makes room for n more input bytes. */
@@ -254,10 +276,15 @@ static int in_reserve(struct proxy_tls *t, size_t n)
 
     if (t->inlen + n <= t->incap)
         return 0;
-    if (t->in == NULL && n <= IN_CAP) {
-        t->in = in_alloc();
-        if (t->in == NULL)
+    if (t->inlen + n <= IN_CAP) {
+        /* A whole record's room, with the tail of the incomplete one (kept
+         * small during the handshake) moved in. */
+        if ((buf = in_alloc()) == NULL)
             return -1;
+        if (t->inlen > 0)
+            memcpy(buf, t->in, t->inlen);
+        in_release(t->in, t->incap);
+        t->in = buf;
         t->incap = IN_CAP;
         return 0;
     }
@@ -271,27 +298,34 @@ static int in_reserve(struct proxy_tls *t, size_t n)
     return 0;
 }
 
+ssize_t proxy_tls_record_size(const uint8_t *p, size_t n, char *why, size_t whylen)
+{
+    uint32_t len;
+
+    if (n < REC_HDR)
+        return 0;
+    len = (uint32_t)p[3] << 8 | p[4];
+    if (p[0] < 20 || p[0] > 23 || p[1] != 3 || len > REC_BODY_MAX) {
+        snprintf(why, whylen, "malformed TLS record (type %u, version %u.%u, length %u)",
+                 p[0], p[1], p[2], len);
+        return -1;
+    }
+    return n >= REC_HDR + len ? (ssize_t)(REC_HDR + len) : 0;
+}
+
 /* Advances the readable window over every complete record just received,
  * checking each header. */
 static enum proxy_tls_status in_scan(struct proxy_tls *t, struct tls_bio_state *st,
                                      char *why, size_t whylen)
 {
-    while (t->inlen - st->in.ready >= REC_HDR) {
-        const uint8_t *h = t->in + st->in.ready;
-        uint32_t len = (uint32_t)h[3] << 8 | h[4];
+    ssize_t r;
 
-        if (h[0] < 20 || h[0] > 23 || h[1] != 3 || len > REC_BODY_MAX) {
-            snprintf(why, whylen, "malformed TLS record (type %u, version %u.%u, length %u)",
-                     h[0], h[1], h[2], len);
-            return PROXY_TLS_ERROR;
-        }
-        if (t->inlen - st->in.ready < REC_HDR + len)
-            break;
-        st->in.ready += REC_HDR + len;
-    }
-    /* An incomplete record longer than any valid one was rejected above, so
-     * the buffer never holds more than one record beyond what is readable. */
-    return PROXY_TLS_OK;
+    while ((r = proxy_tls_record_size(t->in + st->in.ready, t->inlen - st->in.ready,
+                                      why, whylen)) > 0)
+        st->in.ready += (uint32_t)r;
+    /* An incomplete record longer than any valid one was rejected, so the
+     * buffer never holds more than one record beyond what is readable. */
+    return r < 0 ? PROXY_TLS_ERROR : PROXY_TLS_OK;
 }
 
 enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,
@@ -341,7 +375,10 @@ ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen)
     }
     t->inlen += (uint32_t)n;
     t->raw_in += (uint64_t)n;
-    return in_scan(t, st, why, whylen) == PROXY_TLS_OK ? n : -3;
+    if (in_scan(t, st, why, whylen) != PROXY_TLS_OK)
+        return -3;
+    in_shrink(t, st);
+    return n;
 }
 
 static enum proxy_tls_status tls_result(struct proxy_tls *t, int rc, char *why, size_t whylen)
@@ -374,7 +411,15 @@ static enum proxy_tls_status tls_result(struct proxy_tls *t, int rc, char *why, 
 
 enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t whylen)
 {
-    int rc = SSL_do_handshake(t->ssl);
+    int rc;
+
+    /* A server's handshake moves only on the client's records.  Called with
+     * none, OpenSSL would still set up its handshake buffers (some 30 KB)
+     * just to find nothing to read, and a client trickling its first bytes
+     * would hold them. */
+    if (SSL_is_server(t->ssl) && !proxy_tls_pending_in(t))
+        return PROXY_TLS_WANT;
+    rc = SSL_do_handshake(t->ssl);
 
     /* What the handshake consumed is released now: an idle connection that
      * has just finished its handshake must not keep the input buffer. */

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "accesslog.h"
+#include "evmem.h"
 #include "log.h"
 #include "logsafe.h"
 #include "message.h"
@@ -573,6 +574,7 @@ int proxy_worker_main(int channel_fd)
 
     if (w == NULL)
         return 1;
+    proxy_evmem_install();
     w->access_fd = -1;
     w->done_fd[0] = w->done_fd[1] = -1;
     signal(SIGPIPE, SIG_IGN);

@@ -260,6 +260,30 @@ def proc_state(pid):
     return rest[0]
 
 
+def proc_cpu_seconds(pid):
+    """(user, system) CPU seconds pid has used so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(rest[11]) / hz, int(rest[12]) / hz
+
+
+def proc_rss_kb(pid):
+    """Resident memory of pid in KiB (VmRSS of /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def sanitizer_runtime(pid):
+    """True if pid runs under AddressSanitizer (its runtime is mapped), whose
+    allocator keeps and returns memory in its own way."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def pid_alive(pid):
     """True if pid exists and is not a zombie."""
     if os.path.isdir("/proc"):
@@ -1304,6 +1328,23 @@ def tcp_listen_inode(addr):
     return None
 
 
+def tcp_unread(addr):
+    """Established TCP connections to addr (IPv4 host, port) with bytes their
+    owner has not read yet (rx_queue of /proc/net/tcp), accepted or not."""
+    import struct
+    host, port = addr[0], addr[1]
+    want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(host))[0], port)
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if len(cols) > 4 and cols[1] == want and cols[3] == "01" and \
+                    int(cols[4].split(":")[1], 16) > 0:
+                n += 1
+    return n
+
+
 def parse_notify(data):
     """'A=1\\nB=x' -> {'A': '1', 'B': 'x'}"""
     out = {}
@@ -1594,12 +1635,17 @@ class MemTLSClient(object):
     controls every byte that goes out (split ClientHello, re-framed
     records, a prefix such as a PROXY header)."""
 
-    def __init__(self, sock, ctx, server_hostname=None, timeout=None):
+    def __init__(self, sock, ctx, server_hostname=None, timeout=None, segment=None):
+        """segment: send everything in pieces of this many bytes, each its
+        own TCP segment (TCP_NODELAY and a short pause between them)."""
         self.sock = sock
         self.inc = ssl.MemoryBIO()
         self.out = ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname=server_hostname)
         self.timeout = scaled(timeout if timeout is not None else T_IO)
+        self.segment = segment
+        if segment:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def client_hello(self):
         """The first flight (the ClientHello record(s)), not sent yet."""
@@ -1611,8 +1657,11 @@ class MemTLSClient(object):
 
     def _flush(self):
         data = self.out.read()
-        if data:
-            self.sock.sendall(data)
+        step = self.segment or len(data)
+        for off in range(0, len(data), max(step, 1)):
+            if off:
+                time.sleep(0.002)   # separate segments, not synchronisation
+            self.sock.sendall(data[off:off + step])
 
     def _fill(self):
         self.sock.settimeout(self.timeout)

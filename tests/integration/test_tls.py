@@ -8,18 +8,21 @@ import re
 import shutil
 import socket
 import ssl
+import signal
 import subprocess
+import sys
 import threading
 import time
 import unittest
 
-from baton_harness import (BATON_BIN, BATON_NEXT_BIN, PKITestCase, MemTLSClient,
-                           ProtoEchoServer, Server, client_context, connect, der_subject,
-                           install_binary, pid_alive, pseudo_random, recv_exact,
-                           recv_until_eof, render_config, run_baton, scaled, server_context,
+from baton_harness import (BATON_BIN, BATON_NEXT_BIN, BATON_SOURCE_DIR, T_WAIT, PKITestCase,
+                           MemTLSClient, ProtoEchoServer, Server, client_context, connect,
+                           der_subject, fd_count, install_binary, pid_alive, proc_rss_kb,
+                           pseudo_random, raise_nofile, recv_exact, recv_until_eof,
+                           render_config, run_baton, sanitizer_runtime, scaled, server_context,
                            sha256_hex, start_baton_command, status_text,
-                           parse_status_text, tls_connect, tls_shutdown_write, wait_closed,
-                           wait_status, wait_until)
+                           parse_status_text, tcp_unread, tls_connect, tls_shutdown_write,
+                           wait_closed, wait_status, wait_until)
 
 DEFAULT_CERTS = ("www-rsa", "www-ecdsa", "api", "wild")
 
@@ -102,6 +105,14 @@ class TLSBase(PKITestCase):
         suffix = ":%d" % port
         return b.wait_access(1, pred=lambda a: a["client"].endswith(suffix))[0]
 
+    def assert_serves(self, addr):
+        """A TLS round trip through addr works."""
+        s = tls_connect(addr, self.ctx(), server_hostname="www.example.test")
+        try:
+            self.assertEqual(echo_round_trip(s), b"hello over tls")
+        finally:
+            s.close()
+
     def tls_failures(self, b):
         st = parse_status_text(status_text(b))
         return sum(int(w.get("tls_failures", 0)) for w in st["worker"])
@@ -140,6 +151,27 @@ class TLSTest(TLSBase):
         self.assertEqual((acc["sni"], acc["alpn"], acc["tls"], acc["resumed"]),
                          ("www.example.test", "-", "TLSv1.3", "0"), acc)
         self.assertNotEqual(acc["end"], "handshake_failed")
+
+    def test_handshake_trickled_in_small_segments(self):
+        """The client's flights arrive a few bytes at a time, so baton reads
+        incomplete records again and again: before its SSL object exists
+        (the first record is not whole yet) and after (the client's
+        Finished).  The handshake completes and data flows both ways."""
+        echo = self.echo_server()
+        b, addr = self.tls_proxy([echo])
+        for size in (1, 7, 300):
+            s = connect(addr)
+            try:
+                c = MemTLSClient(s, self.ctx(), "www.example.test", segment=size)
+                c.handshake()
+                msg = b"after a handshake sent %d bytes at a time" % size
+                c.sendall(msg)
+                self.assertEqual(c.recv_exact(len(msg)), msg)
+                port = s.getsockname()[1]
+            finally:
+                s.close()
+            acc = self.access_of(b, port)
+            self.assertEqual((acc["sni"], acc["tls"]), ("www.example.test", "TLSv1.3"), acc)
 
     def test_sni_selects_certificate(self):
         echo = self.echo_server()
@@ -695,6 +727,88 @@ class TLSTest(TLSBase):
         finally:
             s.close()
 
+    # ---- memory of clients in the handshake
+
+    def memory_setup(self, nfds):
+        """A TLS proxy (ECDSA only: cheap handshakes, long timeout) whose
+        worker has done one handshake, as OpenSSL sets up what it keeps for
+        good with the first: (baton, address, worker pid)."""
+        echo = self.echo_server()
+        b, addr = self.tls_proxy([echo], certs=("www-ecdsa",),
+                                 listener={"tls_handshake_timeout": "120s"})
+        pid = b.current_worker()[0]
+        if sanitizer_runtime(pid):
+            self.skipTest("the sanitizers' allocator keeps and pads memory its own way")
+        if raise_nofile(nfds) < nfds:
+            self.skipTest("needs %d descriptors" % nfds)
+        self.assert_serves(addr)
+        b.wait_access(1)
+        return b, addr, pid
+
+    def half_open_clients(self, addr, n, mode):
+        """bench/half_open_tls.py: n connections that send `mode` (hello,
+        partial, silent) and hold.  Returns the process once all are open."""
+        client = subprocess.Popen(
+            [sys.executable, os.path.join(BATON_SOURCE_DIR, "bench", "half_open_tls.py"),
+             addr[0], str(addr[1]), str(n), "300", mode],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, universal_newlines=True)
+        self.addCleanup(client.wait)
+        self.addCleanup(client.kill)
+        opened = client.stdout.readline()   # the client gives up after 120 s itself
+        self.assertTrue(opened.startswith("opened %d answered %d failed 0 " % (n, n)), opened)
+        return client
+
+    def end_clients(self, client, n):
+        client.send_signal(signal.SIGTERM)
+        self.assertEqual(client.stdout.readline(), "closed %d\n" % n)
+        client.wait(scaled(20))
+
+    def test_memory_of_clients_without_a_whole_record(self):
+        """Until a client's first record is whole, the worker holds only the
+        bytes it sent: no SSL object, no OpenSSL handshake buffers, no
+        32 KiB room for a record.  1,500 clients that connect and send
+        nothing, then 1,500 that send the first 100 bytes of a ClientHello
+        and stall, cost about 1.5 and 2.5 KiB each (RSS); it was 10 KiB and
+        47 KiB.  Then they complete nothing and time out or go."""
+        n = 1500
+        b, addr, pid = self.memory_setup(2 * n + 200)
+        for mode, limit in (("silent", 4), ("partial", 6)):
+            fds, before = fd_count(pid), proc_rss_kb(pid)
+            client = self.half_open_clients(addr, n, mode)
+            wait_until(lambda: fd_count(pid) >= fds + n and tcp_unread(addr) == 0, T_WAIT,
+                       what="baton to accept and read the %s clients" % mode)
+            per = (proc_rss_kb(pid) - before) / n
+            self.end_clients(client, n)
+            self.assertLess(per, limit, "%.1f KiB of worker RSS per %s client" % (per, mode))
+            wait_until(lambda: fd_count(pid) < fds + 10, T_WAIT,
+                       what="the %s clients' connections to end" % mode)
+        self.assert_serves(addr)   # still serving
+
+    def test_memory_of_half_open_handshakes_comes_back(self):
+        """3,000 clients send a ClientHello and never finish the handshake:
+        about 45 KB of OpenSSL state each, so the worker grows by well over
+        100 MB.  Within 10 s of them going, its RSS is back within 3 MB of
+        what it was before.  Without the loop's heap trim it stayed at the
+        peak; with libevent's per-descriptor records allocated among the
+        connections' memory, each of them pinned a page of the heap (12 MB
+        left)."""
+        n = 3000
+        b, addr, pid = self.memory_setup(n + 200)
+        idle = proc_rss_kb(pid)
+        client = self.half_open_clients(addr, n, "hello")
+        peak = proc_rss_kb(pid)
+        self.assertGreater(peak - idle, 100 * 1024, "RSS %d KiB idle, %d KiB with %d "
+                           "handshakes in progress" % (idle, peak, n))
+        self.end_clients(client, n)
+        deadline = time.monotonic() + scaled(10)
+        rss = proc_rss_kb(pid)
+        while rss > idle + 3 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            rss = proc_rss_kb(pid)
+        self.assertLessEqual(rss, idle + 3 * 1024, "RSS %d KiB idle, %d KiB with %d handshakes "
+                             "in progress, still %d KiB 10 s after they ended"
+                             % (idle, peak, n, rss))
+        self.assert_serves(addr)   # still serving
 
 if __name__ == "__main__":
     unittest.main()
