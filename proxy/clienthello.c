@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "byteorder.h"
+
 #define TLS_RECORD_HDR      5
 #define TLS_RECORD_MAX      (16384u + 256u)
 #define TLS_CT_HANDSHAKE    22
@@ -77,7 +79,7 @@ static int get_u16(struct hreader *r, unsigned *v)
 {
     const uint8_t *p = reader_take(r, 2);
 
-    *v = p != NULL ? (unsigned)p[0] << 8 | p[1] : 0;
+    *v = p != NULL ? proxy_be16(p) : 0;
     return p != NULL ? 0 : -1;
 }
 
@@ -125,7 +127,7 @@ static enum proxy_hello_result check_hs_hdr(struct proxy_hello_reader *r, char *
     }
     if (r->hs_hdr_have < TLS_HS_HDR)
         return PROXY_HELLO_NEED_MORE;
-    r->msg_len = (size_t)r->hs_hdr[1] << 16 | (size_t)r->hs_hdr[2] << 8 | r->hs_hdr[3];
+    r->msg_len = proxy_be24(r->hs_hdr + 1);
     if (r->msg_len == 0) {
         why_set(why, whylen, "empty ClientHello message");
         return PROXY_HELLO_INVALID;
@@ -171,9 +173,9 @@ static enum proxy_hello_result take_record_header(struct proxy_hello_reader *r,
     }
     if (avail < TLS_RECORD_HDR)
         return PROXY_HELLO_NEED_MORE;
-    rlen = (size_t)h[3] << 8 | h[4];
+    rlen = proxy_be16(h + 3);
     if (r->nrec == 0)
-        r->record_version = (uint16_t)((unsigned)h[1] << 8 | h[2]);
+        r->record_version = (uint16_t)proxy_be16(h + 1);
     if (rlen == 0 || rlen > TLS_RECORD_MAX) {
         why_set(why, whylen, "record %u has length %zu (expected 1..%u)",
                 r->nrec + 1, rlen, TLS_RECORD_MAX);

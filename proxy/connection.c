@@ -69,9 +69,7 @@ static void set_nodelay(int fd)
 
 static void timer_arm(struct proxy_conn *c, uint64_t ms)
 {
-    struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-
-    if (evtimer_add(&c->timer, &tv) != 0)
+    if (proxy_timer_add_ms(&c->timer, ms) != 0)
         proxy_log_error("evtimer_add failed for client connection");
 }
 

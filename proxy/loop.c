@@ -53,9 +53,6 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 void proxy_loop_pause_accepts(struct proxy_loop *loop, struct proxy_accept *only,
                               uint64_t retry_ms)
 {
-    struct timeval tv = { .tv_sec = (time_t)(retry_ms / 1000),
-                          .tv_usec = (suseconds_t)(retry_ms % 1000) * 1000 };
-
     for (size_t i = 0; i < loop->naccepts; i++) {
         struct proxy_accept *a = &loop->accepts[i];
 
@@ -67,7 +64,7 @@ void proxy_loop_pause_accepts(struct proxy_loop *loop, struct proxy_accept *only
     /* Slots freed by another loop's connections are not announced here, so
      * look again after a while. */
     if (!loop->retry_armed) {
-        if (evtimer_add(&loop->retry_ev, &tv) == 0)
+        if (proxy_timer_add_ms(&loop->retry_ev, retry_ms) == 0)
             loop->retry_armed = 1;
         else
             proxy_log_error("loop %u: cannot arm accept retry timer", loop->index);
@@ -112,16 +109,13 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 static void loop_trim_check(struct proxy_loop *loop)
 {
     uint64_t drop = loop->peak_conns - loop->nconns, delay = LOOP_TRIM_DELAY_MS, since;
-    struct timeval tv;
 
     if (loop->trim_armed || drop < LOOP_TRIM_MIN_DROP || drop < loop->peak_conns / 4)
         return;
     since = proxy_now_ms() - loop->trim_ms;
     if (loop->trim_ms != 0 && since + delay < LOOP_TRIM_INTERVAL_MS)
         delay = LOOP_TRIM_INTERVAL_MS - since;
-    tv.tv_sec = (time_t)(delay / 1000);
-    tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
-    if (evtimer_add(&loop->trim_ev, &tv) == 0)
+    if (proxy_timer_add_ms(&loop->trim_ev, delay) == 0)
         loop->trim_armed = 1;
     else
         proxy_log_error("loop %u: cannot arm the heap trim timer", loop->index);

@@ -59,9 +59,7 @@ const char *proxy_master_gen_state_name(enum gen_state s)
 
 void proxy_master_timer_add_ms(struct event *ev, uint64_t ms)
 {
-    struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-
-    if (evtimer_add(ev, &tv) != 0)
+    if (proxy_timer_add_ms(ev, ms) != 0)
         proxy_log_error("master: cannot arm a timer");
 }
 

@@ -76,24 +76,6 @@ void proxy_sockname(int fd, char *buf, size_t n)
     conf_format_sockaddr(&ss, len, buf, n);
 }
 
-uint64_t proxy_now_ms(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t proxy_coarse_now_ms(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
-        return proxy_now_ms();
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int proxy_dup_cloexec(int fd)
 {
     return fcntl(fd, F_DUPFD_CLOEXEC, 3);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "clock.h"   /* most users of these helpers also read the clock */
 #include "conf.h"
 
 int      proxy_set_nonblock(int fd);
@@ -16,8 +17,6 @@ int      proxy_set_cloexec(int fd, int on);
 int      proxy_listen(const struct conf_addr *addr, unsigned backlog, char *why, size_t n);
 /* The address a socket is actually bound to (resolves port 0). */
 void     proxy_sockname(int fd, char *buf, size_t n);
-uint64_t proxy_now_ms(void);   /* monotonic */
-uint64_t proxy_coarse_now_ms(void); /* monotonic, cheap, a few ms resolution */
 int      proxy_dup_cloexec(int fd);
 /* A NUL-terminated copy of n bytes that need not be terminated themselves
  * (strndup would look for a NUL past them). */

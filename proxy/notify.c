@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "logsafe.h"
 
@@ -71,10 +72,6 @@ void proxy_notify(const char *fmt, ...)
 
 void proxy_notify_reloading(const char *status)
 {
-    struct timespec ts;
-    unsigned long long usec = 0;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
-        usec = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000;
-    proxy_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s", usec, status);
+    proxy_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%s",
+                 (unsigned long long)proxy_now_us(), status);
 }

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "byteorder.h"
+
 #define PP2_SIG_LEN      12
 #define PP2_HDR_LEN      16
 #define PP2_VERSION      0x20
@@ -50,17 +52,6 @@ static void why_set(char *why, size_t whylen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, whylen, fmt, ap);
     va_end(ap);
-}
-
-static void be16_put(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static unsigned be16_get(const uint8_t *p)
-{
-    return (unsigned)p[0] << 8 | p[1];
 }
 
 /*
@@ -126,7 +117,7 @@ static size_t tlv_put(uint8_t *buf, size_t off, size_t n, unsigned type,
     if (vlen > 0xffff || off > n || 3 + vlen > n - off)
         return 0;
     buf[off] = (uint8_t)type;
-    be16_put(buf + off + 1, (unsigned)vlen);
+    proxy_put_be16(buf + off + 1, (unsigned)vlen);
     if (vlen > 0)
         memcpy(buf + off + 3, val, vlen);
     return off + 3 + vlen;
@@ -207,7 +198,7 @@ size_t proxy_pp_encode_v2(const struct proxy_pp_info *info, uint8_t *buf, size_t
         off = tlv_put_ssl(info, buf, off, n);
     if (off == 0)
         return 0;
-    be16_put(buf + 14, (unsigned)(off - PP2_HDR_LEN));
+    proxy_put_be16(buf + 14, (unsigned)(off - PP2_HDR_LEN));
     return off;
 }
 
@@ -388,7 +379,7 @@ static enum proxy_pp_result parse_ssl_tlv(const uint8_t *v, size_t vlen,
         unsigned type, n;
         int bad = 0;
 
-        if (vlen - off < 3 || (n = be16_get(v + off + 1)) > vlen - off - 3) {
+        if (vlen - off < 3 || (n = proxy_be16(v + off + 1)) > vlen - off - 3) {
             why_set(why, whylen, "v2: SSL sub-TLV at offset %zu overruns the SSL TLV", off);
             return PROXY_PP_INVALID;
         }
@@ -417,7 +408,7 @@ static enum proxy_pp_result parse_tlvs(const uint8_t *p, size_t len, struct prox
         unsigned type, n;
         int bad = 0;
 
-        if (len - off < 3 || (n = be16_get(p + off + 1)) > len - off - 3) {
+        if (len - off < 3 || (n = proxy_be16(p + off + 1)) > len - off - 3) {
             why_set(why, whylen, "v2: TLV at offset %zu overruns the header", off);
             return PROXY_PP_INVALID;
         }
@@ -451,7 +442,7 @@ static enum proxy_pp_result parse_v2(const uint8_t *buf, size_t len, struct prox
                                      size_t *consumed, char *why, size_t whylen)
 {
     unsigned ver = buf[12] >> 4, cmd = buf[12] & 0x0f, fam = buf[13];
-    size_t hlen = be16_get(buf + 14), alen;
+    size_t hlen = proxy_be16(buf + 14), alen;
     const uint8_t *a = buf + PP2_HDR_LEN;
 
     /* Everything judged from the fixed 16 bytes fails before we wait. */

@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "byteorder.h"
 #include "log.h"
 
 #define REC_HDR     5
@@ -304,7 +305,7 @@ ssize_t proxy_tls_record_size(const uint8_t *p, size_t n, char *why, size_t whyl
 
     if (n < REC_HDR)
         return 0;
-    len = (uint32_t)p[3] << 8 | p[4];
+    len = proxy_be16(p + 3);
     if (p[0] < 20 || p[0] > 23 || p[1] != 3 || len > REC_BODY_MAX) {
         snprintf(why, whylen, "malformed TLS record (type %u, version %u.%u, length %u)",
                  p[0], p[1], p[2], len);

@@ -66,7 +66,6 @@ static int worker_fail(struct proxy_worker *w, const char *fmt, ...)
 
 static void worker_start_drain(struct proxy_worker *w, const char *why)
 {
-    struct timeval tv;
     uint64_t ms = w->conf.global.drain_timeout_ms;
 
     if (w->draining)
@@ -84,9 +83,7 @@ static void worker_start_drain(struct proxy_worker *w, const char *why)
      * queueing them for nobody. */
     for (size_t i = 0; i < w->nlisteners; i++)
         proxy_listener_free(&w->listeners[i]);
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-    if (evtimer_add(w->drain_timer, &tv) != 0)
+    if (proxy_timer_add_ms(w->drain_timer, ms) != 0)
         proxy_log_error("worker: cannot arm drain timer");
 }
 
