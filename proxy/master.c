@@ -1101,6 +1101,7 @@ fail:
 int proxy_master_resume(int state_fd)
 {
     struct master *m = master_new();
+    unsigned ngens = 0;
     char why[512];
 
     if (m == NULL)
@@ -1114,8 +1115,10 @@ int proxy_master_resume(int state_fd)
         return 1;
     }
     proxy_log_set_level(m->conf.global.log_level);
-    proxy_log_info("master %ld resumed as baton %s (%s), %u generation(s)", (long)getpid(),
-                   BATON_VERSION, m->exe, m->last_gen);
+    for (const struct master_gen *g = m->gens; g != NULL; g = g->next)
+        ngens++;
+    proxy_log_info("master %ld resumed as baton %s (%s), %u worker generation(s), the newest %u",
+                   (long)getpid(), BATON_VERSION, m->exe, ngens, m->last_gen);
     proxy_notify("READY=1\nSTATUS=serving: master re-executed as baton %s", BATON_VERSION);
     /* Workers that ended while no handler was installed are reaped now,
      * then signals held across exec are delivered. */
