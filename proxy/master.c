@@ -63,93 +63,6 @@ void proxy_master_timer_add_ms(struct event *ev, uint64_t ms)
         proxy_log_error("master: cannot arm a timer");
 }
 
-/* ---- listening sockets ---------------------------------------------- */
-
-static void msock_close(struct master_sock *s)
-{
-    if (s->fd >= 0 && close(s->fd) != 0)
-        proxy_log_warn("close listener %s: %s", s->actual, strerror(errno));
-    s->fd = -1;
-}
-
-static int addr_equal(const struct conf_addr *a, const struct conf_addr *b)
-{
-    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-/* Drops sockets that belong to neither configuration. */
-static void msocks_compact(struct master *m)
-{
-    size_t j = 0;
-
-    for (size_t i = 0; i < m->nsocks; i++) {
-        if (!m->socks[i].in_current && !m->socks[i].in_next) {
-            proxy_log_info("listener %s on %s closed", m->socks[i].name, m->socks[i].actual);
-            msock_close(&m->socks[i]);
-            continue;
-        }
-        m->socks[j++] = m->socks[i];
-    }
-    m->nsocks = j;
-}
-
-/*
- * Marks, for configuration c, the sockets it needs: an address that is
- * already bound is reused (never closed and re-bound, so its accept queue
- * survives); new addresses are bound now.  Returns -1 with why if a bind
- * fails; nothing already running is affected either way.
- */
-static int msocks_prepare(struct master *m, const struct conf *c, int next, char *why, size_t n)
-{
-    for (size_t i = 0; i < c->nlisteners; i++) {
-        const struct conf_listener *l = &c->listeners[i];
-
-        for (size_t b = 0; b < l->nbinds; b++) {
-            struct master_sock *s = NULL, *grown;
-            char reason[256];
-            int fd;
-
-            for (size_t k = 0; k < m->nsocks && s == NULL; k++)
-                if (addr_equal(&m->socks[k].addr, &l->binds[b]) &&
-                    !(next ? m->socks[k].in_next : m->socks[k].in_current))
-                    s = &m->socks[k];
-            if (s == NULL) {
-                fd = proxy_activation_take(m->activated, m->nactivated, &l->binds[b]);
-                if (fd >= 0)
-                    proxy_log_info("listener %s: using the socket for %s passed by the "
-                                   "service manager", l->name, l->binds[b].text);
-                else
-                    fd = proxy_listen(&l->binds[b], l->backlog, reason, sizeof(reason));
-                if (fd < 0) {
-                    snprintf(why, n, "listener %s: %s", l->name, reason);
-                    return -1;
-                }
-                grown = realloc(m->socks, (m->nsocks + 1) * sizeof(*m->socks));
-                if (grown == NULL) {
-                    close(fd);
-                    snprintf(why, n, "out of memory");
-                    return -1;
-                }
-                m->socks = grown;
-                s = &m->socks[m->nsocks++];
-                memset(s, 0, sizeof(*s));
-                s->fd = fd;
-                s->addr = l->binds[b];
-                proxy_sockname(fd, s->actual, sizeof(s->actual));
-                proxy_log_info("listener %s bound to %s", l->name, s->actual);
-            }
-            if (next) {
-                s->in_next = 1;
-                snprintf(s->next_name, sizeof(s->next_name), "%s", l->name);
-            } else {
-                s->in_current = 1;
-                snprintf(s->name, sizeof(s->name), "%s", l->name);
-            }
-        }
-    }
-    return 0;
-}
-
 /* ---- generations ----------------------------------------------------- */
 
 static struct master_gen *gen_find_pid(struct master *m, pid_t pid)
@@ -351,7 +264,7 @@ static void reload_commit(struct master *m, struct master_gen *g)
         m->socks[i].in_current = m->socks[i].in_next;
         m->socks[i].in_next = 0;
     }
-    msocks_compact(m);
+    proxy_master_socks_compact(m);
     proxy_log_set_level(m->conf.global.log_level);
     proxy_log_info("reload complete: generation %u (worker %ld) is active", g->id, (long)g->pid);
     snprintf(m->reexec_reply, sizeof(m->reexec_reply), "reloaded: generation %u worker pid %ld",
@@ -385,7 +298,7 @@ static void reload_abort(struct master *m, const char *reason)
     m->next_text = NULL;
     for (size_t i = 0; i < m->nsocks; i++)
         m->socks[i].in_next = 0;
-    msocks_compact(m);
+    proxy_master_socks_compact(m);
     proxy_log_error("reload failed: %s; the running generation keeps serving", reason);
     proxy_notify("READY=1\nSTATUS=serving (last reload failed)");
     if (m->reload_ctl != NULL) {
@@ -777,7 +690,7 @@ void proxy_master_stop(struct master *m, int graceful)
         /* New clients are refused from now on rather than queued for
          * nobody: the master's copy of each socket goes first. */
         for (size_t i = 0; i < m->nsocks; i++)
-            msock_close(&m->socks[i]);
+            proxy_master_sock_close(&m->socks[i]);
     }
     /* A starting worker has nothing to drain (and no SIGQUIT handler yet). */
     for (struct master_gen *g = m->gens; g != NULL; g = g->next)
@@ -838,14 +751,14 @@ static int reload_start(struct master *m, char *why, size_t n)
         return -1;
     }
     m->next_text = text;
-    if (msocks_prepare(m, &m->next_conf, 1, why, n) != 0) {
+    if (proxy_master_socks_prepare(m, &m->next_conf, 1, why, n) != 0) {
         proxy_image_close(&m->next_image);
         conf_free(&m->next_conf);
         free(m->next_text);
         m->next_text = NULL;
         for (size_t i = 0; i < m->nsocks; i++)
             m->socks[i].in_next = 0;
-        msocks_compact(m);
+        proxy_master_socks_compact(m);
         return -1;
     }
     proxy_log_info("reload: configuration %s accepted, starting generation %u", m->conf.path,
@@ -998,7 +911,7 @@ static void master_free(struct master *m)
                            strerror(errno));
     }
     for (size_t i = 0; i < m->nsocks; i++)
-        msock_close(&m->socks[i]);
+        proxy_master_sock_close(&m->socks[i]);
     free(m->socks);
     if (m->base != NULL)
         event_base_free(m->base);
@@ -1076,7 +989,7 @@ int proxy_master_main(struct conf *conf, char *conf_text)
         goto fail;
     }
     proxy_activation_collect(&m->activated, &m->nactivated);
-    if (msocks_prepare(m, &m->conf, 0, why, sizeof(why)) != 0) {
+    if (proxy_master_socks_prepare(m, &m->conf, 0, why, sizeof(why)) != 0) {
         proxy_log_error("master: %s", why);
         goto fail;
     }

@@ -127,6 +127,15 @@ struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t p
 void proxy_master_stop(struct master *m, int graceful);
 int  proxy_master_reload(struct master *m, char *why, size_t n);
 
+/* master_socks.c */
+void proxy_master_sock_close(struct master_sock *s);
+/* Drops sockets that belong to neither configuration. */
+void proxy_master_socks_compact(struct master *m);
+/* Marks the sockets configuration c needs (the one being loaded if next),
+ * binding new addresses; -1 with why if a bind fails. */
+int  proxy_master_socks_prepare(struct master *m, const struct conf *c, int next, char *why,
+                                size_t n);
+
 /* master_ctl.c */
 void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg);
 struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd);
