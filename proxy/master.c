@@ -235,7 +235,7 @@ static void reload_commit(struct master *m, struct master_gen *g)
                            "stopping it", (long)o->pid, o->id, g->id);
             o->state = GEN_DRAINING;
             kill(o->pid, SIGTERM);
-            proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms);
+            proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms, 0);
             continue;
         }
         if (o->state != GEN_ACTIVE)
@@ -243,7 +243,7 @@ static void reload_commit(struct master *m, struct master_gen *g)
         o->state = GEN_DRAINING;
         gen_send_empty(o, HANDOFF_DRAIN);
         /* Its own configuration's drain_timeout (m->conf is still the old one). */
-        proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms);
+        proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms, 0);
     }
     g->is_reload = 0;
     m->upgrading = NULL;
@@ -479,17 +479,15 @@ static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
     kill(g->pid, SIGKILL);
 }
 
-void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms)
-{
-    /* For the log line: how long it was told to drain for by then. */
-    g->timeout_ms = drain_timeout_ms + DRAIN_GRACE_MS;
-    proxy_master_gen_drain_deadline_at(g, proxy_now_ms() + g->timeout_ms);
-}
-
-void proxy_master_gen_drain_deadline_at(struct master_gen *g, uint64_t at_ms)
+void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms,
+                                     uint64_t at_ms)
 {
     uint64_t now = proxy_now_ms();
 
+    /* For the log line: how long it was told to drain for by then. */
+    g->timeout_ms = drain_timeout_ms + DRAIN_GRACE_MS;
+    if (at_ms == 0)
+        at_ms = now + g->timeout_ms;
     g->drain_deadline_ms = at_ms;
     proxy_master_timer_add_ms(g->timer, at_ms > now ? at_ms - now : 0);
 }

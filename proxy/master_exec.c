@@ -327,12 +327,9 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
             return -1;
         if (g->state == GEN_ACTIVE)
             m->ever_ready = 1;
-        else if (g->state == GEN_DRAINING && sg->drain_deadline_ms != 0) {
-            g->timeout_ms = m->conf.global.drain_timeout_ms + DRAIN_GRACE_MS;
-            proxy_master_gen_drain_deadline_at(g, sg->drain_deadline_ms);
-        }
-        else if (g->state == GEN_DRAINING)   /* a sender that did not carry it */
-            proxy_master_gen_drain_deadline(g, m->conf.global.drain_timeout_ms);
+        else if (g->state == GEN_DRAINING)   /* 0: a sender that did not carry it */
+            proxy_master_gen_drain_deadline(g, m->conf.global.drain_timeout_ms,
+                                            sg->drain_deadline_ms);
     }
     return 0;
 }

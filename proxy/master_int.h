@@ -119,9 +119,10 @@ void proxy_master_timer_add_ms(struct event *ev, uint64_t ms);
 void proxy_master_gen_send(struct master_gen *g, struct handoff_msg *m);
 /* A draining generation not gone DRAIN_GRACE_MS after drain_timeout is killed. */
 #define DRAIN_GRACE_MS 10000u
-void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms);
-/* The same deadline at a given monotonic time (carried across re-exec). */
-void proxy_master_gen_drain_deadline_at(struct master_gen *g, uint64_t at_ms);
+/* at_ms: the deadline as a monotonic time (carried across re-exec), or 0
+ * for drain_timeout + DRAIN_GRACE_MS from now. */
+void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms,
+                                     uint64_t at_ms);
 struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t pid, int fd,
                                           enum gen_state state);
 void proxy_master_stop(struct master *m, int graceful);
