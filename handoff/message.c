@@ -32,313 +32,78 @@
  */
 #include "message.h"
 
+#include "codec.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/*
- * Decoding state: the reader plus the first error, so a decoder can list its
- * fields in order and check once at the end, while `why` still names the
- * field that was wrong rather than just "malformed".
- */
-struct dec {
-    struct handoff_reader r;
-    const char *msg;          /* message type name, prefixes every why */
-    char       *why;
-    size_t      whylen;
-    int         err;
-};
-
-static void dec_fail(struct dec *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void dec_fail(struct dec *d, const char *fmt, ...)
-{
-    char detail[256];
-    va_list ap;
-
-    if (d->err)
-        return;
-    d->err = 1;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    if (d->whylen > 0)
-        snprintf(d->why, d->whylen, "%s: %s", d->msg, detail);
-}
-
-static size_t dec_left(const struct dec *d)
-{
-    return d->r.off <= d->r.len ? d->r.len - d->r.off : 0;
-}
-
-/* Checks type and descriptor count, then starts reading the payload. */
-static int dec_begin(struct dec *d, const struct handoff_in *in, uint16_t type,
-                     unsigned nfds, char *why, size_t whylen)
-{
-    memset(d, 0, sizeof(*d));
-    d->msg = handoff_type_name(type);
-    d->why = why;
-    d->whylen = whylen;
-    if (in->hdr.type != type)
-        dec_fail(d, "expected a %s message, got %s (type %u)", d->msg,
-                 handoff_type_name(in->hdr.type), (unsigned)in->hdr.type);
-    else if (in->nfds != nfds)
-        dec_fail(d, "expected %u descriptor%s, got %u", nfds, nfds == 1 ? "" : "s",
-                 in->nfds);
-    else if (in->hdr.len > HANDOFF_MAX_PAYLOAD)
-        dec_fail(d, "payload of %u bytes (max %u)", (unsigned)in->hdr.len,
-                 HANDOFF_MAX_PAYLOAD);
-    else if (in->payload == NULL && in->hdr.len > 0)
-        dec_fail(d, "payload of %u bytes is missing", (unsigned)in->hdr.len);
-    handoff_reader_init(&d->r, in->payload, in->hdr.len);
-    return d->err ? -1 : 0;
-}
-
-static void dec_u32(struct dec *d, const char *field, uint32_t *v)
-{
-    *v = 0;
-    if (!d->err && handoff_get_u32(&d->r, v) == -1)
-        dec_fail(d, "%s missing (payload truncated)", field);
-}
-
-static void dec_u16(struct dec *d, const char *field, uint16_t *v)
-{
-    *v = 0;
-    if (!d->err && handoff_get_u16(&d->r, v) == -1)
-        dec_fail(d, "%s missing (payload truncated)", field);
-}
-
-static void dec_u64(struct dec *d, const char *field, uint64_t *v)
-{
-    *v = 0;
-    if (!d->err && handoff_get_u64(&d->r, v) == -1)
-        dec_fail(d, "%s missing (payload truncated)", field);
-}
-
-/* Explains why handoff_get_str refused the string at the current offset. */
-static void dec_str_why(struct dec *d, const char *field, size_t size)
-{
-    const uint8_t *p = d->r.p + d->r.off;
-    size_t left = dec_left(d), len;
-
-    if (left < 2) {
-        dec_fail(d, "%s missing (payload truncated)", field);
-        return;
-    }
-    len = (size_t)p[0] << 8 | p[1];
-    if (len > HANDOFF_STR_MAX || len >= size)
-        dec_fail(d, "%s too long: %zu bytes (max %zu)", field, len,
-                 size - 1 < HANDOFF_STR_MAX ? size - 1 : (size_t)HANDOFF_STR_MAX);
-    else if (len > left - 2)
-        dec_fail(d, "%s truncated: declares %zu bytes, %zu present", field, len,
-                 left - 2);
-    else
-        dec_fail(d, "%s contains a NUL byte", field);
-}
-
-static void dec_str(struct dec *d, const char *field, char *buf, size_t size)
-{
-    struct handoff_reader saved = d->r;
-
-    buf[0] = '\0';
-    if (d->err)
-        return;
-    if (handoff_get_str(&d->r, buf, size) == -1) {
-        d->r = saved;
-        dec_str_why(d, field, size);
-    }
-}
-
-static void dec_bytes(struct dec *d, const char *field, const uint8_t **p, uint32_t *n,
-                      uint32_t max)
-{
-    struct handoff_reader saved = d->r;
-    uint32_t len;
-
-    *p = NULL;
-    *n = 0;
-    if (d->err)
-        return;
-    if (handoff_get_bytes(&d->r, p, n, max) == 0)
-        return;
-    d->r = saved;
-    if (handoff_get_u32(&d->r, &len) == -1)
-        dec_fail(d, "%s missing (payload truncated)", field);
-    else if (len > max)
-        dec_fail(d, "%s too long: %u bytes (max %u)", field, (unsigned)len, (unsigned)max);
-    else
-        dec_fail(d, "%s truncated: declares %u bytes, %zu present", field,
-                 (unsigned)len, dec_left(d));
-}
-
-/* Ends decoding: the payload must hold exactly the message. */
-static int dec_end(struct dec *d)
-{
-    if (!d->err && handoff_reader_done(&d->r) == -1)
-        dec_fail(d, "%zu unexpected bytes after the message", dec_left(d));
-    return d->err ? -1 : 0;
-}
-
-/* A fixed-size char array field must be NUL-terminated to be encodable. */
-static int str_ok(const char *s, size_t size)
-{
-    return strnlen(s, size) < size;
-}
-
-static int enc_end(struct handoff_msg *m)
-{
-    if (handoff_msg_finish(m) == 0)
-        return 0;
-    handoff_msg_free(m);
-    return -1;
-}
-
-/* Refuses to encode what the receiver would reject (or what cannot even be
- * read safely, like an unterminated string field). */
-static int enc_fail(struct handoff_msg *m)
-{
-    handoff_msg_free(m);
-    m->failed = 1;
-    return -1;
-}
-
-static int enc_begin(struct handoff_msg *m, uint16_t type, uint32_t seq)
-{
-    if (handoff_msg_init(m, type, seq) == -1) {
-        handoff_msg_free(m);
-        return -1;
-    }
-    return 0;
-}
-
-/* Encoders: on failure the message is already freed; freeing it again is harmless. */
-
-/*
- * Extensions, after a message's fixed fields: u16 tag, u16 flags, bytes
- * body, up to the end of the payload.  A reader skips a tag it does not
- * know unless its flags say it must be understood; a known tag's body never
- * changes layout (a new field gets a new tag).  This is how a message grows
- * without breaking a reader of another release.
- */
-#define EXT_MUST_UNDERSTAND 0x0001u
-
-/* Writes tag and flags and a length placeholder; returns where the body
- * starts, for ext_end to fill in its length. */
-static size_t ext_begin(struct handoff_msg *m, uint16_t tag, uint16_t flags)
-{
-    handoff_msg_put_u16(m, tag);
-    handoff_msg_put_u16(m, flags);
-    handoff_msg_put_u32(m, 0);
-    return m->len;
-}
-
-static void ext_end(struct handoff_msg *m, size_t body)
-{
-    size_t n = m->len - body;
-
-    if (m->failed || body < 4 || n > UINT32_MAX)
-        return;
-    for (int i = 0; i < 4; i++)
-        m->buf[body - 4 + (size_t)i] = (uint8_t)(n >> (24 - 8 * i));
-}
-
-/* Reads extensions to the end of the payload; fn decodes a known tag's body
- * from e and returns 1, or returns 0 for a tag it does not know. */
-static void dec_exts(struct dec *d, int (*fn)(struct dec *e, uint16_t tag, void *arg),
-                     void *arg)
-{
-    while (!d->err && dec_left(d) > 0) {
-        uint16_t tag = 0, flags = 0;
-        const uint8_t *body;
-        uint32_t len;
-        struct dec e;
-
-        dec_u16(d, "extension tag", &tag);
-        dec_u16(d, "extension flags", &flags);
-        dec_bytes(d, "extension body", &body, &len, HANDOFF_MAX_PAYLOAD);
-        if (d->err)
-            return;
-        e = *d;
-        handoff_reader_init(&e.r, body, len);
-        if (!fn(&e, tag, arg)) {
-            if (flags & EXT_MUST_UNDERSTAND)
-                dec_fail(d, "extension %u must be understood, and this binary does not know "
-                         "it", (unsigned)tag);
-            continue;
-        }
-        if (!e.err && handoff_reader_done(&e.r) == -1)
-            dec_fail(&e, "extension %u: %zu unexpected bytes", (unsigned)tag, dec_left(&e));
-        d->err = e.err;
-    }
-}
-
 enum hello_ext { HELLO_EXT_CAPS = 1 };
 
 int handoff_encode_hello(struct handoff_msg *m, uint32_t seq, const struct handoff_hello *v)
 {
-    if (enc_begin(m, HANDOFF_HELLO, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_HELLO, seq) == -1)
         return -1;
-    if (!str_ok(v->version, sizeof(v->version)))
-        return enc_fail(m);
+    if (!handoff_str_ok(v->version, sizeof(v->version)))
+        return handoff_enc_fail(m);
     handoff_msg_put_u32(m, v->pid);
     handoff_msg_put_str(m, v->version);
     /* Only to a master that offered its own: an older one reads no more. */
     if (v->has_caps) {
-        size_t body = ext_begin(m, HELLO_EXT_CAPS, 0);
+        size_t body = handoff_ext_begin(m, HELLO_EXT_CAPS, 0);
 
         handoff_msg_put_u32(m, v->caps);
-        ext_end(m, body);
+        handoff_ext_end(m, body);
     }
-    return enc_end(m);
+    return handoff_enc_end(m);
 }
 
 int handoff_encode_config(struct handoff_msg *m, uint32_t seq, const struct handoff_config *v)
 {
-    if (enc_begin(m, HANDOFF_CONFIG, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_CONFIG, seq) == -1)
         return -1;
     /* The receiver rejects these; failing here names the sender as culprit. */
-    if (!str_ok(v->path, sizeof(v->path)) || v->textlen > HANDOFF_MAX_PAYLOAD ||
+    if (!handoff_str_ok(v->path, sizeof(v->path)) || v->textlen > HANDOFF_MAX_PAYLOAD ||
         (v->textlen > 0 && (v->text == NULL || memchr(v->text, '\0', v->textlen) != NULL)))
-        return enc_fail(m);
+        return handoff_enc_fail(m);
     handoff_msg_put_u32(m, v->generation);
     handoff_msg_put_str(m, v->path);
     handoff_msg_put_bytes(m, v->text, v->textlen);
-    return enc_end(m);
+    return handoff_enc_end(m);
 }
 
 int handoff_encode_listener(struct handoff_msg *m, uint32_t seq,
                             const struct handoff_listener *v)
 {
-    if (enc_begin(m, HANDOFF_LISTENER, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_LISTENER, seq) == -1)
         return -1;
-    if (!str_ok(v->name, sizeof(v->name)) || !str_ok(v->addr, sizeof(v->addr)))
-        return enc_fail(m);
+    if (!handoff_str_ok(v->name, sizeof(v->name)) || !handoff_str_ok(v->addr, sizeof(v->addr)))
+        return handoff_enc_fail(m);
     handoff_msg_put_str(m, v->name);
     handoff_msg_put_str(m, v->addr);
     handoff_msg_add_fd(m, v->fd);
-    return enc_end(m);
+    return handoff_enc_end(m);
 }
 
 int handoff_encode_failed(struct handoff_msg *m, uint32_t seq, const struct handoff_failed *v)
 {
-    if (enc_begin(m, HANDOFF_FAILED, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_FAILED, seq) == -1)
         return -1;
-    if (!str_ok(v->reason, sizeof(v->reason)))
-        return enc_fail(m);
+    if (!handoff_str_ok(v->reason, sizeof(v->reason)))
+        return handoff_enc_fail(m);
     handoff_msg_put_str(m, v->reason);
-    return enc_end(m);
+    return handoff_enc_end(m);
 }
 
 int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq,
                               const struct handoff_status_req *v)
 {
-    if (enc_begin(m, HANDOFF_STATUS_REQ, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_STATUS_REQ, seq) == -1)
         return -1;
     handoff_msg_put_u32(m, v->id);
-    return enc_end(m);
+    return handoff_enc_end(m);
 }
 
 /*
@@ -427,7 +192,7 @@ static int put_list_head(struct handoff_msg *m, uint32_t total, uint32_t per, ui
  * that total holds, and a part continuing a list keeps the list's total)
  * and makes room for the part's entries after the `have` in arr.  Returns
  * arr, perhaps moved, with *n entries to read (0 when d failed). */
-static void *dec_list_part(struct dec *d, const char *list, uint32_t per, uint32_t part,
+static void *dec_list_part(struct handoff_dec *d, const char *list, uint32_t per, uint32_t part,
                            int continuing, uint32_t *total, void *arr, uint32_t have,
                            size_t size, uint32_t *n)
 {
@@ -437,18 +202,18 @@ static void *dec_list_part(struct dec *d, const char *list, uint32_t per, uint32
 
     *n = 0;
     snprintf(field, sizeof(field), "%s total", list);
-    dec_u32(d, field, &t);
+    handoff_dec_u32(d, field, &t);
     snprintf(field, sizeof(field), "%s count", list);
-    dec_u32(d, field, &len);
+    handoff_dec_u32(d, field, &len);
     if (d->err)
         return arr;
     if (t > HANDOFF_LIST_MAX)
-        dec_fail(d, "%u %s (max %u)", (unsigned)t, list, HANDOFF_LIST_MAX);
+        handoff_dec_fail(d, "%u %s (max %u)", (unsigned)t, list, HANDOFF_LIST_MAX);
     else if (continuing && t != *total)
-        dec_fail(d, "part %u lists %u %s, the parts before %u", (unsigned)part, (unsigned)t,
+        handoff_dec_fail(d, "part %u lists %u %s, the parts before %u", (unsigned)part, (unsigned)t,
                  list, (unsigned)*total);
     else if (len != part_len(t, per, part))
-        dec_fail(d, "part %u holds %u %s, expected %u of %u", (unsigned)part, (unsigned)len,
+        handoff_dec_fail(d, "part %u holds %u %s, expected %u of %u", (unsigned)part, (unsigned)len,
                  list, (unsigned)part_len(t, per, part), (unsigned)t);
     if (d->err)
         return arr;
@@ -457,7 +222,7 @@ static void *dec_list_part(struct dec *d, const char *list, uint32_t per, uint32
         return arr;
     grown = realloc(arr, ((size_t)have + len) * size);
     if (grown == NULL) {
-        dec_fail(d, "out of memory for %zu %s", (size_t)have + len, list);
+        handoff_dec_fail(d, "out of memory for %zu %s", (size_t)have + len, list);
         return arr;
     }
     *n = len;
@@ -466,14 +231,14 @@ static void *dec_list_part(struct dec *d, const char *list, uint32_t per, uint32
 
 /* Where a part goes: 0 starts the lists afresh, 1 continues them, -1 skips
  * a part whose lists this receiver never saw start.  `parts`: added so far. */
-static int dec_part_order(struct dec *d, uint32_t part, uint32_t parts)
+static int dec_part_order(struct handoff_dec *d, uint32_t part, uint32_t parts)
 {
     if (part == 0)
         return 0;
     if (parts == 0)
         return -1;
     if (part != parts)
-        dec_fail(d, "part %u where part %u was expected", (unsigned)part, (unsigned)parts);
+        handoff_dec_fail(d, "part %u where part %u was expected", (unsigned)part, (unsigned)parts);
     return 1;
 }
 
@@ -483,7 +248,7 @@ static int put_server_entries(struct handoff_msg *m, const struct handoff_server
     for (; i < end; i++) {
         const struct handoff_server_health *h = &v->servers[i];
 
-        if (!str_ok(h->backend, sizeof(h->backend)) || !str_ok(h->server, sizeof(h->server)))
+        if (!handoff_str_ok(h->backend, sizeof(h->backend)) || !handoff_str_ok(h->server, sizeof(h->server)))
             return -1;
         handoff_msg_put_str(m, h->backend);
         handoff_msg_put_str(m, h->server);
@@ -512,30 +277,30 @@ static int put_servers(struct handoff_msg *m, const struct handoff_server_state 
 }
 
 /* The first release's list head: u32 n, at most max; makes room for them. */
-static void *dec_legacy_list(struct dec *d, const char *list, uint32_t max, void *arr,
+static void *dec_legacy_list(struct handoff_dec *d, const char *list, uint32_t max, void *arr,
                              size_t size, uint32_t *n)
 {
     char field[64];
     void *grown;
 
     snprintf(field, sizeof(field), "%s count", list);
-    dec_u32(d, field, n);
+    handoff_dec_u32(d, field, n);
     if (!d->err && *n > max)
-        dec_fail(d, "%u %s (max %u)", (unsigned)*n, list, (unsigned)max);
+        handoff_dec_fail(d, "%u %s (max %u)", (unsigned)*n, list, (unsigned)max);
     if (d->err || *n == 0) {
         *n = 0;
         return arr;
     }
     grown = realloc(arr, (size_t)*n * size);
     if (grown == NULL) {
-        dec_fail(d, "out of memory for %u %s", (unsigned)*n, list);
+        handoff_dec_fail(d, "out of memory for %u %s", (unsigned)*n, list);
         *n = 0;
         return arr;
     }
     return grown;
 }
 
-static void get_servers(struct dec *d, struct handoff_server_state *v, uint32_t part,
+static void get_servers(struct handoff_dec *d, struct handoff_server_state *v, uint32_t part,
                         int continuing, uint32_t caps)
 {
     uint32_t n;
@@ -551,12 +316,12 @@ static void get_servers(struct dec *d, struct handoff_server_state *v, uint32_t 
     for (uint32_t i = 0; !d->err && i < n; i++) {
         struct handoff_server_health *h = &v->servers[v->nservers];
 
-        dec_str(d, "server backend", h->backend, sizeof(h->backend));
-        dec_str(d, "server name", h->server, sizeof(h->server));
-        dec_u32(d, "server down", &h->down);
-        dec_u64(d, "server active", &h->active);
-        dec_u64(d, "server total", &h->total);
-        dec_u64(d, "server failures", &h->failures);
+        handoff_dec_str(d, "server backend", h->backend, sizeof(h->backend));
+        handoff_dec_str(d, "server name", h->server, sizeof(h->server));
+        handoff_dec_u32(d, "server down", &h->down);
+        handoff_dec_u64(d, "server active", &h->active);
+        handoff_dec_u64(d, "server total", &h->total);
+        handoff_dec_u64(d, "server failures", &h->failures);
         if (!d->err)
             v->nservers++;
     }
@@ -566,31 +331,31 @@ int handoff_encode_server_state(struct handoff_msg *m, uint32_t seq,
                                 const struct handoff_server_state *v, uint32_t part,
                                 uint32_t caps)
 {
-    if (enc_begin(m, HANDOFF_SERVER_STATE, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_SERVER_STATE, seq) == -1)
         return -1;
     if (part >= handoff_server_state_parts(v, caps))
-        return enc_fail(m);
+        return handoff_enc_fail(m);
     if (caps & HANDOFF_CAP_LIST_PARTS)
         handoff_msg_put_u32(m, part);
     if (put_servers(m, v, part, caps) != 0)
-        return enc_fail(m);
-    return enc_end(m);
+        return handoff_enc_fail(m);
+    return handoff_enc_end(m);
 }
 
 int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_state *v,
                                 uint32_t caps, char *why, size_t n)
 {
     struct handoff_server_state skipped = { 0 }, *t = v;
-    struct dec d;
+    struct handoff_dec d;
     uint32_t part = 0;
     int order = 0, rc;
 
-    if (dec_begin(&d, in, HANDOFF_SERVER_STATE, 0, why, n) == -1) {
+    if (handoff_dec_begin(&d, in, HANDOFF_SERVER_STATE, 0, why, n) == -1) {
         handoff_server_state_free(v);
         return -1;
     }
     if (caps & HANDOFF_CAP_LIST_PARTS) {
-        dec_u32(&d, "part", &part);
+        handoff_dec_u32(&d, "part", &part);
         order = dec_part_order(&d, part, v->parts);
     }
     if (order == 0)
@@ -598,7 +363,7 @@ int handoff_decode_server_state(struct handoff_in *in, struct handoff_server_sta
     else if (order < 0)
         t = &skipped;
     get_servers(&d, t, part, order > 0, caps);
-    rc = dec_end(&d);
+    rc = handoff_dec_end(&d);
     handoff_server_state_free(&skipped);
     if (rc == -1) {
         handoff_server_state_free(v);
@@ -614,16 +379,16 @@ static void put_tickets(struct handoff_msg *m, const struct handoff_ticket_keys 
     handoff_msg_put_bytes(m, v->keys, (size_t)v->n * HANDOFF_TICKET_KEY_LEN);
 }
 
-static void get_tickets(struct dec *d, struct handoff_ticket_keys *v, int required)
+static void get_tickets(struct handoff_dec *d, struct handoff_ticket_keys *v, int required)
 {
     const uint8_t *p = NULL;
     uint32_t len = 0;
 
-    dec_bytes(d, "ticket keys", &p, &len, HANDOFF_TICKET_KEYS_MAX * HANDOFF_TICKET_KEY_LEN);
+    handoff_dec_bytes(d, "ticket keys", &p, &len, HANDOFF_TICKET_KEYS_MAX * HANDOFF_TICKET_KEY_LEN);
     if (d->err)
         return;
     if (len % HANDOFF_TICKET_KEY_LEN != 0 || (required && len == 0)) {
-        dec_fail(d, "ticket keys: %u bytes (expected 1 to %u keys of %u bytes)", (unsigned)len,
+        handoff_dec_fail(d, "ticket keys: %u bytes (expected 1 to %u keys of %u bytes)", (unsigned)len,
                  HANDOFF_TICKET_KEYS_MAX, HANDOFF_TICKET_KEY_LEN);
         return;
     }
@@ -635,24 +400,24 @@ static void get_tickets(struct dec *d, struct handoff_ticket_keys *v, int requir
 int handoff_encode_ticket_keys(struct handoff_msg *m, uint32_t seq,
                                const struct handoff_ticket_keys *v)
 {
-    if (enc_begin(m, HANDOFF_TICKET_KEYS, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_TICKET_KEYS, seq) == -1)
         return -1;
     if (v->n == 0 || v->n > HANDOFF_TICKET_KEYS_MAX)
-        return enc_fail(m);
+        return handoff_enc_fail(m);
     put_tickets(m, v);
-    return enc_end(m);
+    return handoff_enc_end(m);
 }
 
 int handoff_decode_ticket_keys(struct handoff_in *in, struct handoff_ticket_keys *v,
                                char *why, size_t n)
 {
-    struct dec d;
+    struct handoff_dec d;
 
     memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_TICKET_KEYS, 0, why, n) == -1)
+    if (handoff_dec_begin(&d, in, HANDOFF_TICKET_KEYS, 0, why, n) == -1)
         return -1;
     get_tickets(&d, v, 1);
-    return dec_end(&d);
+    return handoff_dec_end(&d);
 }
 
 static int put_listeners(struct handoff_msg *m, const struct handoff_status *v, uint32_t part,
@@ -672,7 +437,7 @@ static int put_listeners(struct handoff_msg *m, const struct handoff_status *v, 
     for (; i < end; i++) {
         const struct handoff_listener_stats *l = &v->listeners[i];
 
-        if (!str_ok(l->name, sizeof(l->name)))
+        if (!handoff_str_ok(l->name, sizeof(l->name)))
             return -1;
         handoff_msg_put_str(m, l->name);
         handoff_msg_put_u64(m, l->active);
@@ -681,7 +446,7 @@ static int put_listeners(struct handoff_msg *m, const struct handoff_status *v, 
     return 0;
 }
 
-static void get_listeners(struct dec *d, struct handoff_status *v, uint32_t part, int continuing,
+static void get_listeners(struct handoff_dec *d, struct handoff_status *v, uint32_t part, int continuing,
                           uint32_t caps)
 {
     uint32_t n;
@@ -698,9 +463,9 @@ static void get_listeners(struct dec *d, struct handoff_status *v, uint32_t part
     for (uint32_t i = 0; !d->err && i < n; i++) {
         struct handoff_listener_stats *l = &v->listeners[v->nlisteners];
 
-        dec_str(d, "listener name", l->name, sizeof(l->name));
-        dec_u64(d, "listener active", &l->active);
-        dec_u64(d, "listener total", &l->total);
+        handoff_dec_str(d, "listener name", l->name, sizeof(l->name));
+        handoff_dec_u64(d, "listener active", &l->active);
+        handoff_dec_u64(d, "listener total", &l->total);
         if (!d->err)
             v->nlisteners++;
     }
@@ -711,10 +476,10 @@ int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct hand
 {
     int parts = (caps & HANDOFF_CAP_LIST_PARTS) != 0;
 
-    if (enc_begin(m, HANDOFF_STATUS, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_STATUS, seq) == -1)
         return -1;
     if (part >= handoff_status_parts(v, caps))
-        return enc_fail(m);
+        return handoff_enc_fail(m);
     if (parts)
         handoff_msg_put_u32(m, part);
     handoff_msg_put_u32(m, v->id);
@@ -727,12 +492,12 @@ int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct hand
     if (parts)
         handoff_msg_put_u64(m, v->tls_failures);
     if (put_listeners(m, v, part, caps) != 0)
-        return enc_fail(m);
+        return handoff_enc_fail(m);
     if (!parts)
         handoff_msg_put_u64(m, v->tls_failures);
     if (put_servers(m, &v->servers, part, caps) != 0)
-        return enc_fail(m);
-    return enc_end(m);
+        return handoff_enc_fail(m);
+    return handoff_enc_end(m);
 }
 
 static int type_is_empty(uint16_t type)
@@ -751,11 +516,11 @@ static int type_is_empty(uint16_t type)
 
 int handoff_encode_empty(struct handoff_msg *m, uint16_t type, uint32_t seq)
 {
-    if (enc_begin(m, type, seq) == -1)
+    if (handoff_enc_begin(m, type, seq) == -1)
         return -1;
     if (!type_is_empty(type))
-        return enc_fail(m);
-    return enc_end(m);
+        return handoff_enc_fail(m);
+    return handoff_enc_end(m);
 }
 
 /* Received messages */
@@ -774,44 +539,44 @@ void handoff_in_free(struct handoff_in *in)
     in->payload = NULL;
 }
 
-static int dec_hello_ext(struct dec *e, uint16_t tag, void *arg)
+static int dec_hello_ext(struct handoff_dec *e, uint16_t tag, void *arg)
 {
     struct handoff_hello *v = arg;
 
     if (tag != HELLO_EXT_CAPS)
         return 0;
-    dec_u32(e, "capabilities", &v->caps);
+    handoff_dec_u32(e, "capabilities", &v->caps);
     v->has_caps = !e->err;
     return 1;
 }
 
 int handoff_decode_hello(struct handoff_in *in, struct handoff_hello *v, char *why, size_t n)
 {
-    struct dec d;
+    struct handoff_dec d;
 
     memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_HELLO, 0, why, n) == -1)
+    if (handoff_dec_begin(&d, in, HANDOFF_HELLO, 0, why, n) == -1)
         return -1;
-    dec_u32(&d, "pid", &v->pid);
-    dec_str(&d, "version", v->version, sizeof(v->version));
-    dec_exts(&d, dec_hello_ext, v);
-    return dec_end(&d);
+    handoff_dec_u32(&d, "pid", &v->pid);
+    handoff_dec_str(&d, "version", v->version, sizeof(v->version));
+    handoff_dec_exts(&d, dec_hello_ext, v);
+    return handoff_dec_end(&d);
 }
 
 int handoff_decode_config(struct handoff_in *in, struct handoff_config *v, char *why,
                           size_t n)
 {
-    struct dec d;
+    struct handoff_dec d;
 
     memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_CONFIG, 0, why, n) == -1)
+    if (handoff_dec_begin(&d, in, HANDOFF_CONFIG, 0, why, n) == -1)
         return -1;
-    dec_u32(&d, "generation", &v->generation);
-    dec_str(&d, "path", v->path, sizeof(v->path));
-    dec_bytes(&d, "text", &v->text, &v->textlen, HANDOFF_MAX_PAYLOAD);
+    handoff_dec_u32(&d, "generation", &v->generation);
+    handoff_dec_str(&d, "path", v->path, sizeof(v->path));
+    handoff_dec_bytes(&d, "text", &v->text, &v->textlen, HANDOFF_MAX_PAYLOAD);
     if (!d.err && v->textlen > 0 && memchr(v->text, '\0', v->textlen) != NULL)
-        dec_fail(&d, "text contains a NUL byte");
-    if (dec_end(&d) == -1) {
+        handoff_dec_fail(&d, "text contains a NUL byte");
+    if (handoff_dec_end(&d) == -1) {
         v->text = NULL;
         v->textlen = 0;
         return -1;
@@ -822,17 +587,17 @@ int handoff_decode_config(struct handoff_in *in, struct handoff_config *v, char 
 int handoff_decode_listener(struct handoff_in *in, struct handoff_listener *v, char *why,
                             size_t n)
 {
-    struct dec d;
+    struct handoff_dec d;
 
     memset(v, 0, sizeof(*v));
     v->fd = -1;
-    if (dec_begin(&d, in, HANDOFF_LISTENER, 1, why, n) == -1)
+    if (handoff_dec_begin(&d, in, HANDOFF_LISTENER, 1, why, n) == -1)
         return -1;
-    dec_str(&d, "name", v->name, sizeof(v->name));
-    dec_str(&d, "addr", v->addr, sizeof(v->addr));
+    handoff_dec_str(&d, "name", v->name, sizeof(v->name));
+    handoff_dec_str(&d, "addr", v->addr, sizeof(v->addr));
     if (!d.err && in->fds[0] < 0)
-        dec_fail(&d, "descriptor already taken");
-    if (dec_end(&d) == -1)
+        handoff_dec_fail(&d, "descriptor already taken");
+    if (handoff_dec_end(&d) == -1)
         return -1;
     v->fd = in->fds[0];
     in->fds[0] = -1;
@@ -842,25 +607,25 @@ int handoff_decode_listener(struct handoff_in *in, struct handoff_listener *v, c
 int handoff_decode_failed(struct handoff_in *in, struct handoff_failed *v, char *why,
                           size_t n)
 {
-    struct dec d;
+    struct handoff_dec d;
 
     memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_FAILED, 0, why, n) == -1)
+    if (handoff_dec_begin(&d, in, HANDOFF_FAILED, 0, why, n) == -1)
         return -1;
-    dec_str(&d, "reason", v->reason, sizeof(v->reason));
-    return dec_end(&d);
+    handoff_dec_str(&d, "reason", v->reason, sizeof(v->reason));
+    return handoff_dec_end(&d);
 }
 
 int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *v,
                               char *why, size_t n)
 {
-    struct dec d;
+    struct handoff_dec d;
 
     memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_STATUS_REQ, 0, why, n) == -1)
+    if (handoff_dec_begin(&d, in, HANDOFF_STATUS_REQ, 0, why, n) == -1)
         return -1;
-    dec_u32(&d, "id", &v->id);
-    return dec_end(&d);
+    handoff_dec_u32(&d, "id", &v->id);
+    return handoff_dec_end(&d);
 }
 
 int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, uint32_t caps,
@@ -868,17 +633,17 @@ int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, uint3
 {
     struct handoff_status skipped = { 0 }, *t = v;
     int parts = (caps & HANDOFF_CAP_LIST_PARTS) != 0;
-    struct dec d;
+    struct handoff_dec d;
     uint32_t part = 0, id;
     int order = 0, rc;
 
-    if (dec_begin(&d, in, HANDOFF_STATUS, 0, why, n) == -1) {
+    if (handoff_dec_begin(&d, in, HANDOFF_STATUS, 0, why, n) == -1) {
         handoff_status_free(v);
         return -1;
     }
     if (parts)
-        dec_u32(&d, "part", &part);
-    dec_u32(&d, "id", &id);
+        handoff_dec_u32(&d, "part", &part);
+    handoff_dec_u32(&d, "id", &id);
     if (parts)
         order = dec_part_order(&d, part, v->servers.parts);
     if (order == 0)
@@ -886,21 +651,21 @@ int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, uint3
     else if (order < 0)
         t = &skipped;
     else if (!d.err && id != v->id)
-        dec_fail(&d, "part %u of request %u continues request %u", (unsigned)part,
+        handoff_dec_fail(&d, "part %u of request %u continues request %u", (unsigned)part,
                  (unsigned)id, (unsigned)v->id);
     t->id = id;
-    dec_u32(&d, "pid", &t->pid);
-    dec_u64(&d, "active", &t->active);
-    dec_u64(&d, "total", &t->total);
-    dec_u64(&d, "bytes_in", &t->bytes_in);
-    dec_u64(&d, "bytes_out", &t->bytes_out);
+    handoff_dec_u32(&d, "pid", &t->pid);
+    handoff_dec_u64(&d, "active", &t->active);
+    handoff_dec_u64(&d, "total", &t->total);
+    handoff_dec_u64(&d, "bytes_in", &t->bytes_in);
+    handoff_dec_u64(&d, "bytes_out", &t->bytes_out);
     if (parts)
-        dec_u64(&d, "tls_failures", &t->tls_failures);
+        handoff_dec_u64(&d, "tls_failures", &t->tls_failures);
     get_listeners(&d, t, part, order > 0, caps);
     if (!parts)
-        dec_u64(&d, "tls_failures", &t->tls_failures);
+        handoff_dec_u64(&d, "tls_failures", &t->tls_failures);
     get_servers(&d, &t->servers, part, order > 0, caps);
-    rc = dec_end(&d);
+    rc = handoff_dec_end(&d);
     handoff_status_free(&skipped);
     if (rc == -1) {
         handoff_status_free(v);
@@ -913,7 +678,7 @@ int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, uint3
 
 int handoff_decode_empty(struct handoff_in *in, char *why, size_t n)
 {
-    struct dec d;
+    struct handoff_dec d;
 
     if (!type_is_empty(in->hdr.type)) {
         snprintf(why, n, "expected an empty message (START, READY, STOP_ACCEPTING, "
@@ -921,11 +686,11 @@ int handoff_decode_empty(struct handoff_in *in, char *why, size_t n)
                  handoff_type_name(in->hdr.type), (unsigned)in->hdr.type);
         return -1;
     }
-    if (dec_begin(&d, in, in->hdr.type, 0, why, n) == -1)
+    if (handoff_dec_begin(&d, in, in->hdr.type, 0, why, n) == -1)
         return -1;
     if (in->hdr.len != 0)
-        dec_fail(&d, "expected an empty payload, got %u bytes", (unsigned)in->hdr.len);
-    return dec_end(&d);
+        handoff_dec_fail(&d, "expected an empty payload, got %u bytes", (unsigned)in->hdr.len);
+    return handoff_dec_end(&d);
 }
 
 static void put_fd(struct handoff_msg *m, int32_t fd)
@@ -940,12 +705,12 @@ int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
 {
     uint32_t i;
 
-    if (enc_begin(m, HANDOFF_MASTER_STATE, seq) == -1)
+    if (handoff_enc_begin(m, HANDOFF_MASTER_STATE, seq) == -1)
         return -1;
     if (v->nsocks > HANDOFF_STATE_SOCKS_MAX || v->ngens > HANDOFF_STATE_GENS_MAX ||
-        !str_ok(v->reply, sizeof(v->reply)) || !str_ok(v->path, sizeof(v->path)) ||
+        !handoff_str_ok(v->reply, sizeof(v->reply)) || !handoff_str_ok(v->path, sizeof(v->path)) ||
         v->ctl_fd < 0)
-        return enc_fail(m);
+        return handoff_enc_fail(m);
     handoff_msg_put_u64(m, v->start_ms);
     handoff_msg_put_u32(m, v->last_gen);
     handoff_msg_put_u32(m, v->status_seq);
@@ -958,8 +723,8 @@ int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
     for (i = 0; i < v->nsocks; i++) {
         const struct handoff_state_sock *s = &v->socks[i];
 
-        if (!str_ok(s->name, sizeof(s->name)) || !str_ok(s->addr, sizeof(s->addr)) || s->fd < 0)
-            return enc_fail(m);
+        if (!handoff_str_ok(s->name, sizeof(s->name)) || !handoff_str_ok(s->addr, sizeof(s->addr)) || s->fd < 0)
+            return handoff_enc_fail(m);
         handoff_msg_put_str(m, s->name);
         handoff_msg_put_str(m, s->addr);
         put_fd(m, s->fd);
@@ -968,8 +733,8 @@ int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
     for (i = 0; i < v->ngens; i++) {
         const struct handoff_state_gen *g = &v->gens[i];
 
-        if (!str_ok(g->version, sizeof(g->version)))
-            return enc_fail(m);
+        if (!handoff_str_ok(g->version, sizeof(g->version)))
+            return handoff_enc_fail(m);
         handoff_msg_put_u32(m, g->id);
         handoff_msg_put_u32(m, g->pid);
         handoff_msg_put_u32(m, g->state);
@@ -979,24 +744,24 @@ int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
         handoff_msg_put_str(m, g->version);
         handoff_msg_put_bytes(m, g->pending, g->npending);
     }
-    if (v->tickets.n > HANDOFF_TICKET_KEYS_MAX || !str_ok(v->exe, sizeof(v->exe)))
-        return enc_fail(m);
+    if (v->tickets.n > HANDOFF_TICKET_KEYS_MAX || !handoff_str_ok(v->exe, sizeof(v->exe)))
+        return handoff_enc_fail(m);
     put_tickets(m, &v->tickets);
     put_state_exts(m, v);
-    return enc_end(m);
+    return handoff_enc_end(m);
 }
 
-static void dec_fd(struct dec *d, const char *field, int32_t *fd, int optional)
+static void dec_fd(struct handoff_dec *d, const char *field, int32_t *fd, int optional)
 {
     uint32_t v = 0;
 
-    dec_u32(d, field, &v);
+    handoff_dec_u32(d, field, &v);
     if (d->err)
         return;
     if (v == UINT32_MAX && optional)
         *fd = -1;
     else if (v > INT32_MAX)
-        dec_fail(d, "%s: descriptor %u out of range", field, (unsigned)v);
+        handoff_dec_fail(d, "%s: descriptor %u out of range", field, (unsigned)v);
     else
         *fd = (int32_t)v;
 }
@@ -1010,19 +775,19 @@ static void put_state_exts(struct handoff_msg *m, const struct handoff_master_st
     size_t body;
 
     if (v->exe[0] != '\0') {
-        body = ext_begin(m, STATE_EXT_EXE, 0);
+        body = handoff_ext_begin(m, STATE_EXT_EXE, 0);
         handoff_msg_put_str(m, v->exe);
-        ext_end(m, body);
+        handoff_ext_end(m, body);
     }
     if (v->image_fd >= 0) {
-        body = ext_begin(m, STATE_EXT_IMAGE_FD, 0);
+        body = handoff_ext_begin(m, STATE_EXT_IMAGE_FD, 0);
         put_fd(m, v->image_fd);
-        ext_end(m, body);
+        handoff_ext_end(m, body);
     }
     for (uint32_t i = 0; i < v->ngens; i++)
         n += v->gens[i].caps != 0;
     if (n > 0) {
-        body = ext_begin(m, STATE_EXT_CAPS, 0);
+        body = handoff_ext_begin(m, STATE_EXT_CAPS, 0);
         handoff_msg_put_u32(m, n);
         for (uint32_t i = 0; i < v->ngens; i++) {
             if (v->gens[i].caps == 0)
@@ -1030,14 +795,14 @@ static void put_state_exts(struct handoff_msg *m, const struct handoff_master_st
             handoff_msg_put_u32(m, v->gens[i].id);
             handoff_msg_put_u32(m, v->gens[i].caps);
         }
-        ext_end(m, body);
+        handoff_ext_end(m, body);
     }
     n = 0;
     for (uint32_t i = 0; i < v->ngens; i++)
         n += v->gens[i].drain_deadline_ms != 0;
     if (n == 0)
         return;
-    body = ext_begin(m, STATE_EXT_DEADLINES, 0);
+    body = handoff_ext_begin(m, STATE_EXT_DEADLINES, 0);
     handoff_msg_put_u32(m, n);
     for (uint32_t i = 0; i < v->ngens; i++) {
         if (v->gens[i].drain_deadline_ms == 0)
@@ -1045,37 +810,37 @@ static void put_state_exts(struct handoff_msg *m, const struct handoff_master_st
         handoff_msg_put_u32(m, v->gens[i].id);
         handoff_msg_put_u64(m, v->gens[i].drain_deadline_ms);
     }
-    ext_end(m, body);
+    handoff_ext_end(m, body);
 }
 
 /* A per-generation list in an extension: u32 n, then n entries that each
  * start with a generation id.  Returns the count, or 0 when d failed. */
-static uint32_t dec_gen_list(struct dec *d, const struct handoff_master_state *v,
+static uint32_t dec_gen_list(struct handoff_dec *d, const struct handoff_master_state *v,
                              const char *what)
 {
     uint32_t n = 0;
 
-    dec_u32(d, what, &n);
+    handoff_dec_u32(d, what, &n);
     if (!d->err && n > v->ngens)
-        dec_fail(d, "%s: %u entries for %u generations", what, (unsigned)n, (unsigned)v->ngens);
+        handoff_dec_fail(d, "%s: %u entries for %u generations", what, (unsigned)n, (unsigned)v->ngens);
     return d->err ? 0 : n;
 }
 
 /* The carried generation an entry names. */
-static struct handoff_state_gen *dec_gen_ref(struct dec *d, struct handoff_master_state *v,
+static struct handoff_state_gen *dec_gen_ref(struct handoff_dec *d, struct handoff_master_state *v,
                                              const char *what)
 {
     uint32_t id = 0;
 
-    dec_u32(d, what, &id);
+    handoff_dec_u32(d, what, &id);
     for (uint32_t k = 0; !d->err && k < v->ngens; k++)
         if (v->gens[k].id == id)
             return &v->gens[k];
-    dec_fail(d, "%s for generation %u, which is not carried", what, (unsigned)id);
+    handoff_dec_fail(d, "%s for generation %u, which is not carried", what, (unsigned)id);
     return NULL;
 }
 
-static void dec_state_deadlines(struct dec *d, struct handoff_master_state *v)
+static void dec_state_deadlines(struct handoff_dec *d, struct handoff_master_state *v)
 {
     uint32_t n = dec_gen_list(d, v, "drain deadlines");
 
@@ -1083,13 +848,13 @@ static void dec_state_deadlines(struct dec *d, struct handoff_master_state *v)
         struct handoff_state_gen *g = dec_gen_ref(d, v, "drain deadline");
         uint64_t at;
 
-        dec_u64(d, "drain deadline", &at);
+        handoff_dec_u64(d, "drain deadline", &at);
         if (g != NULL && !d->err)
             g->drain_deadline_ms = at;
     }
 }
 
-static void dec_state_caps(struct dec *d, struct handoff_master_state *v)
+static void dec_state_caps(struct handoff_dec *d, struct handoff_master_state *v)
 {
     uint32_t n = dec_gen_list(d, v, "worker capabilities");
 
@@ -1097,19 +862,19 @@ static void dec_state_caps(struct dec *d, struct handoff_master_state *v)
         struct handoff_state_gen *g = dec_gen_ref(d, v, "capabilities");
         uint32_t caps;
 
-        dec_u32(d, "capabilities", &caps);
+        handoff_dec_u32(d, "capabilities", &caps);
         if (g != NULL && !d->err)
             g->caps = caps & HANDOFF_CAPS_OURS;
     }
 }
 
-static int dec_state_ext(struct dec *e, uint16_t tag, void *arg)
+static int dec_state_ext(struct handoff_dec *e, uint16_t tag, void *arg)
 {
     struct handoff_master_state *v = arg;
 
     switch (tag) {
     case STATE_EXT_EXE:
-        dec_str(e, "exe", v->exe, sizeof(v->exe));
+        handoff_dec_str(e, "exe", v->exe, sizeof(v->exe));
         return 1;
     case STATE_EXT_IMAGE_FD:
         dec_fd(e, "image fd", &v->image_fd, 1);
@@ -1129,55 +894,55 @@ int handoff_decode_master_state(struct handoff_in *in, struct handoff_master_sta
                                 char *why, size_t n)
 {
     char field[64];
-    struct dec d;
+    struct handoff_dec d;
     uint32_t i;
 
     memset(v, 0, sizeof(*v));
-    if (dec_begin(&d, in, HANDOFF_MASTER_STATE, 0, why, n) == -1)
+    if (handoff_dec_begin(&d, in, HANDOFF_MASTER_STATE, 0, why, n) == -1)
         return -1;
-    dec_u64(&d, "start_ms", &v->start_ms);
-    dec_u32(&d, "last_gen", &v->last_gen);
-    dec_u32(&d, "status_seq", &v->status_seq);
+    handoff_dec_u64(&d, "start_ms", &v->start_ms);
+    handoff_dec_u32(&d, "last_gen", &v->last_gen);
+    handoff_dec_u32(&d, "status_seq", &v->status_seq);
     dec_fd(&d, "ctl_fd", &v->ctl_fd, 0);
     dec_fd(&d, "reply_fd", &v->reply_fd, 1);
-    dec_str(&d, "reply", v->reply, sizeof(v->reply));
-    dec_str(&d, "path", v->path, sizeof(v->path));
-    dec_bytes(&d, "text", &v->text, &v->textlen, HANDOFF_MAX_PAYLOAD);
+    handoff_dec_str(&d, "reply", v->reply, sizeof(v->reply));
+    handoff_dec_str(&d, "path", v->path, sizeof(v->path));
+    handoff_dec_bytes(&d, "text", &v->text, &v->textlen, HANDOFF_MAX_PAYLOAD);
     if (!d.err && v->textlen > 0 && memchr(v->text, '\0', v->textlen) != NULL)
-        dec_fail(&d, "text contains a NUL byte");
-    dec_u32(&d, "nsocks", &v->nsocks);
+        handoff_dec_fail(&d, "text contains a NUL byte");
+    handoff_dec_u32(&d, "nsocks", &v->nsocks);
     if (!d.err && v->nsocks > HANDOFF_STATE_SOCKS_MAX)
-        dec_fail(&d, "%u sockets (max %u)", (unsigned)v->nsocks, HANDOFF_STATE_SOCKS_MAX);
+        handoff_dec_fail(&d, "%u sockets (max %u)", (unsigned)v->nsocks, HANDOFF_STATE_SOCKS_MAX);
     for (i = 0; !d.err && i < v->nsocks; i++) {
         struct handoff_state_sock *s = &v->socks[i];
 
         snprintf(field, sizeof(field), "socket %u name", (unsigned)i);
-        dec_str(&d, field, s->name, sizeof(s->name));
+        handoff_dec_str(&d, field, s->name, sizeof(s->name));
         snprintf(field, sizeof(field), "socket %u addr", (unsigned)i);
-        dec_str(&d, field, s->addr, sizeof(s->addr));
+        handoff_dec_str(&d, field, s->addr, sizeof(s->addr));
         snprintf(field, sizeof(field), "socket %u fd", (unsigned)i);
         dec_fd(&d, field, &s->fd, 0);
     }
-    dec_u32(&d, "ngens", &v->ngens);
+    handoff_dec_u32(&d, "ngens", &v->ngens);
     if (!d.err && v->ngens > HANDOFF_STATE_GENS_MAX)
-        dec_fail(&d, "%u generations (max %u)", (unsigned)v->ngens, HANDOFF_STATE_GENS_MAX);
+        handoff_dec_fail(&d, "%u generations (max %u)", (unsigned)v->ngens, HANDOFF_STATE_GENS_MAX);
     for (i = 0; !d.err && i < v->ngens; i++) {
         struct handoff_state_gen *g = &v->gens[i];
 
         snprintf(field, sizeof(field), "generation %u", (unsigned)i);
-        dec_u32(&d, field, &g->id);
-        dec_u32(&d, field, &g->pid);
-        dec_u32(&d, field, &g->state);
-        dec_u32(&d, field, &g->seq);
+        handoff_dec_u32(&d, field, &g->id);
+        handoff_dec_u32(&d, field, &g->pid);
+        handoff_dec_u32(&d, field, &g->state);
+        handoff_dec_u32(&d, field, &g->seq);
         dec_fd(&d, field, &g->fd, 1);
-        dec_u64(&d, field, &g->started_ms);
-        dec_str(&d, field, g->version, sizeof(g->version));
-        dec_bytes(&d, field, &g->pending, &g->npending, HANDOFF_MAX_PAYLOAD);
+        handoff_dec_u64(&d, field, &g->started_ms);
+        handoff_dec_str(&d, field, g->version, sizeof(g->version));
+        handoff_dec_bytes(&d, field, &g->pending, &g->npending, HANDOFF_MAX_PAYLOAD);
     }
     get_tickets(&d, &v->tickets, 0);
     v->image_fd = -1;
-    dec_exts(&d, dec_state_ext, v);
-    if (dec_end(&d) == -1) {
+    handoff_dec_exts(&d, dec_state_ext, v);
+    if (handoff_dec_end(&d) == -1) {
         v->nsocks = v->ngens = 0;
         return -1;
     }
