@@ -354,6 +354,17 @@ static int set_splice(struct loader *l, const char *v, char *why, size_t whylen)
     return 0;
 }
 
+static int set_handoff(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    static const char *const names[] = { "drain", "live" };
+    int i = choose(v, names, NELEM(names), "handoff setting", why, whylen);
+
+    if (i < 0)
+        return -1;
+    l->c->global.handoff = i == 1 ? CONF_HANDOFF_LIVE : CONF_HANDOFF_DRAIN;
+    return 0;
+}
+
 /* --- [listener NAME] --------------------------------------------------- */
 
 static uint16_t addr_port(const struct conf_addr *a)
@@ -864,6 +875,7 @@ static const struct key keys[] = {
     { SEC_GLOBAL,   "upgrade_timeout", false, set_upgrade_timeout },
     { SEC_GLOBAL,   "buffer_size",     false, set_buffer_size },
     { SEC_GLOBAL,   "splice",          false, set_splice },
+    { SEC_GLOBAL,   "handoff",         false, set_handoff },
     { SEC_GLOBAL,   "tls_ticket_rotate", false, set_ticket_rotate },
     { SEC_GLOBAL,   "tls_session_cache", false, set_session_cache },
     { SEC_LISTENER, "bind",            true,  set_bind },
@@ -1417,6 +1429,7 @@ static void set_defaults(struct conf *c)
     c->global.upgrade_timeout_ms = 10000;
     c->global.buffer_size = 16 * 1024;
     c->global.splice = 1;
+    c->global.handoff = CONF_HANDOFF_LIVE;
     c->global.tls_ticket_rotate_ms = 12 * 3600 * 1000;
     c->global.tls_session_cache = 20480;
 }

@@ -12,6 +12,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+/* What a reload does with the old generation's connections. */
+enum conf_handoff { CONF_HANDOFF_LIVE = 0, CONF_HANDOFF_DRAIN };
+
 #define CONF_NAME_MAX      64    /* listener/backend/server names */
 #define CONF_PATH_MAX      1024
 #define CONF_ERR_MAX       1024  /* one "FILE:LINE: message" */
@@ -154,6 +157,8 @@ struct conf_global {
     uint64_t            upgrade_timeout_ms; /* new generation must be ready within, default 10000 */
     uint64_t            buffer_size;        /* per-direction relay buffer, default 16k */
     int                 splice;             /* relay bulk TCP with splice(2), default on */
+    int                 handoff;            /* enum conf_handoff: what a reload does with
+                                               live connections */
     uint64_t            tls_ticket_rotate_ms;   /* session ticket key lifetime, default 12h */
     uint64_t            tls_session_cache;      /* sessions cached per listener and worker, default 20480 */
 };

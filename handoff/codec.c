@@ -218,14 +218,16 @@ void handoff_dec_exts(struct handoff_dec *d,
             return;
         e = *d;
         handoff_reader_init(&e.r, body, len);
-        if (!fn(&e, tag, arg)) {
+        /* fn NULL: a message that has no extensions yet skips them all. */
+        if (fn == NULL || !fn(&e, tag, arg)) {
             if (flags & HANDOFF_EXT_MUST_UNDERSTAND)
-                handoff_dec_fail(d, "extension %u must be understood, and this binary does not know "
-                         "it", (unsigned)tag);
+                handoff_dec_fail(d, "extension %u must be understood, and this binary does "
+                                 "not know it", (unsigned)tag);
             continue;
         }
         if (!e.err && handoff_reader_done(&e.r) == -1)
-            handoff_dec_fail(&e, "extension %u: %zu unexpected bytes", (unsigned)tag, handoff_dec_left(&e));
+            handoff_dec_fail(&e, "extension %u: %zu unexpected bytes", (unsigned)tag,
+                             handoff_dec_left(&e));
         d->err = e.err;
     }
 }

@@ -57,7 +57,8 @@ int handoff_enc_begin(struct handoff_msg *m, uint16_t type, uint32_t seq);
 size_t handoff_ext_begin(struct handoff_msg *m, uint16_t tag, uint16_t flags);
 void handoff_ext_end(struct handoff_msg *m, size_t body);
 /* Reads extensions to the end of the payload; fn decodes a known tag's body
- * from e and returns 1, or returns 0 for a tag it does not know. */
+ * from e and returns 1, or returns 0 for a tag it does not know (NULL: knows
+ * none). */
 void handoff_dec_exts(struct handoff_dec *d,
                       int (*fn)(struct handoff_dec *e, uint16_t tag, void *arg), void *arg);
 

@@ -39,7 +39,8 @@
  * both have: an older peer gets exactly the layouts it knows.
  */
 #define HANDOFF_CAP_LIST_PARTS 0x1u   /* STATUS and SERVER_STATE lists in parts */
-#define HANDOFF_CAPS_OURS      HANDOFF_CAP_LIST_PARTS
+#define HANDOFF_CAP_CONNS      0x2u   /* live connection handoff (conn_msg.h) */
+#define HANDOFF_CAPS_OURS      (HANDOFF_CAP_LIST_PARTS | HANDOFF_CAP_CONNS)
 #define HANDOFF_CAPS_ENV       "BATON_HANDOFF_CAPS"
 /* What the first release's STATUS and SERVER_STATE could hold. */
 #define HANDOFF_LEGACY_LISTENERS 256

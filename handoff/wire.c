@@ -28,6 +28,9 @@ static const char *const type_names[] = {
     [HANDOFF_SERVER_STATE] = "SERVER_STATE",
     [HANDOFF_CONN] = "CONN",
     [HANDOFF_CONN_DONE] = "CONN_DONE",
+    [HANDOFF_CONN_ACK] = "CONN_ACK",
+    [HANDOFF_LINK] = "LINK",
+    [HANDOFF_CONN_RELEASE] = "CONN_RELEASE",
 };
 
 static void be16_put(uint8_t *p, uint16_t v)
@@ -65,7 +68,7 @@ static int type_valid(uint16_t type)
 {
     return (type >= HANDOFF_HELLO && type <= HANDOFF_RESUME_ACCEPTING) ||
            (type >= HANDOFF_MASTER_STATE && type <= HANDOFF_SERVER_STATE) ||
-           (type >= HANDOFF_CONN && type <= HANDOFF_CONN_DONE);
+           (type >= HANDOFF_CONN && type <= HANDOFF_CONN_RELEASE);
 }
 
 void handoff_hdr_encode(const struct handoff_hdr *h, uint8_t out[HANDOFF_HDR_LEN])

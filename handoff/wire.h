@@ -48,8 +48,12 @@ enum handoff_type {
     HANDOFF_TICKET_KEYS,     /* master -> worker: TLS session ticket keys, newest first */
     HANDOFF_SERVER_STATE,    /* master -> worker: health of servers, carried over */
     /* Reserved for live connection handoff (worker -> worker). */
-    HANDOFF_CONN = 32,       /* one established connection: state + 2 fds */
+    /* Live connection handoff (conn_msg.h), worker -> worker but LINK. */
+    HANDOFF_CONN = 32,       /* one connection: state + its sockets */
     HANDOFF_CONN_DONE,       /* all connections sent */
+    HANDOFF_CONN_ACK,        /* credits and results */
+    HANDOFF_LINK,            /* master -> worker: one end of a link; 1 fd */
+    HANDOFF_CONN_RELEASE,    /* the giver let these connections go */
     HANDOFF_TYPE_MAX
 };
 

@@ -62,7 +62,7 @@ static void tls_fields(char *line, size_t size, size_t *n, const struct proxy_co
              proxy_logsafe(alpn, sizeof(alpn), c->alpn, PROXY_LOGSAFE_FIELD),
              t && t->handshake_done ? proxy_tls_version(t) : "-",
              t && t->handshake_done ? proxy_tls_resumed(t) : 0);
-    if (c->listener->conf->verify_client == CONF_VERIFY_OFF)
+    if (c->listener == NULL || c->listener->conf->verify_client == CONF_VERIFY_OFF)
         return;
     if (t == NULL || !t->handshake_done || proxy_tls_peer_subject(t, subject, sizeof(subject)) != 0)
         line_add(line, size, n, " client_cert=-");
@@ -81,12 +81,12 @@ void proxy_accesslog_write(struct proxy_worker *w, const struct proxy_conn *c, u
     conf_format_sockaddr(&c->peer, c->peerlen, client, sizeof(client));
     line_add(line, sizeof(line), &n,
              "access client=%s listener=%s backend=%s server=%s bytes_in=%" PRIu64
-             " bytes_out=%" PRIu64 " duration_ms=%" PRIu64 " end=%s",
-             client, c->listener->conf->name,
-             (c->backend != NULL ? c->backend : c->listener->backend)->conf->name,
-             c->connected && c->server != NULL ? c->server->conf->name : "-",
-             c->up.bytes, c->down.bytes, now_ms - c->start_ms, proxy_end_name(c->end));
-    if (c->listener->conf->tls != CONF_TLS_OFF)
+             " bytes_out=%" PRIu64 " duration_ms=%" PRIu64 " end=%s handoffs=%u",
+             client, proxy_conn_listener_name(c), proxy_conn_backend_name(c),
+             proxy_conn_server_name(c), c->up.bytes, c->down.bytes, now_ms - c->start_ms,
+             proxy_end_name(c->end), (unsigned)c->handoffs);
+    if (c->sni != NULL || c->alpn != NULL || c->client.tls != NULL ||
+        (c->listener != NULL && c->listener->conf->tls != CONF_TLS_OFF))
         tls_fields(line, sizeof(line), &n, c);
     /* One write per line: O_APPEND keeps lines of all threads whole. */
     if (proxy_log_write(w->access_fd, "info", line) != 0)

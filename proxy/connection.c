@@ -69,6 +69,8 @@ static void set_nodelay(int fd)
 
 static void timer_arm(struct proxy_conn *c, uint64_t ms)
 {
+    /* Kept as a time of its own: a live handoff carries it. */
+    c->deadline_ms = proxy_now_ms() + ms;
     if (proxy_timer_add_ms(&c->timer, ms) != 0)
         proxy_log_error("evtimer_add failed for client connection");
 }
@@ -135,21 +137,12 @@ static void conn_reject(struct proxy_conn *c, enum proxy_end why, enum proxy_log
     proxy_conn_close(c, why);
 }
 
-static void read_proxy_header(struct proxy_conn *c)
+static void parse_proxy_header(struct proxy_conn *c)
 {
     struct proxy_pp_info pp;
     char why[256];
     size_t used = 0;
-    ssize_t n = prefix_read(c, PROXY_PP_MAX);
 
-    if (n == -2)
-        return;
-    if (n <= 0) {
-        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_PROXY_HEADER, "PROXY header",
-                    n == 0 ? "connection closed before a complete header" : "read failed or "
-                    "header too long");
-        return;
-    }
     switch (proxy_pp_parse(c->prefix, c->prefixlen, &pp, &used, why, sizeof(why))) {
     case PROXY_PP_NEED_MORE:
         return;
@@ -167,7 +160,23 @@ static void read_proxy_header(struct proxy_conn *c)
     }
     prefix_drop(c, used);
     evtimer_del(&c->timer);
+    c->deadline_ms = 0;
     conn_begin(c);
+}
+
+static void read_proxy_header(struct proxy_conn *c)
+{
+    ssize_t n = prefix_read(c, PROXY_PP_MAX);
+
+    if (n == -2)
+        return;
+    if (n <= 0) {
+        conn_reject(c, PROXY_END_BAD_REQUEST, PROXY_LOGK_PROXY_HEADER, "PROXY header",
+                    n == 0 ? "connection closed before a complete header" : "read failed or "
+                    "header too long");
+        return;
+    }
+    parse_proxy_header(c);
 }
 
 /* SNI routes (exact names first, then wildcards), then ALPN routes, then
@@ -195,6 +204,7 @@ static struct proxy_backend *conn_route(struct proxy_conn *c)
 static void route_and_connect(struct proxy_conn *c)
 {
     evtimer_del(&c->timer);
+    c->deadline_ms = 0;
     proxy_side_watch_read(&c->client, 0);
     c->backend = conn_route(c);
     conn_connect_next(c);
@@ -651,7 +661,7 @@ static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
-    uint64_t idle, limit = c->listener->conf->idle_timeout_ms, now;
+    uint64_t idle, limit = c->idle_timeout_ms, now;
 
     switch (c->state) {
     case PROXY_CONN_CONNECTING:
@@ -698,9 +708,10 @@ static void conn_relay_start(struct proxy_conn *c)
     if (c->upstream.tls != NULL)
         proxy_tls_write_through(c->upstream.tls, c->upstream.fd);
     evtimer_del(&c->timer);
+    c->deadline_ms = 0;
     c->last_ms = proxy_now_ms();
-    if (c->listener->conf->idle_timeout_ms > 0)
-        timer_arm(c, c->listener->conf->idle_timeout_ms);
+    if (c->idle_timeout_ms > 0)
+        timer_arm(c, c->idle_timeout_ms);
     proxy_side_watch_read(&c->upstream, 1);
     proxy_side_wake_if_buffered(&c->upstream);
     if (c->up.buf != NULL) {
@@ -873,6 +884,7 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
     /* TCP_NODELAY came with the listening socket (listener.c). */
     c->loop = loop;
     c->listener = l;
+    c->idle_timeout_ms = l->conf->idle_timeout_ms;
     c->client.fd = cfd;
     c->upstream.fd = -1;
     proxy_pipe_init(&c->up);
@@ -880,16 +892,8 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
     c->peer = *peer;
     c->peerlen = peerlen;
     c->start_ms = c->last_ms = proxy_now_ms();
-    /* EV_CLOSED: a FIN that came with the last bytes is known at once. */
-    event_assign(&c->client.rev, loop->base, cfd, EV_READ | EV_CLOSED | EV_PERSIST,
-                 client_read_cb, c);
-    event_assign(&c->client.wev, loop->base, cfd, EV_WRITE | EV_PERSIST, client_write_cb, c);
-    evtimer_assign(&c->timer, loop->base, timer_cb, c);
-    c->next = loop->conns;
-    if (loop->conns != NULL)
-        loop->conns->prev = c;
-    loop->conns = c;
-    proxy_loop_conn_opened(loop);
+    proxy_conn_bind_events(c);
+    proxy_conn_link(loop, c);
     if (l->conf->accept_proxy) {
         c->state = PROXY_CONN_PROXY_HEADER;
         timer_arm(c, l->conf->proxy_timeout_ms);
@@ -897,6 +901,181 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
         return;
     }
     conn_begin(c);
+}
+
+void proxy_conn_link(struct proxy_loop *loop, struct proxy_conn *c)
+{
+    c->next = loop->conns;
+    if (loop->conns != NULL)
+        loop->conns->prev = c;
+    loop->conns = c;
+    proxy_loop_conn_opened(loop);
+}
+
+/* Off the loop's list, its slots released, freed. */
+static void conn_unlink_free(struct proxy_conn *c)
+{
+    struct proxy_loop *loop = c->loop;
+
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        loop->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    loop->nconns--;
+    if (c->listener != NULL)
+        proxy_listener_release(loop, c->listener);
+    else
+        atomic_fetch_sub(&loop->worker->active, 1);   /* an orphan: only the worker's count */
+    free(c->orphan);
+    free(c);
+    proxy_loop_conn_closed(loop);
+}
+
+void proxy_conn_bind_events(struct proxy_conn *c)
+{
+    struct event_base *base = c->loop->base;
+
+    /* EV_CLOSED: a FIN that came with the last bytes is known at once. */
+    event_assign(&c->client.rev, base, c->client.fd, EV_READ | EV_CLOSED | EV_PERSIST,
+                 client_read_cb, c);
+    event_assign(&c->client.wev, base, c->client.fd, EV_WRITE | EV_PERSIST, client_write_cb, c);
+    if (c->upstream.fd >= 0) {
+        event_assign(&c->upstream.rev, base, c->upstream.fd, EV_READ | EV_CLOSED | EV_PERSIST,
+                     upstream_read_cb, c);
+        event_assign(&c->upstream.wev, base, c->upstream.fd, EV_WRITE | EV_PERSIST,
+                     upstream_write_cb, c);
+    }
+    evtimer_assign(&c->timer, base, timer_cb, c);
+}
+
+/*
+ * The one statement of which events a plain (or passthrough) connection
+ * needs, as relay.c keeps them: a direction with bytes pending waits for
+ * its destination to take them and does not read its source; one without
+ * reads its source until EOF.  A connect waits for writability; a setup
+ * phase reads the client.
+ */
+unsigned proxy_conn_wanted(const struct proxy_conn *c)
+{
+    unsigned want = 0;
+
+    switch (c->state) {
+    case PROXY_CONN_PROXY_HEADER:
+    case PROXY_CONN_CLIENT_HELLO:
+        return PROXY_WANT_CLIENT_READ;
+    case PROXY_CONN_CONNECTING:
+        return PROXY_WANT_SERVER_WRITE;
+    case PROXY_CONN_RELAYING:
+        break;
+    default:
+        return proxy_conn_armed(c);
+    }
+    if (proxy_pipe_pending(&c->up))
+        want |= PROXY_WANT_SERVER_WRITE;
+    else if (!c->up.eof)
+        want |= PROXY_WANT_CLIENT_READ;
+    if (proxy_pipe_pending(&c->down))
+        want |= PROXY_WANT_CLIENT_WRITE;
+    else if (!c->down.eof)
+        want |= PROXY_WANT_SERVER_READ;
+    return want;
+}
+
+unsigned proxy_conn_armed(const struct proxy_conn *c)
+{
+    return (c->client.reading ? PROXY_WANT_CLIENT_READ : 0) |
+           (c->client.writing ? PROXY_WANT_CLIENT_WRITE : 0) |
+           (c->upstream.reading ? PROXY_WANT_SERVER_READ : 0) |
+           (c->upstream.writing ? PROXY_WANT_SERVER_WRITE : 0);
+}
+
+void proxy_conn_disarm(struct proxy_conn *c)
+{
+    evtimer_del(&c->timer);
+    proxy_side_watch_read(&c->client, 0);
+    proxy_side_watch_write(&c->client, 0);
+    if (c->upstream.fd >= 0) {
+        proxy_side_watch_read(&c->upstream, 0);
+        proxy_side_watch_write(&c->upstream, 0);
+    }
+}
+
+static void conn_resume_timer(struct proxy_conn *c)
+{
+    uint64_t now = proxy_now_ms();
+
+    if (c->state == PROXY_CONN_RELAYING) {
+        uint64_t idle = now > c->last_ms ? now - c->last_ms : 0;
+
+        /* timer_cb measures the idle time again when it fires. */
+        if (c->idle_timeout_ms > 0)
+            timer_arm(c, idle < c->idle_timeout_ms ? c->idle_timeout_ms - idle : 0);
+        return;
+    }
+    if (c->deadline_ms > 0)
+        timer_arm(c, c->deadline_ms > now ? c->deadline_ms - now : 0);
+}
+
+void proxy_conn_resume(struct proxy_conn *c)
+{
+    unsigned want = proxy_conn_wanted(c);
+
+    proxy_side_watch_read(&c->client, (want & PROXY_WANT_CLIENT_READ) != 0);
+    proxy_side_watch_write(&c->client, (want & PROXY_WANT_CLIENT_WRITE) != 0);
+    if (c->upstream.fd >= 0) {
+        proxy_side_watch_read(&c->upstream, (want & PROXY_WANT_SERVER_READ) != 0);
+        proxy_side_watch_write(&c->upstream, (want & PROXY_WANT_SERVER_WRITE) != 0);
+    }
+    conn_resume_timer(c);
+    /* Setup bytes read by the previous generation are parsed here, with
+     * this configuration. */
+    if (c->prefixlen == 0)
+        return;
+    if (c->state == PROXY_CONN_PROXY_HEADER)
+        parse_proxy_header(c);
+    else if (c->state == PROXY_CONN_CLIENT_HELLO)
+        parse_client_hello(c);
+}
+
+void proxy_conn_forget(struct proxy_conn *c)
+{
+    proxy_conn_disarm(c);
+    if (close(c->client.fd) != 0)
+        proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
+    if (c->upstream.fd >= 0 && close(c->upstream.fd) != 0)
+        proxy_log_debug("close(fd %d): %s", c->upstream.fd, strerror(errno));
+    if (c->connected)
+        atomic_fetch_sub_explicit(&c->server->active, 1, memory_order_relaxed);
+    proxy_pipe_free(c->loop, &c->up);
+    proxy_pipe_free(c->loop, &c->down);
+    hello_reader_free(c);
+    free(c->prefix);
+    free(c->sni);
+    free(c->alpn);
+    conn_unlink_free(c);
+}
+
+const char *proxy_conn_listener_name(const struct proxy_conn *c)
+{
+    return c->listener != NULL ? c->listener->conf->name : c->orphan->listener;
+}
+
+const char *proxy_conn_backend_name(const struct proxy_conn *c)
+{
+    if (c->backend != NULL)
+        return c->backend->conf->name;
+    if (c->orphan != NULL)
+        return c->orphan->backend[0] ? c->orphan->backend : "-";
+    return c->listener->backend->conf->name;
+}
+
+const char *proxy_conn_server_name(const struct proxy_conn *c)
+{
+    if (c->connected && c->server != NULL)
+        return c->server->conf->name;
+    return c->orphan != NULL && c->orphan->server[0] ? c->orphan->server : "-";
 }
 
 void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
@@ -909,8 +1088,7 @@ void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
     c->state = PROXY_CONN_CLOSED;
     c->end = why != PROXY_END_NONE ? why : PROXY_END_ERROR;
     evtimer_del(&c->timer);
-    proxy_side_watch_read(&c->client, 0);
-    proxy_side_watch_write(&c->client, 0);
+    proxy_conn_disarm(c);
     proxy_accesslog_write(w, c, proxy_now_ms());
     side_tls_free(&c->client);
     if (close(c->client.fd) != 0)
@@ -924,14 +1102,5 @@ void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
     free(c->alpn);
     atomic_fetch_add_explicit(&w->bytes_in, c->up.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->bytes_out, c->down.bytes, memory_order_relaxed);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        loop->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    loop->nconns--;
-    proxy_listener_release(loop, c->listener);
-    free(c);
-    proxy_loop_conn_closed(loop);
+    conn_unlink_free(c);
 }

@@ -39,6 +39,7 @@ enum proxy_end {
 
 struct proxy_tls;
 struct proxy_hello_reader;
+struct proxy_link;
 
 struct proxy_side {
     int          fd;
@@ -100,11 +101,58 @@ struct proxy_conn {
     char                    *alpn;
     struct sockaddr_storage  local;      /* the client's destination (PROXY headers) */
     socklen_t                locallen;
+
+    uint64_t                 deadline_ms; /* when the timer fires (CLOCK_MONOTONIC) */
+    uint32_t                 idle_timeout_ms; /* the listener's, kept: it may outlive it */
+    uint32_t                 handoffs;   /* generations it moved through before this one */
+    uint32_t                 xfer_id;    /* live handoff: its id on the link */
+    uint8_t                  xfer;       /* enum proxy_xfer */
+    struct proxy_link       *xfer_link;  /* ADOPTED: the link it came by */
+    struct proxy_conn_orphan *orphan;    /* adopted: names this configuration lacks */
+};
+
+/* Live handoff (conn_transfer.c): where a connection is in a transfer. */
+enum proxy_xfer {
+    PROXY_XFER_NONE = 0,
+    PROXY_XFER_FROZEN,     /* sent to the next generation, waiting for its answer */
+    PROXY_XFER_STAYS,      /* cannot move (TLS) or was refused: drains here */
+    PROXY_XFER_ADOPTED     /* taken from the previous generation, not armed yet */
+};
+
+/* What an adopted connection's listener, backend or server were called in
+ * the generation it came from, when this configuration no longer has them
+ * (it keeps running, counted as an orphan, and logs these names). */
+struct proxy_conn_orphan {
+    char listener[64], backend[64], server[64];
 };
 
 /* Takes ownership of cfd (already counted against the listener limits). */
 void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd,
                       const struct sockaddr_storage *peer, socklen_t peerlen);
+/* Puts a new or adopted connection on its loop's list (counted there). */
+void proxy_conn_link(struct proxy_loop *loop, struct proxy_conn *c);
+/* Sets the libevent events of c's sockets and timer up (not armed). */
+void proxy_conn_bind_events(struct proxy_conn *c);
+/* The events c's state and buffers call for (PROXY_WANT_*); only for the
+ * states a live handoff moves. */
+#define PROXY_WANT_CLIENT_READ  0x1u
+#define PROXY_WANT_CLIENT_WRITE 0x2u
+#define PROXY_WANT_SERVER_READ  0x4u
+#define PROXY_WANT_SERVER_WRITE 0x8u
+unsigned proxy_conn_wanted(const struct proxy_conn *c);
+unsigned proxy_conn_armed(const struct proxy_conn *c);   /* what is added now */
+/* Arms exactly what proxy_conn_wanted says, and the timer at deadline_ms
+ * (or the idle timeout from last_ms), then goes on with a setup phase from
+ * the bytes already read (an adopted PROXY header or ClientHello). */
+void proxy_conn_resume(struct proxy_conn *c);
+/* Deletes every event of c (frozen: nothing may touch its sockets now). */
+void proxy_conn_disarm(struct proxy_conn *c);
+/* Frees c without a log line or a shutdown: another generation has its
+ * sockets now; only this process's descriptors are closed. */
+void proxy_conn_forget(struct proxy_conn *c);
+const char *proxy_conn_listener_name(const struct proxy_conn *c);
+const char *proxy_conn_backend_name(const struct proxy_conn *c);
+const char *proxy_conn_server_name(const struct proxy_conn *c);
 /* Ends a connection now with the given reason (drain timeout, shutdown). */
 void proxy_conn_close(struct proxy_conn *c, enum proxy_end why);
 const char *proxy_end_name(enum proxy_end e);
@@ -117,6 +165,10 @@ int proxy_relay_write(struct proxy_conn *c, struct proxy_side *src, struct proxy
                       struct proxy_pipe *p);
 void proxy_side_watch_read(struct proxy_side *s, int on);
 void proxy_pipe_init(struct proxy_pipe *p);
+static inline int proxy_pipe_pending(const struct proxy_pipe *p)
+{
+    return p->buf != NULL || p->inpipe > 0;
+}
 void proxy_pipe_free(struct proxy_loop *loop, struct proxy_pipe *p);
 void proxy_side_watch_write(struct proxy_side *s, int on);
 /* Whole TLS records already in baton's buffer are not announced by the

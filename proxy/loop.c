@@ -10,8 +10,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "conn_msg.h"
 #include "connection.h"
 #include "heap.h"
+#include "link.h"
 #include "log.h"
 #include "netutil.h"
 #include "tls.h"
@@ -128,11 +130,16 @@ void proxy_loop_conn_opened(struct proxy_loop *loop)
         loop->peak_conns = loop->nconns;
 }
 
+void proxy_loop_check_done(struct proxy_loop *loop)
+{
+    if (loop->draining && loop->nconns == 0 && loop->links == NULL)
+        event_base_loopbreak(loop->base);
+}
+
 void proxy_loop_conn_closed(struct proxy_loop *loop)
 {
     if (loop->draining) {
-        if (loop->nconns == 0)
-            event_base_loopbreak(loop->base);
+        proxy_loop_check_done(loop);
         return;
     }
     loop_trim_check(loop);
@@ -152,6 +159,60 @@ static void loop_close_conns(struct proxy_loop *loop, enum proxy_end why)
         proxy_conn_close(loop->conns, why);
 }
 
+/* Takes the links the main thread queued; with stop, closes them instead
+ * (the loop is ending: the other side sees EOF and keeps what it has). */
+static void loop_take_links(struct proxy_loop *loop, int stop)
+{
+    struct handoff_link *links;
+    size_t n;
+
+    pthread_mutex_lock(&loop->pending_mu);
+    links = loop->pending;
+    n = loop->npending;
+    loop->pending = NULL;
+    loop->npending = 0;
+    if (stop)
+        loop->finished = 1;
+    pthread_mutex_unlock(&loop->pending_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (stop) {
+            close(links[i].fd);
+            if (links[i].role == HANDOFF_LINK_GIVE)
+                proxy_worker_gave(loop->worker, 0, 0);
+            continue;
+        }
+        if (links[i].role == HANDOFF_LINK_GIVE) {
+            /* A giving loop stops accepting before it freezes anything. */
+            loop->draining = 1;
+            loop_close_accepts(loop);
+        }
+        proxy_link_start(loop, &links[i]);
+    }
+    free(links);
+}
+
+int proxy_loop_add_link(struct proxy_loop *loop, const struct handoff_link *hl)
+{
+    struct handoff_link *grown;
+    int finished;
+
+    pthread_mutex_lock(&loop->pending_mu);
+    finished = loop->finished;
+    grown = finished ? NULL : realloc(loop->pending, (loop->npending + 1) * sizeof(*grown));
+    if (grown != NULL) {
+        loop->pending = grown;
+        loop->pending[loop->npending++] = *hl;
+    }
+    pthread_mutex_unlock(&loop->pending_mu);
+    if (grown == NULL) {
+        close(hl->fd);
+        if (hl->role == HANDOFF_LINK_GIVE)
+            proxy_worker_gave(loop->worker, 0, 0);
+        return -1;
+    }
+    return proxy_loop_command(loop, PROXY_LOOP_LINKS);
+}
+
 static void loop_handle(struct proxy_loop *loop, enum proxy_loop_cmd cmd)
 {
     switch (cmd) {
@@ -167,18 +228,22 @@ static void loop_handle(struct proxy_loop *loop, enum proxy_loop_cmd cmd)
     case PROXY_LOOP_DRAIN:
         loop->draining = 1;
         loop_close_accepts(loop);
-        if (loop->nconns == 0)
-            event_base_loopbreak(loop->base);
+        proxy_loop_check_done(loop);
+        break;
+    case PROXY_LOOP_LINKS:
+        loop_take_links(loop, 0);
         break;
     case PROXY_LOOP_DRAIN_TIMEOUT:
         loop->draining = 1;
         loop_close_accepts(loop);
+        proxy_link_stop_all(loop);
         loop_close_conns(loop, PROXY_END_DRAIN_TIMEOUT);
         event_base_loopbreak(loop->base);
         break;
     case PROXY_LOOP_EXIT:
         loop->draining = 1;
         loop_close_accepts(loop);
+        proxy_link_stop_all(loop);
         loop_close_conns(loop, PROXY_END_SHUTDOWN);
         event_base_loopbreak(loop->base);
         break;
@@ -223,6 +288,8 @@ int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned in
     size_t n = 0;
 
     memset(loop, 0, sizeof(*loop));
+    if (pthread_mutex_init(&loop->pending_mu, NULL) != 0)
+        return -1;
     loop->worker = w;
     loop->index = index;
     loop->accepting = 1;
@@ -286,6 +353,8 @@ void proxy_loop_finish(struct proxy_loop *loop)
 {
     /* Whatever made the loop stop, nothing of it may outlive it. */
     loop_close_accepts(loop);
+    loop_take_links(loop, 1);
+    proxy_link_stop_all(loop);
     loop_close_conns(loop, PROXY_END_SHUTDOWN);
     proxy_tls_release_cache();
 }
@@ -330,6 +399,11 @@ void proxy_loop_join(struct proxy_loop *loop)
 void proxy_loop_free(struct proxy_loop *loop)
 {
     loop_close_accepts(loop);
+    if (loop->worker != NULL) {
+        loop_take_links(loop, 1);
+        proxy_link_stop_all(loop);
+        pthread_mutex_destroy(&loop->pending_mu);
+    }
     loop_close_conns(loop, PROXY_END_SHUTDOWN);
     if (loop->base != NULL) {
         event_del(&loop->cmd_ev);

@@ -18,13 +18,16 @@
 
 struct proxy_worker;
 struct proxy_conn;
+struct proxy_link;
+struct handoff_link;
 
 enum proxy_loop_cmd {
     PROXY_LOOP_STOP_ACCEPTING = 'S',
     PROXY_LOOP_RESUME_ACCEPTING = 'R',
     PROXY_LOOP_DRAIN = 'D',          /* close listeners, exit once idle */
     PROXY_LOOP_DRAIN_TIMEOUT = 'T',  /* close what is left (drain_timeout), exit */
-    PROXY_LOOP_EXIT = 'X'            /* fast stop: close everything now */
+    PROXY_LOOP_EXIT = 'X',           /* fast stop: close everything now */
+    PROXY_LOOP_LINKS = 'L'           /* live handoff links are waiting (proxy_loop_add_link) */
 };
 
 struct proxy_loop {
@@ -56,6 +59,12 @@ struct proxy_loop {
     size_t                scratch_len;
     unsigned              npipes;        /* splice pipes in use (2 fds each) */
     unsigned              max_pipes;
+
+    struct proxy_link    *links;         /* live handoff links this loop runs */
+    pthread_mutex_t       pending_mu;    /* guards the two below (main thread -> loop) */
+    struct handoff_link  *pending;       /* links received, not started yet */
+    size_t                npending;
+    int                   finished;      /* the loop ran its last iteration */
 };
 
 int  proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned index);
@@ -68,6 +77,12 @@ void proxy_loop_finish(struct proxy_loop *loop);
 void proxy_loop_join(struct proxy_loop *loop);
 void proxy_loop_free(struct proxy_loop *loop);
 int  proxy_loop_command(struct proxy_loop *loop, enum proxy_loop_cmd cmd);
+
+/* Hands a live handoff link to the loop (main thread); a loop that has
+ * finished closes it at once.  0, or -1 (the link was closed). */
+int  proxy_loop_add_link(struct proxy_loop *loop, const struct handoff_link *hl);
+/* A draining loop ends once it has no connection and no link left. */
+void proxy_loop_check_done(struct proxy_loop *loop);
 
 /* Accept path helpers used by listener.c and connection.c. */
 void proxy_loop_pause_accepts(struct proxy_loop *loop, struct proxy_accept *only,

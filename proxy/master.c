@@ -241,6 +241,8 @@ static void reload_commit(struct master *m, struct master_gen *g)
         if (o->state != GEN_ACTIVE)
             continue;
         o->state = GEN_DRAINING;
+        /* m->conf is still the configuration `o` runs. */
+        proxy_master_handoff(m, o, g, m->conf.global.threads);
         gen_send_empty(o, HANDOFF_DRAIN);
         /* Its own configuration's drain_timeout (m->conf is still the old one). */
         proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms, 0);

@@ -128,6 +128,12 @@ struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t p
 void proxy_master_stop(struct master *m, int graceful);
 int  proxy_master_reload(struct master *m, char *why, size_t n);
 
+/* master_handoff.c: after a reload committed, links from every loop of
+ * `from` (which runs `loops` of them) to `to` when the configuration asks
+ * for live handoff and both workers can; returns the links sent. */
+int  proxy_master_handoff(struct master *m, struct master_gen *from, struct master_gen *to,
+                          unsigned loops);
+
 /* master_socks.c */
 void proxy_master_sock_close(struct master_sock *s);
 /* Drops sockets that belong to neither configuration. */

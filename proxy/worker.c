@@ -19,7 +19,10 @@
 
 #include <openssl/crypto.h>
 
+#include <inttypes.h>
+
 #include "accesslog.h"
+#include "conn_msg.h"
 #include "evmem.h"
 #include "log.h"
 #include "logsafe.h"
@@ -271,11 +274,59 @@ static void worker_carry_servers(struct proxy_worker *w, struct handoff_in *in, 
         worker_apply_servers(w);
 }
 
+void proxy_worker_gave(struct proxy_worker *w, uint64_t moved, uint64_t ms)
+{
+    uint64_t all = atomic_fetch_add(&w->gave_moved, moved) + moved;
+
+    (void)ms;
+    if (atomic_fetch_add(&w->gave_links, 1) + 1 != atomic_load(&w->give_links))
+        return;
+    proxy_log_info("worker generation %u: handoff: %" PRIu64 " connection(s) moved to "
+                   "generation %u, %" PRIu64 " left to drain, in %" PRIu64 " ms",
+                   w->generation, all, w->give_peer, (uint64_t)atomic_load(&w->active),
+                   proxy_now_ms() - atomic_load(&w->give_started_ms));
+}
+
+/* A link of a live handoff: to the loop that runs it.  A giver's link i
+ * belongs to its loop i; a taker spreads links over its loops, which need
+ * not be as many. */
+static void worker_link(struct proxy_worker *w, struct handoff_in *in)
+{
+    struct handoff_link hl;
+    char why[256];
+
+    if (handoff_decode_link(in, &hl, why, sizeof(why)) != 0) {
+        proxy_log_warn("worker: bad LINK from master: %s", why);
+        return;
+    }
+    if (hl.role == HANDOFF_LINK_GIVE) {
+        if (hl.index == 0) {
+            atomic_store(&w->give_links, hl.count);
+            atomic_store(&w->gave_links, 0);
+            atomic_store(&w->gave_moved, 0);
+            atomic_store(&w->give_started_ms, proxy_now_ms());
+            w->give_peer = hl.peer_gen;
+            proxy_log_info("worker generation %u: handing %lu connection(s) over to "
+                           "generation %u", w->generation, (unsigned long)atomic_load(&w->active),
+                           hl.peer_gen);
+        }
+        if (hl.index >= w->nloops) {
+            close(hl.fd);
+            proxy_worker_gave(w, 0, 0);
+            return;
+        }
+    }
+    proxy_loop_add_link(&w->loops[hl.index % w->nloops], &hl);
+}
+
 static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
 {
     char why[256];
 
     switch (in->hdr.type) {
+    case HANDOFF_LINK:
+        worker_link(w, in);
+        return;
     case HANDOFF_STATUS_REQ:
         worker_send_status(w, in);
         return;

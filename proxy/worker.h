@@ -37,6 +37,15 @@ struct proxy_worker {
     _Atomic uint64_t        bytes_in;    /* client -> server, closed connections */
     _Atomic uint64_t        bytes_out;
     _Atomic uint64_t        tls_failures; /* failed client handshakes */
+    /* Live handoff: connections taken from the previous generation (of them,
+     * orphans: their listener, backend or server is gone) and given to the
+     * next. */
+    _Atomic uint64_t        adopted, orphans, handed_over;
+    /* Giving: links of the current handoff, and what they did. */
+    _Atomic unsigned        give_links, gave_links;
+    _Atomic uint64_t        gave_moved;
+    _Atomic uint64_t        give_started_ms;
+    unsigned                give_peer;
 
     int                     access_fd;   /* -1 = access log off */
 
@@ -54,6 +63,10 @@ struct proxy_worker {
     struct proxy_health    *health;      /* active checks, NULL without */
     struct handoff_server_state carried; /* health from the previous generation */
 };
+
+/* A giving link ended (any loop's thread): moved connections went over in
+ * ms.  The last one logs the handoff's line. */
+void proxy_worker_gave(struct proxy_worker *w, uint64_t moved, uint64_t ms);
 
 /* Entry point of `baton --worker FD`; returns the process exit status. */
 int proxy_worker_main(int channel_fd);
