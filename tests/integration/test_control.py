@@ -413,7 +413,7 @@ class ControlTest(BatonTestCase):
         """A draining worker that cannot end itself (stopped here with
         SIGSTOP) is killed by the master after drain_timeout plus grace."""
         echo = self.echo_server()
-        b, addr = self.proxy([echo], glob={"drain_timeout": "1s"})
+        b, addr = self.proxy([echo], glob={"drain_timeout": "1s", "handoff": "drain"})
         old, gen = b.current_worker()
         held = socket.create_connection(addr)
         try:

@@ -184,10 +184,10 @@ class ReloadLoadTest(BatonTestCase):
         super().setUp()
         raise_nofile(8192)
 
-    def start(self, drain="120s"):
+    def start(self, drain="120s", handoff="drain"):
         echo = self.echo_server()
         cfg = self.make_config([echo], glob={"drain_timeout": drain, "access_log": "off",
-                                             "threads": 2})
+                                             "threads": 2, "handoff": handoff})
         b = start_baton_command(self, cfg)
         return b, b.listener_addr("web"), echo
 
@@ -288,6 +288,45 @@ class ReloadLoadTest(BatonTestCase):
                          [(str(last_pid), "active", str(gen))])
         self.assertEqual(b.find_log(r"end=drain_timeout|reload failed|killed by signal",
                                     start=mark), [])
+
+    def test_50_live_reloads_under_load(self):
+        """handoff = live: at each of 50 reloads under load, every stream
+        moves to the new generation and goes on, and the old worker exits
+        while the streams are still open."""
+        b, addr, echo = self.start(handoff="live")
+        prev, gen = b.current_worker()
+        load = Load(addr, short=6)
+        mark = b.mark()
+        try:
+            streams = [load.open_stream("s%d" % i) for i in range(8)]
+            load.start()
+            wait_until(lambda: load.ok >= 50 and all(s.rounds > 5 for s in streams),
+                       30, what="load running")
+            for i in range(RELOADS):
+                r = b.ctl("reload", timeout=60)
+                self.assertEqual(r.returncode, 0, "reload %d: stdout=%r stderr=%r" %
+                                 (i + 1, r.stdout, r.stderr))
+                m = re.search(r"^reloaded: generation (\d+) worker pid (\d+)$", r.stdout, re.M)
+                self.assertIsNotNone(m, r.stdout)
+                wait_until(lambda: not pid_alive(prev), 10, interval=0.02,
+                           what="worker %d to exit after handing over (reload %d)" %
+                           (prev, i + 1))
+                gen, prev = int(m.group(1)), int(m.group(2))
+                before = [s.rounds for s in streams]
+                wait_until(lambda: all(s.rounds > n for s, n in zip(streams, before)) or
+                           any(s.error for s in streams), 20,
+                           what="every stream to go on after reload %d" % (i + 1))
+                self.assertEqual([s.error for s in streams if s.error], [])
+            st = self.status(b)
+            self.assertEqual([(w["pid"], w["state"], w["generation"]) for w in st["worker"]],
+                             [(str(prev), "active", str(gen))])
+            self.assertGreaterEqual(int(st["worker"][0]["connections"]), len(streams))
+        finally:
+            self.check_load(load)
+        self.assertEqual(b.find_log(r"end=drain_timeout|reload failed|killed by signal|"
+                                    r"refused|failed:", start=mark), [])
+        self.assertEqual(len(b.find_log(r"handoff: \d+ connection\(s\) moved", start=mark)),
+                         RELOADS)
 
     def storm(self, fire):
         b, addr, echo = self.start()

@@ -97,7 +97,7 @@ class BinaryUpgradeTest(UpgradeBase):
         v, vn = binary_version(BATON_BIN), binary_version(BATON_NEXT_BIN)
         self.assertEqual(vn, v + "-next")
         echo = self.echo_server()
-        b, cfg, exe = self.start_copied([echo], glob={"drain_timeout": "60s"})
+        b, cfg, exe = self.start_copied([echo], glob={"drain_timeout": "60s", "handoff": "drain"})
         addr = b.listener_addr("web")
         w1, g1 = b.current_worker()
         st = b.status()
@@ -480,7 +480,7 @@ class DrainTest(UpgradeBase):
 
     def test_drain_timeout_cuts_connection(self):
         echo = self.echo_server()
-        b, cfg, exe = self.start_copied([echo], glob={"drain_timeout": "1s"},
+        b, cfg, exe = self.start_copied([echo], glob={"drain_timeout": "1s", "handoff": "drain"},
                                         listener={"idle_timeout": "0"})
         addr = b.listener_addr("web")
         w1, g1 = b.current_worker()

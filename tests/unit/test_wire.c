@@ -194,7 +194,7 @@ static void check_hdr_rejected(const struct handoff_hdr *h, const char *sub)
 
 static void test_hdr_reject(void)
 {
-    static const uint16_t bad_types[] = { 0, 12, 31, 34, 0x100, 0xffff };
+    static const uint16_t bad_types[] = { 0, 12, 31, 37, 0x100, 0xffff };
     struct handoff_hdr h;
     size_t i;
 
