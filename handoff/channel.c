@@ -281,7 +281,13 @@ int handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
         }
         return 0;
     }
-    if (ch->nfdq < h.nfds) {
+    if (h.nfds > 0 && ch->nfdq > 0 && ch->fdq[0] == HANDOFF_FD_LOST) {
+        /* This message's descriptors never arrived (the transport says so):
+         * it goes up without them, for its reader to refuse. */
+        ch->nfdq--;
+        memmove(ch->fdq, ch->fdq + 1, sizeof(int) * ch->nfdq);
+        in->fds_lost = 1;
+    } else if (ch->nfdq < h.nfds) {
         snprintf(why, whylen, "%s message declares %u descriptor%s but only %u arrived",
                  handoff_type_name(h.type), (unsigned)h.nfds, h.nfds == 1 ? "" : "s",
                  ch->nfdq);
@@ -297,7 +303,7 @@ int handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
     }
     in->hdr = h;
     in->nfds = h.nfds;
-    if (h.nfds > 0) {
+    if (h.nfds > 0 && !in->fds_lost) {
         memcpy(in->fds, ch->fdq, sizeof(int) * h.nfds);
         ch->nfdq -= h.nfds;
         memmove(ch->fdq, ch->fdq + h.nfds, sizeof(int) * ch->nfdq);

@@ -186,8 +186,12 @@ int handoff_decode_conn(struct handoff_in *in, struct handoff_conn *v, char *why
     if (!d.err && (v->phase == HANDOFF_PHASE_RELAYING || v->phase == HANDOFF_PHASE_CONNECTING) !=
                   (nfds == 2))
         handoff_dec_fail(&d, "phase %u with %u descriptor(s)", (unsigned)v->phase, nfds);
-    if (!d.err && (v->peerlen == 0 || (in->fds[0] < 0 || (nfds == 2 && in->fds[1] < 0))))
-        handoff_dec_fail(&d, "no client address, or descriptor already taken");
+    if (!d.err && in->fds_lost)
+        handoff_dec_fail(&d, "its sockets did not arrive (out of file descriptors)");
+    if (!d.err && (in->fds[0] < 0 || (nfds == 2 && in->fds[1] < 0)))
+        handoff_dec_fail(&d, "descriptor already taken");
+    if (!d.err && v->peerlen == 0)
+        handoff_dec_fail(&d, "no client address");
     handoff_dec_exts(&d, NULL, NULL);
     if (handoff_dec_end(&d) == -1)
         return -1;

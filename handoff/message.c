@@ -471,6 +471,21 @@ static void get_listeners(struct handoff_dec *d, struct handoff_status *v, uint3
     }
 }
 
+/* STATUS extensions (parts layout only). */
+enum status_ext { STATUS_EXT_HANDOFF = 1 };
+
+static int dec_status_ext(struct handoff_dec *e, uint16_t tag, void *arg)
+{
+    struct handoff_status *v = arg;
+
+    if (tag != STATUS_EXT_HANDOFF)
+        return 0;
+    handoff_dec_u64(e, "adopted", &v->adopted);
+    handoff_dec_u64(e, "orphans", &v->orphans);
+    handoff_dec_u64(e, "handed_over", &v->handed_over);
+    return 1;
+}
+
 int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct handoff_status *v,
                           uint32_t part, uint32_t caps)
 {
@@ -497,6 +512,15 @@ int handoff_encode_status(struct handoff_msg *m, uint32_t seq, const struct hand
         handoff_msg_put_u64(m, v->tls_failures);
     if (put_servers(m, &v->servers, part, caps) != 0)
         return handoff_enc_fail(m);
+    /* Extensions only where the receiver reads them (the parts layout). */
+    if (parts && (caps & HANDOFF_CAP_CONNS) && part == 0) {
+        size_t body = handoff_ext_begin(m, STATUS_EXT_HANDOFF, 0);
+
+        handoff_msg_put_u64(m, v->adopted);
+        handoff_msg_put_u64(m, v->orphans);
+        handoff_msg_put_u64(m, v->handed_over);
+        handoff_ext_end(m, body);
+    }
     return handoff_enc_end(m);
 }
 
@@ -665,6 +689,8 @@ int handoff_decode_status(struct handoff_in *in, struct handoff_status *v, uint3
     if (!parts)
         handoff_dec_u64(&d, "tls_failures", &t->tls_failures);
     get_servers(&d, &t->servers, part, order > 0, caps);
+    if (parts)
+        handoff_dec_exts(&d, dec_status_ext, t);
     rc = handoff_dec_end(&d);
     handoff_status_free(&skipped);
     if (rc == -1) {

@@ -117,6 +117,9 @@ struct handoff_status {
     uint64_t bytes_in;        /* client -> server */
     uint64_t bytes_out;       /* server -> client */
     uint64_t tls_failures;    /* failed client TLS handshakes */
+    uint64_t adopted;         /* connections taken from the previous generation */
+    uint64_t orphans;         /* of them, whose listener, backend or server is gone */
+    uint64_t handed_over;     /* connections given to the next generation */
     uint32_t nlisteners;                        /* entries in listeners[] */
     uint32_t listeners_total;                   /* decoding: of the whole list */
     struct handoff_listener_stats *listeners;   /* malloc'd */
@@ -205,8 +208,9 @@ int handoff_encode_master_state(struct handoff_msg *m, uint32_t seq,
 struct handoff_in {
     struct handoff_hdr hdr;
     uint8_t           *payload;
-    int                fds[HANDOFF_MAX_FDS];
+    int                fds[HANDOFF_MAX_FDS];   /* -1: taken, or never arrived */
     unsigned           nfds;
+    int                fds_lost;     /* the receiver could not take its descriptors */
 };
 void handoff_in_free(struct handoff_in *in);   /* closes fds not taken */
 

@@ -21,8 +21,11 @@ ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t l
 
 /* Receives up to len bytes; descriptors that arrive are appended to fds
  * (at most maxfds in total; extra ones are closed and the call fails with
- * EMSGSIZE).  Received descriptors are close-on-exec.
+ * EMSGSIZE).  Received descriptors are close-on-exec.  When the receiver
+ * could not take the descriptors that came (out of descriptors), one
+ * HANDOFF_FD_LOST is appended in their place.
  * Returns bytes (> 0), 0 on EOF, -1 with errno. */
+#define HANDOFF_FD_LOST (-2)
 ssize_t handoff_transport_recv(int fd, void *buf, size_t len,
                                int *fds, unsigned *nfds, unsigned maxfds);
 

@@ -123,14 +123,22 @@ ssize_t handoff_transport_recv(int fd, void *buf, size_t len,
         }
     }
     /*
-     * Descriptors lost to truncation, or that do not fit the caller's
-     * queue, break the pairing of descriptors with messages: fail the whole
-     * read rather than hand over a stream that silently lost some.
+     * Descriptors that do not fit the caller's queue would break the pairing
+     * of descriptors with messages: fail the read.  Descriptors the kernel
+     * could not install (the receiver is out of them: MSG_CTRUNC) belong to
+     * the one message whose descriptors rode on this read; they are all
+     * dropped and one HANDOFF_FD_LOST stands for them, so that message is
+     * refused and the stream goes on.
      */
-    if (truncated || *nfds > maxfds || ngot > maxfds - *nfds) {
+    if (*nfds > maxfds || ngot + (truncated ? 1u : 0u) > maxfds - *nfds) {
         close_fds(got, ngot);
         errno = EMSGSIZE;
         return -1;
+    }
+    if (truncated) {
+        close_fds(got, ngot);
+        fds[(*nfds)++] = HANDOFF_FD_LOST;
+        return n;
     }
     if (ngot > 0)
         memcpy(fds + *nfds, got, sizeof(int) * ngot);

@@ -164,11 +164,14 @@ void proxy_master_status_reply(struct master_ctl *c)
 
         evbuffer_add_printf(out, "worker generation=%u pid=%ld state=%s connections=%" PRIu64
                             " total=%" PRIu64 " version=%s uptime=%" PRIu64 "s"
-                            " tls_failures=%" PRIu64 "\n",
+                            " tls_failures=%" PRIu64 " adopted=%" PRIu64 " orphans=%" PRIu64
+                            " handed_over=%" PRIu64 "\n",
                             g->id, (long)g->pid, proxy_master_gen_state_name(g->state),
                             st ? st->active : 0, st ? st->total : 0,
                             g->version[0] ? g->version : "-",
-                            (proxy_now_ms() - g->started_ms) / 1000, st ? st->tls_failures : 0);
+                            (proxy_now_ms() - g->started_ms) / 1000, st ? st->tls_failures : 0,
+                            st ? st->adopted : 0, st ? st->orphans : 0,
+                            st ? st->handed_over : 0);
     }
     status_servers(m, out);
     for (size_t i = 0; i < m->conf.nlisteners; i++) {

@@ -189,6 +189,9 @@ static void worker_send_status(struct proxy_worker *w, struct handoff_in *in)
     st.bytes_in = atomic_load(&w->bytes_in);
     st.bytes_out = atomic_load(&w->bytes_out);
     st.tls_failures = atomic_load(&w->tls_failures);
+    st.adopted = atomic_load(&w->adopted);
+    st.orphans = atomic_load(&w->orphans);
+    st.handed_over = atomic_load(&w->handed_over);
     if (status_lists(w, &st) != 0) {
         proxy_log_error("worker: out of memory for a status");
     } else {
