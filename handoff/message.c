@@ -778,8 +778,11 @@ static int dec_hello_ext(struct dec *e, uint16_t tag, void *arg)
 {
     struct handoff_hello *v = arg;
 
-    if (tag != HELLO_EXT_CAPS)
+    if (tag != HELLO_EXT_CAPS) {
+        if (v->unknown_exts++ == 0)
+            v->unknown_tag = tag;
         return 0;
+    }
     dec_u32(e, "capabilities", &v->caps);
     v->has_caps = !e->err;
     return 1;

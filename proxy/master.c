@@ -361,6 +361,37 @@ static void gen_status(struct master_gen *g, struct handoff_in *in)
             proxy_master_status_reply(c);
 }
 
+/*
+ * A message this master does not handle.  A type it does not know at all
+ * comes from a newer worker, which sends one only to a master with
+ * HANDOFF_CAP_UNKNOWN_TYPES: skipped, unless flagged must-understand (the
+ * worker cannot go on without it); that worker is then stopped like one
+ * that broke the protocol, and a reload waiting for it is told why.
+ */
+static void gen_unknown(struct master_gen *g, const struct handoff_in *in)
+{
+    unsigned type = in->hdr.type;
+
+    if (handoff_type_known(in->hdr.type)) {
+        proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker %ld generation %u: unexpected "
+                          "%s message ignored", (long)g->pid, g->id,
+                          handoff_type_name(in->hdr.type));
+        return;
+    }
+    if (!(in->hdr.flags & HANDOFF_HDR_MUST_UNDERSTAND)) {
+        proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker %ld generation %u: skipped "
+                          "message type %u (%u bytes), unknown to this master (baton %s)",
+                          (long)g->pid, g->id, type, (unsigned)in->hdr.len, BATON_VERSION);
+        return;
+    }
+    snprintf(g->failure, sizeof(g->failure), "it sent message type %u flagged "
+             "must-understand, unknown to this master (baton %s)", type, BATON_VERSION);
+    proxy_log_error("worker %ld generation %u: %s; stopping it", (long)g->pid, g->id,
+                    g->failure);
+    gen_close_channel(g);
+    kill(g->pid, SIGKILL);
+}
+
 static void gen_handle(struct master_gen *g, struct handoff_in *in)
 {
     struct handoff_hello hello;
@@ -383,6 +414,11 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
         proxy_logsafe(g->version, sizeof(g->version), hello.version, PROXY_LOGSAFE_FIELD);
         /* A worker that predates capabilities answers no offer. */
         g->caps = hello.has_caps ? hello.caps & HANDOFF_CAPS_OURS : 0;
+        if (hello.unknown_exts > 0)
+            proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker %ld generation %u: skipped "
+                              "%u HELLO extension(s) unknown to this master (the first: tag "
+                              "%u)", (long)g->pid, g->id, (unsigned)hello.unknown_exts,
+                              (unsigned)hello.unknown_tag);
         gen_send_setup(g);
         return;
     case HANDOFF_READY:
@@ -403,8 +439,7 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
         gen_status(g, in);
         return;
     default:
-        proxy_log_warn("worker %ld generation %u: unexpected %s message ignored", (long)g->pid,
-                       g->id, handoff_type_name(in->hdr.type));
+        gen_unknown(g, in);
         return;
     }
 }
@@ -839,6 +874,8 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
     struct master *m = arg;
 
     poll_active_status(m);
+    /* Counts of rate-limited messages (a worker's unknown messages). */
+    proxy_log_flush_suppressed(0);
     proxy_master_timer_add_ms(m->poll_timer, 1000);
 }
 
