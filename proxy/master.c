@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "activation.h"
 #include "process.h"
+#include "testpeer.h"
 #include "tls.h"
 
 #include <openssl/crypto.h>
@@ -198,7 +199,12 @@ static void gen_send_setup(struct master_gen *g)
         if (handoff_encode_listener(&msg, g->ch.seq++, &hl) == 0)
             proxy_master_gen_send(g, &msg);
     }
+    /* What the test binary sends beyond the protocol (nothing in baton). */
+    if (proxy_testpeer_message(&msg, &g->ch.seq, PROXY_TESTPEER_BEFORE_START, g->caps) == 1)
+        proxy_master_gen_send(g, &msg);
     gen_send_empty(g, HANDOFF_START);
+    if (proxy_testpeer_message(&msg, &g->ch.seq, PROXY_TESTPEER_AFTER_START, g->caps) == 1)
+        proxy_master_gen_send(g, &msg);
 }
 
 /* The reload's new generation is serving: retire the old ones and make the

@@ -22,27 +22,34 @@ int proxy_testpeer_hello(struct handoff_msg *m, int offered)
     return handoff_msg_finish(m);
 }
 
-int proxy_testpeer_message(struct handoff_msg *m, uint32_t seq, enum proxy_testpeer_when when,
+static int env_set(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
+int proxy_testpeer_message(struct handoff_msg *m, uint32_t *seq, enum proxy_testpeer_when when,
                            uint32_t caps)
 {
-    const char *must = getenv(PROXY_TESTPEER_ENV_MUST);
-    int refuse = must != NULL && strcmp(must, "1") == 0;
-    uint16_t type = when == PROXY_TESTPEER_AFTER_READY ? PROXY_TESTPEER_TYPE
-                                                       : PROXY_TESTPEER_TYPE_MUST;
+    int must = (when == PROXY_TESTPEER_AFTER_HELLO && env_set(PROXY_TESTPEER_ENV_MUST)) ||
+               (when == PROXY_TESTPEER_BEFORE_START && env_set(PROXY_TESTPEER_ENV_MASTER_MUST));
+    uint16_t type = must ? PROXY_TESTPEER_TYPE_MUST : PROXY_TESTPEER_TYPE;
 
-    /* A master without the capability would close the channel on it. */
-    if (!(caps & HANDOFF_CAP_UNKNOWN_TYPES) || (type == PROXY_TESTPEER_TYPE_MUST && !refuse))
+    /* A peer without the capability would close the channel on it. */
+    if (!(caps & HANDOFF_CAP_UNKNOWN_TYPES) || (when == PROXY_TESTPEER_AFTER_HELLO && !must))
         return 0;
-    if (handoff_msg_init(m, type, seq) != 0)
+    if (handoff_msg_init(m, type, *seq) != 0)
         return 0;
-    if (type == PROXY_TESTPEER_TYPE_MUST)
+    if (must)
         handoff_msg_set_flags(m, HANDOFF_HDR_MUST_UNDERSTAND);
     handoff_msg_put_str(m, "a message of a newer release");
     if (handoff_msg_finish(m) != 0) {
         handoff_msg_free(m);
         return 0;
     }
+    (*seq)++;
     proxy_log_info("testpeer: sending message type %u%s", (unsigned)type,
-                   type == PROXY_TESTPEER_TYPE_MUST ? " flagged must-understand" : "");
+                   must ? " flagged must-understand" : "");
     return 1;
 }

@@ -607,17 +607,6 @@ static int worker_offered_caps(uint32_t *caps)
     return ok;
 }
 
-/* What the test binary sends beyond the protocol (nothing in baton). */
-static void worker_send_testpeer(struct proxy_worker *w, enum proxy_testpeer_when when)
-{
-    struct handoff_msg m;
-
-    if (proxy_testpeer_message(&m, w->ch.seq, when, w->caps) == 1) {
-        w->ch.seq++;
-        worker_send(w, &m);
-    }
-}
-
 int proxy_worker_main(int channel_fd)
 {
     struct proxy_worker *w = calloc(1, sizeof(*w));
@@ -649,6 +638,9 @@ int proxy_worker_main(int channel_fd)
         goto out;
     }
     handoff_msg_free(&m);
+    /* What the test binary sends beyond the protocol (nothing in baton). */
+    if (proxy_testpeer_message(&m, &w->ch.seq, PROXY_TESTPEER_AFTER_HELLO, w->caps) == 1)
+        worker_send(w, &m);
     if (worker_receive_setup(w) != 0 || worker_build(w) != 0 || worker_events(w) != 0)
         goto out;
     if (handoff_server_state_complete(&w->carried))
@@ -662,11 +654,11 @@ int proxy_worker_main(int channel_fd)
             worker_stop_now(w, "start-up failed");
             goto out;
         }
-    worker_send_testpeer(w, PROXY_TESTPEER_BEFORE_READY);
     if (handoff_encode_empty(&m, HANDOFF_READY, w->ch.seq++) != 0)
         goto out;
     worker_send(w, &m);
-    worker_send_testpeer(w, PROXY_TESTPEER_AFTER_READY);
+    if (proxy_testpeer_message(&m, &w->ch.seq, PROXY_TESTPEER_AFTER_READY, w->caps) == 1)
+        worker_send(w, &m);
     if (event_base_dispatch(w->base) < 0)
         proxy_log_error("worker: event loop failed");
     if (w->nloops == 1)

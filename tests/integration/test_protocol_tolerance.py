@@ -1,11 +1,13 @@
-"""Protocol tolerance across releases: a worker of a newer release may send
-what this master does not know.  baton-testpeer (proxy/testpeer.h) is such a
-worker: it answers the master's offer of capabilities with an unknown HELLO
-extension, sends a message of an unknown type after READY and, when its
-environment asks, one flagged must-understand before READY.  The production
-master is upgraded to it in place: the unknown extension and type are
-skipped with one warning each while traffic flows, and the must-understand
-message refuses the reload (the running generation keeps serving)."""
+"""Protocol tolerance across releases: a peer of a newer release may send
+what this one does not know.  baton-testpeer (proxy/testpeer.h) is such a
+peer.  Its worker answers the master's offer of capabilities with an unknown
+HELLO extension, sends a message of an unknown type after READY and, when
+its environment asks, one flagged must-understand after HELLO.  Its master
+sends each new worker an unknown type before START and after, the first
+flagged must-understand when asked.  The production master is upgraded to it
+in place: unknown extensions and types are skipped with one warning each
+while traffic flows, and a must-understand message refuses the reload (the
+running generation keeps serving)."""
 
 import os
 import re
@@ -20,6 +22,7 @@ TESTPEER_BIN = os.environ.get("BATON_TESTPEER_BIN", "")
 # proxy/testpeer.h
 EXT_TAG, TYPE, TYPE_MUST = 0x7E57, 0x7E57, 0x7E58
 ENV_MUST = "BATON_TESTPEER_MUST_UNDERSTAND"
+ENV_MASTER_MUST = "BATON_TESTPEER_MASTER_MUST_UNDERSTAND"
 
 
 def transfer(addr, size, seed):
@@ -45,6 +48,13 @@ class HashedTraffic(ClientLoop):
         return None if failure is None else "transfer %d: %s" % (n, failure)
 
 
+def wait_transfers(traffic, what, n=5):
+    """Waits until n more transfers succeeded (or one failed)."""
+    done = traffic.ok
+    wait_until(lambda: traffic.ok >= done + n or traffic.failures, 60,
+               what="transfers " + what)
+
+
 class ProtocolToleranceTest(UpgradeBase):
 
     def setUp(self):
@@ -64,6 +74,26 @@ class ProtocolToleranceTest(UpgradeBase):
         b = start_baton_command(self, cfg, binary=exe, extra_env=env)
         return b, exe
 
+    def refused_reload(self, b, addr, why):
+        """A reload under sha256-checked traffic must be refused with a
+        reason matching `why`, and the traffic never notice.  Returns the
+        log mark taken before it."""
+        mark = b.mark()
+        traffic = HashedTraffic(addr)
+        try:
+            r = b.ctl("reload", timeout=60)
+            self.assertNotEqual(r.returncode, 0, "the reload was accepted: %r" % r.stdout)
+            self.assertEqual(r.stdout, "")
+            self.assertRegex(r.stderr, r"^reload failed: " + why + "$")
+            b.wait_for_log(r"^reload failed: .*; the running generation keeps serving$",
+                           start=mark)
+            wait_transfers(traffic, "after the refused reload")
+        finally:
+            ok, failures = traffic.stop()
+        self.assertEqual(failures, [], "transfers failed around the refused reload")
+        self.assertGreater(ok, 0)
+        return mark
+
     def assert_transfer(self, addr, size, seed):
         self.assertIsNone(transfer(addr, size, seed), "echo through baton changed the bytes")
 
@@ -71,7 +101,6 @@ class ProtocolToleranceTest(UpgradeBase):
         echo = self.echo_server()
         b, exe = self.start_production([echo])
         addr = b.listener_addr("web")
-        w1, g1 = b.current_worker()
         self.assert_transfer(addr, 100 * 1024, b"before")
         traffic = HashedTraffic(addr)
         try:
@@ -89,9 +118,7 @@ class ProtocolToleranceTest(UpgradeBase):
             b.wait_for_log(r"^master %d resumed as baton %s\b" % (b.pid, re.escape(self.vt)),
                            start=mark)
             # Traffic keeps flowing through the new worker, which stays up.
-            done = traffic.ok
-            wait_until(lambda: traffic.ok >= done + 5 or traffic.failures, 60,
-                       what="transfers after the upgrade")
+            wait_transfers(traffic, "after the upgrade")
             self.assertTrue(pid_alive(w2), "the worker that sent the unknown message died")
             st = b.status()
             self.assertEqual(st["baton"].get("version"), self.vt)
@@ -111,33 +138,38 @@ class ProtocolToleranceTest(UpgradeBase):
         self.assertEqual(b.find_log(r"^worker %d generation %d (exited|killed)" % (w2, g2),
                                     start=mark), [])
 
+        # Now the master is the test peer: the next worker (this tree's
+        # worker code) skips its two unknown messages, in start-up and after.
+        mark = b.mark()
+        traffic = HashedTraffic(addr)
+        try:
+            g3, w3, out = self.reload_ok(b)
+            skip = (r"^worker generation %d: skipped message type %d \(\d+ bytes\) from master "
+                    r"%d, unknown to this worker \(baton %s\)$"
+                    % (g3, TYPE, b.pid, re.escape(self.vt)))
+            b.wait_for_log(skip, start=mark, count=2)
+            wait_transfers(traffic, "after the second reload")
+        finally:
+            ok, failures = traffic.stop()
+        self.assertEqual(failures, [], "transfers failed during the second reload")
+        self.assertEqual(len(b.find_log(skip, start=mark)), 2)
+        active = [int(w["pid"]) for w in b.status()["worker"] if w.get("state") == "active"]
+        self.assertEqual(active, [w3])
+        self.assert_transfer(addr, 150 * 1024, b"last")
+
     def test_must_understand_refuses_the_reload(self):
         echo = self.echo_server()
         b, exe = self.start_production([echo], env={ENV_MUST: "1"})
         addr = b.listener_addr("web")
         w1, g1 = b.current_worker()
-        traffic = HashedTraffic(addr)
-        try:
-            install_binary(TESTPEER_BIN, exe)
-            mark = b.mark()
-            r = b.ctl("reload", timeout=60)
-            self.assertNotEqual(r.returncode, 0, "the reload was accepted: %r" % r.stdout)
-            self.assertEqual(r.stdout, "")
-            self.assertRegex(r.stderr, r"^reload failed: new worker \d+ generation %d .*: it "
-                             r"sent message type %d flagged must-understand, unknown to this "
-                             r"master \(baton %s\)$" % (g1 + 1, TYPE_MUST, re.escape(self.v)))
-            b.wait_for_log(r"^worker \d+ generation %d: it sent message type %d flagged "
-                           r"must-understand, unknown to this master \(baton %s\); stopping it$"
-                           % (g1 + 1, TYPE_MUST, re.escape(self.v)), start=mark)
-            b.wait_for_log(r"^reload failed: .*; the running generation keeps serving$",
-                           start=mark)
-            done = traffic.ok
-            wait_until(lambda: traffic.ok >= done + 5 or traffic.failures, 60,
-                       what="transfers after the refused reload")
-        finally:
-            ok, failures = traffic.stop()
-        self.assertEqual(failures, [], "transfers failed around the refused reload")
-        self.assertGreater(ok, 0)
+        install_binary(TESTPEER_BIN, exe)
+        mark = self.refused_reload(
+            b, addr, r"new worker \d+ generation %d killed by signal 9 \(\w+\): it sent message "
+            r"type %d flagged must-understand, unknown to this master \(baton %s\)"
+            % (g1 + 1, TYPE_MUST, re.escape(self.v)))
+        b.wait_for_log(r"^worker \d+ generation %d: it sent message type %d flagged "
+                       r"must-understand, unknown to this master \(baton %s\); stopping it$"
+                       % (g1 + 1, TYPE_MUST, re.escape(self.v)), start=mark)
         # The old generation serves on, under the old master binary.
         st = b.status()
         self.assertEqual(st["baton"].get("version"), self.v)
@@ -145,6 +177,23 @@ class ProtocolToleranceTest(UpgradeBase):
                           for w in st["worker"]], [(w1, str(g1), "active", self.v)])
         self.assertTrue(pid_alive(w1))
         self.assertFalse(b.find_log(r"re-executing", start=mark))
+        self.assert_transfer(addr, 150 * 1024, b"after")
+
+    def test_worker_refuses_must_understand_from_master(self):
+        """A worker given a message it must understand and does not says so
+        in FAILED and exits 1: the reload is refused with its reason."""
+        echo = self.echo_server()
+        b, exe = self.start_production([echo], env={ENV_MASTER_MUST: "1"})
+        addr = b.listener_addr("web")
+        install_binary(TESTPEER_BIN, exe)
+        g2, w2, out = self.reload_ok(b)
+        self.assertIn("now runs baton %s" % self.vt, out)
+        self.refused_reload(
+            b, addr, r"new worker \d+ generation %d exited with status 1: waiting for "
+            r"listeners: master %d sent message type %d flagged must-understand, unknown to "
+            r"this worker \(baton %s\)" % (g2 + 1, b.pid, TYPE_MUST, re.escape(self.vt)))
+        st = b.status()
+        self.assertEqual([(int(w["pid"]), w["state"]) for w in st["worker"]], [(w2, "active")])
         self.assert_transfer(addr, 150 * 1024, b"after")
 
 
