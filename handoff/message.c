@@ -567,8 +567,11 @@ static int dec_hello_ext(struct handoff_dec *e, uint16_t tag, void *arg)
 {
     struct handoff_hello *v = arg;
 
-    if (tag != HELLO_EXT_CAPS)
+    if (tag != HELLO_EXT_CAPS) {
+        if (v->unknown_exts++ == 0)
+            v->unknown_tag = tag;
         return 0;
+    }
     handoff_dec_u32(e, "capabilities", &v->caps);
     v->has_caps = !e->err;
     return 1;

@@ -39,8 +39,13 @@
  * both have: an older peer gets exactly the layouts it knows.
  */
 #define HANDOFF_CAP_LIST_PARTS 0x1u   /* STATUS and SERVER_STATE lists in parts */
-#define HANDOFF_CAP_CONNS      0x2u   /* live connection handoff (conn_msg.h) */
-#define HANDOFF_CAPS_OURS      (HANDOFF_CAP_LIST_PARTS | HANDOFF_CAP_CONNS)
+/* Skips a message of a type it does not know and refuses one flagged
+ * HANDOFF_HDR_MUST_UNDERSTAND (wire.h); reserved header flags ignored.
+ * Without it, a peer gets no type it may not know and no header flag. */
+#define HANDOFF_CAP_UNKNOWN_TYPES 0x2u
+#define HANDOFF_CAP_CONNS      0x4u   /* live connection handoff (conn_msg.h) */
+#define HANDOFF_CAPS_OURS      (HANDOFF_CAP_LIST_PARTS | HANDOFF_CAP_UNKNOWN_TYPES | \
+                                HANDOFF_CAP_CONNS)
 #define HANDOFF_CAPS_ENV       "BATON_HANDOFF_CAPS"
 /* What the first release's STATUS and SERVER_STATE could hold. */
 #define HANDOFF_LEGACY_LISTENERS 256
@@ -51,6 +56,10 @@ struct handoff_hello {
     char     version[HANDOFF_VERSION_MAX];   /* baton version of the sender */
     int      has_caps;                       /* the worker answers an offer */
     uint32_t caps;
+    /* Decoding: extensions this binary does not know, skipped (the first
+     * one's tag), so the receiver can say so. */
+    uint32_t unknown_exts;
+    uint16_t unknown_tag;
 };
 
 struct handoff_config {

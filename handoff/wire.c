@@ -64,7 +64,7 @@ const char *handoff_type_name(uint16_t type)
     return "UNKNOWN";
 }
 
-static int type_valid(uint16_t type)
+int handoff_type_known(uint16_t type)
 {
     return (type >= HANDOFF_HELLO && type <= HANDOFF_RESUME_ACCEPTING) ||
            (type >= HANDOFF_MASTER_STATE && type <= HANDOFF_SERVER_STATE) ||
@@ -82,9 +82,20 @@ void handoff_hdr_encode(const struct handoff_hdr *h, uint8_t out[HANDOFF_HDR_LEN
     be32_put(out + 12, h->len);
 }
 
+/* A type's name, or its number when this binary does not know it. */
+static const char *type_label(uint16_t type, char *buf, size_t n)
+{
+    if (handoff_type_known(type))
+        return handoff_type_name(type);
+    snprintf(buf, n, "message type %u", (unsigned)type);
+    return buf;
+}
+
 int handoff_hdr_decode(const uint8_t in[HANDOFF_HDR_LEN], struct handoff_hdr *h,
                        char *why, size_t whylen)
 {
+    char label[32];
+
     h->magic = be16_get(in);
     h->version = in[2];
     h->nfds = in[3];
@@ -99,17 +110,14 @@ int handoff_hdr_decode(const uint8_t in[HANDOFF_HDR_LEN], struct handoff_hdr *h,
     else if (h->version != HANDOFF_WIRE_VERSION)
         snprintf(why, whylen, "unsupported wire version %u (expected %u)",
                  (unsigned)h->version, HANDOFF_WIRE_VERSION);
-    else if (!type_valid(h->type))
-        snprintf(why, whylen, "unknown message type %u", (unsigned)h->type);
-    else if (h->flags != 0)
-        snprintf(why, whylen, "%s: nonzero flags 0x%04x (reserved, must be 0)",
-                 handoff_type_name(h->type), (unsigned)h->flags);
     else if (h->nfds > HANDOFF_MAX_FDS)
         snprintf(why, whylen, "%s: %u descriptors attached (max %u)",
-                 handoff_type_name(h->type), (unsigned)h->nfds, HANDOFF_MAX_FDS);
+                 type_label(h->type, label, sizeof(label)), (unsigned)h->nfds,
+                 HANDOFF_MAX_FDS);
     else if (h->len > HANDOFF_MAX_PAYLOAD)
         snprintf(why, whylen, "%s: payload of %u bytes (max %u)",
-                 handoff_type_name(h->type), (unsigned)h->len, HANDOFF_MAX_PAYLOAD);
+                 type_label(h->type, label, sizeof(label)), (unsigned)h->len,
+                 HANDOFF_MAX_PAYLOAD);
     else
         return 0;
     return -1;
@@ -135,6 +143,14 @@ int handoff_msg_init(struct handoff_msg *m, uint16_t type, uint32_t seq)
     handoff_hdr_encode(&h, m->buf);
     m->len = HANDOFF_HDR_LEN;
     return 0;
+}
+
+void handoff_msg_set_flags(struct handoff_msg *m, uint16_t flags)
+{
+    if (m->buf == NULL || m->len < HANDOFF_HDR_LEN)
+        return;
+    flags &= HANDOFF_HDR_FLAGS_DEFINED;
+    be16_put(m->buf + 6, flags);
 }
 
 /* Makes room for n more bytes; on failure marks the message failed. */
@@ -251,7 +267,7 @@ int handoff_msg_finish(struct handoff_msg *m)
     h.version = HANDOFF_WIRE_VERSION;
     h.nfds = (uint8_t)m->nfds;
     h.type = be16_get(m->buf + 4);
-    h.flags = 0;
+    h.flags = be16_get(m->buf + 6);
     h.seq = be32_get(m->buf + 8);
     h.len = (uint32_t)(m->len - HANDOFF_HDR_LEN);
     handoff_hdr_encode(&h, m->buf);

@@ -8,8 +8,8 @@
  *   0       2     magic    0xBA70 ("baton")
  *   2       1     version  HANDOFF_WIRE_VERSION
  *   3       1     nfds     descriptors attached to this message (0..HANDOFF_MAX_FDS)
- *   4       2     type     enum handoff_type
- *   6       2     flags    reserved, must be 0
+ *   4       2     type     enum handoff_type, or one this reader does not know
+ *   6       2     flags    HANDOFF_HDR_MUST_UNDERSTAND; other bits reserved
  *   8       4     seq      sender's sequence number (for logs and replies)
  *   12      4     len      payload length (0..HANDOFF_MAX_PAYLOAD)
  *
@@ -17,6 +17,16 @@
  * bounds-checked getters below (OpenBSD ibuf style): a getter that would
  * read past the end fails and marks the reader as failed, so a decoder can
  * run all its reads and check once.
+ *
+ * Framing does not depend on the type: a message of a type the reader does
+ * not know is still a whole message (its payload and descriptors consumed),
+ * so a newer peer's messages can be skipped.  A receiver skips such a
+ * message unless HANDOFF_HDR_MUST_UNDERSTAND is set, which makes it a
+ * refusal instead (the sender cannot go on without it).  Reserved flag bits
+ * are sent as 0 and ignored by readers.  The first release (0.1.0) refused
+ * any unknown type or nonzero flag and closed the channel, so nothing new
+ * goes to a peer whose capabilities (message.h) do not include
+ * HANDOFF_CAP_UNKNOWN_TYPES.
  */
 #ifndef BATON_HANDOFF_WIRE_H
 #define BATON_HANDOFF_WIRE_H
@@ -30,6 +40,10 @@
 #define HANDOFF_MAX_PAYLOAD  (2u << 20)   /* 2 MiB: a whole config file fits */
 #define HANDOFF_MAX_FDS      16u
 #define HANDOFF_STR_MAX      4096u        /* longest string field */
+
+/* Header flags. */
+#define HANDOFF_HDR_MUST_UNDERSTAND 0x0001u   /* an unknown type is refused, not skipped */
+#define HANDOFF_HDR_FLAGS_DEFINED   HANDOFF_HDR_MUST_UNDERSTAND
 
 enum handoff_type {
     HANDOFF_HELLO = 1,       /* worker -> master: pid, version string */
@@ -86,9 +100,13 @@ struct handoff_reader {
 };
 
 const char *handoff_type_name(uint16_t type);
+/* 1 if this binary knows the type (it may still be unexpected where it
+ * arrives: a receiver handles only its own direction's types). */
+int handoff_type_known(uint16_t type);
 
 /* Header encode/decode.  decode returns 0, or -1 with `why` set when the
- * header is invalid (bad magic, version, type, flags, nfds, or len). */
+ * header cannot be framed (bad magic, version, nfds, or len); any type and
+ * any flags are valid framing. */
 void handoff_hdr_encode(const struct handoff_hdr *h, uint8_t out[HANDOFF_HDR_LEN]);
 int  handoff_hdr_decode(const uint8_t in[HANDOFF_HDR_LEN], struct handoff_hdr *h,
                         char *why, size_t whylen);
@@ -97,6 +115,9 @@ int  handoff_hdr_decode(const uint8_t in[HANDOFF_HDR_LEN], struct handoff_hdr *h
  * msg->failed instead of returning errors; check it (or handoff_msg_finish's
  * return) once at the end. */
 int  handoff_msg_init(struct handoff_msg *m, uint16_t type, uint32_t seq);
+/* Header flags (HANDOFF_HDR_*; undefined bits are dropped), kept by
+ * handoff_msg_finish.  Only for a peer with HANDOFF_CAP_UNKNOWN_TYPES. */
+void handoff_msg_set_flags(struct handoff_msg *m, uint16_t flags);
 void handoff_msg_put_u8(struct handoff_msg *m, uint8_t v);
 void handoff_msg_put_u16(struct handoff_msg *m, uint16_t v);
 void handoff_msg_put_u32(struct handoff_msg *m, uint32_t v);

@@ -107,6 +107,7 @@ static struct {
     [PROXY_LOGK_CONNECT]      = LOG_KIND(CONF_LOG_WARN, "failed connects to servers"),
     [PROXY_LOGK_NO_SERVER]    = LOG_KIND(CONF_LOG_WARN, "clients closed with no server connected"),
     [PROXY_LOGK_LOCAL_LIMIT]  = LOG_KIND(CONF_LOG_ERROR, "connects refused by a local limit"),
+    [PROXY_LOGK_HANDOFF_UNKNOWN] = LOG_KIND(CONF_LOG_WARN, "handoff messages skipped as unknown"),
 };
 
 void proxy_log_limited(enum proxy_log_kind kind, const char *fmt, ...)

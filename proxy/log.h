@@ -51,6 +51,7 @@ enum proxy_log_kind {
     PROXY_LOGK_CONNECT,           /* failed connect to a server */
     PROXY_LOGK_NO_SERVER,         /* client closed: no server could be connected */
     PROXY_LOGK_LOCAL_LIMIT,       /* connect refused by a local limit */
+    PROXY_LOGK_HANDOFF_UNKNOWN,   /* handoff message or extension of a newer peer, skipped */
     PROXY_LOGK_COUNT
 };
 

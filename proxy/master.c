@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "activation.h"
 #include "process.h"
+#include "testpeer.h"
 #include "tls.h"
 
 #include <openssl/crypto.h>
@@ -198,7 +199,12 @@ static void gen_send_setup(struct master_gen *g)
         if (handoff_encode_listener(&msg, g->ch.seq++, &hl) == 0)
             proxy_master_gen_send(g, &msg);
     }
+    /* What the test binary sends beyond the protocol (nothing in baton). */
+    if (proxy_testpeer_message(&msg, &g->ch.seq, PROXY_TESTPEER_BEFORE_START, g->caps) == 1)
+        proxy_master_gen_send(g, &msg);
     gen_send_empty(g, HANDOFF_START);
+    if (proxy_testpeer_message(&msg, &g->ch.seq, PROXY_TESTPEER_AFTER_START, g->caps) == 1)
+        proxy_master_gen_send(g, &msg);
 }
 
 /* The reload's new generation is serving: retire the old ones and make the
@@ -363,6 +369,37 @@ static void gen_status(struct master_gen *g, struct handoff_in *in)
             proxy_master_status_reply(c);
 }
 
+/*
+ * A message this master does not handle.  A type it does not know at all
+ * comes from a newer worker, which sends one only to a master with
+ * HANDOFF_CAP_UNKNOWN_TYPES: skipped, unless flagged must-understand (the
+ * worker cannot go on without it); that worker is then stopped like one
+ * that broke the protocol, and a reload waiting for it is told why.
+ */
+static void gen_unknown(struct master_gen *g, const struct handoff_in *in)
+{
+    unsigned type = in->hdr.type;
+
+    if (handoff_type_known(in->hdr.type)) {
+        proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker %ld generation %u: unexpected "
+                          "%s message ignored", (long)g->pid, g->id,
+                          handoff_type_name(in->hdr.type));
+        return;
+    }
+    if (!(in->hdr.flags & HANDOFF_HDR_MUST_UNDERSTAND)) {
+        proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker %ld generation %u: skipped "
+                          "message type %u (%u bytes), unknown to this master (baton %s)",
+                          (long)g->pid, g->id, type, (unsigned)in->hdr.len, BATON_VERSION);
+        return;
+    }
+    snprintf(g->failure, sizeof(g->failure), "it sent message type %u flagged "
+             "must-understand, unknown to this master (baton %s)", type, BATON_VERSION);
+    proxy_log_error("worker %ld generation %u: %s; stopping it", (long)g->pid, g->id,
+                    g->failure);
+    gen_close_channel(g);
+    kill(g->pid, SIGKILL);
+}
+
 static void gen_handle(struct master_gen *g, struct handoff_in *in)
 {
     struct handoff_hello hello;
@@ -385,6 +422,11 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
         proxy_logsafe(g->version, sizeof(g->version), hello.version, PROXY_LOGSAFE_FIELD);
         /* A worker that predates capabilities answers no offer. */
         g->caps = hello.has_caps ? hello.caps & HANDOFF_CAPS_OURS : 0;
+        if (hello.unknown_exts > 0)
+            proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker %ld generation %u: skipped "
+                              "%u HELLO extension(s) unknown to this master (the first: tag "
+                              "%u)", (long)g->pid, g->id, (unsigned)hello.unknown_exts,
+                              (unsigned)hello.unknown_tag);
         gen_send_setup(g);
         return;
     case HANDOFF_READY:
@@ -405,8 +447,7 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
         gen_status(g, in);
         return;
     default:
-        proxy_log_warn("worker %ld generation %u: unexpected %s message ignored", (long)g->pid,
-                       g->id, handoff_type_name(in->hdr.type));
+        gen_unknown(g, in);
         return;
     }
 }
@@ -841,6 +882,8 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
     struct master *m = arg;
 
     poll_active_status(m);
+    /* Counts of rate-limited messages (a worker's unknown messages). */
+    proxy_log_flush_suppressed(0);
     proxy_master_timer_add_ms(m->poll_timer, 1000);
 }
 

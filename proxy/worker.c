@@ -29,6 +29,7 @@
 #include "message.h"
 #include "netutil.h"
 #include "health.h"
+#include "testpeer.h"
 #include "tls.h"
 
 #define WORKER_STARTUP_TIMEOUT_MS 30000
@@ -322,6 +323,29 @@ static void worker_link(struct proxy_worker *w, struct handoff_in *in)
     proxy_loop_add_link(&w->loops[hl.index % w->nloops], &hl);
 }
 
+/*
+ * A message type this worker does not know comes from a newer master, which
+ * sends one only to a worker with HANDOFF_CAP_UNKNOWN_TYPES: skipped (0),
+ * or -1 with why when flagged must-understand (the master cannot go on
+ * without it, and this worker cannot serve it).
+ */
+static int worker_unknown(struct proxy_worker *w, const struct handoff_in *in, char *why,
+                          size_t n)
+{
+    unsigned type = in->hdr.type;
+
+    if (in->hdr.flags & HANDOFF_HDR_MUST_UNDERSTAND) {
+        snprintf(why, n, "master %ld sent message type %u flagged must-understand, unknown "
+                 "to this worker (baton %s)", (long)w->ch.peer_pid, type, BATON_VERSION);
+        return -1;
+    }
+    proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker generation %u: skipped message type "
+                      "%u (%u bytes) from master %ld, unknown to this worker (baton %s)",
+                      w->generation, type, (unsigned)in->hdr.len, (long)w->ch.peer_pid,
+                      BATON_VERSION);
+    return 0;
+}
+
 static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
 {
     char why[256];
@@ -348,8 +372,14 @@ static void worker_handle(struct proxy_worker *w, struct handoff_in *in)
         }
         break;
     default:
-        proxy_log_warn("worker: unexpected %s message from master ignored",
-                       handoff_type_name(in->hdr.type));
+        if (handoff_type_known(in->hdr.type))
+            proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker: unexpected %s message "
+                              "from master ignored", handoff_type_name(in->hdr.type));
+        else if (worker_unknown(w, in, why, sizeof(why)) != 0) {
+            proxy_log_error("worker generation %u: %s; exiting", w->generation, why);
+            w->refused = 1;
+            worker_stop_now(w, "protocol refused");
+        }
         return;
     }
     if (in->hdr.type == HANDOFF_DRAIN) {
@@ -405,6 +435,23 @@ static void worker_flush(struct proxy_worker *w)
         proxy_log_error("worker: writing to master: %s", strerror(errno));
 }
 
+/* The next message of the start-up conversation, skipping types this
+ * worker does not know: 1, or -1 with why. */
+static int worker_recv_setup(struct proxy_worker *w, struct handoff_in *in, char *why, size_t n)
+{
+    for (;;) {
+        if (handoff_channel_recv_sync(&w->ch, in, WORKER_STARTUP_TIMEOUT_MS, why, n) != 1)
+            return -1;
+        if (handoff_type_known(in->hdr.type))
+            return 1;
+        if (worker_unknown(w, in, why, n) != 0) {
+            handoff_in_free(in);
+            return -1;
+        }
+        handoff_in_free(in);
+    }
+}
+
 /* Receives CONFIG, LISTENERs and START. */
 static int worker_receive_setup(struct proxy_worker *w)
 {
@@ -413,7 +460,7 @@ static int worker_receive_setup(struct proxy_worker *w)
     char why[512], err[CONF_ERR_MAX * 4];
     char *text;
 
-    if (handoff_channel_recv_sync(&w->ch, &in, WORKER_STARTUP_TIMEOUT_MS, why, sizeof(why)) != 1)
+    if (worker_recv_setup(w, &in, why, sizeof(why)) != 1)
         return worker_fail(w, "waiting for configuration: %s", why);
     if (in.hdr.type != HANDOFF_CONFIG || handoff_decode_config(&in, &cfg, why, sizeof(why)) != 0) {
         if (in.hdr.type != HANDOFF_CONFIG)
@@ -444,8 +491,7 @@ static int worker_receive_setup(struct proxy_worker *w)
         struct proxy_listener *l = NULL;
         char actual[80];
 
-        if (handoff_channel_recv_sync(&w->ch, &in, WORKER_STARTUP_TIMEOUT_MS, why,
-                                      sizeof(why)) != 1)
+        if (worker_recv_setup(w, &in, why, sizeof(why)) != 1)
             return worker_fail(w, "waiting for listeners: %s", why);
         if (in.hdr.type == HANDOFF_START) {
             handoff_in_free(&in);
@@ -639,12 +685,16 @@ int proxy_worker_main(int channel_fd)
     hello.caps = HANDOFF_CAPS_OURS;
     w->caps &= HANDOFF_CAPS_OURS;
     if (handoff_encode_hello(&m, w->ch.seq++, &hello) != 0 ||
+        proxy_testpeer_hello(&m, hello.has_caps) != 0 ||
         handoff_channel_send_sync(&w->ch, &m, WORKER_STARTUP_TIMEOUT_MS, why, sizeof(why)) != 0) {
         proxy_log_error("worker: cannot greet the master: %s", why);
         handoff_msg_free(&m);
         goto out;
     }
     handoff_msg_free(&m);
+    /* What the test binary sends beyond the protocol (nothing in baton). */
+    if (proxy_testpeer_message(&m, &w->ch.seq, PROXY_TESTPEER_AFTER_HELLO, w->caps) == 1)
+        worker_send(w, &m);
     if (worker_receive_setup(w) != 0 || worker_build(w) != 0 || worker_events(w) != 0)
         goto out;
     if (handoff_server_state_complete(&w->carried))
@@ -661,11 +711,13 @@ int proxy_worker_main(int channel_fd)
     if (handoff_encode_empty(&m, HANDOFF_READY, w->ch.seq++) != 0)
         goto out;
     worker_send(w, &m);
+    if (proxy_testpeer_message(&m, &w->ch.seq, PROXY_TESTPEER_AFTER_READY, w->caps) == 1)
+        worker_send(w, &m);
     if (event_base_dispatch(w->base) < 0)
         proxy_log_error("worker: event loop failed");
     if (w->nloops == 1)
         proxy_loop_finish(&w->loops[0]);
-    rc = 0;
+    rc = w->refused;
     proxy_log_info("worker generation %u exiting", w->generation);
 out:
     if (w->loops != NULL && rc != 0)

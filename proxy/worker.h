@@ -60,6 +60,7 @@ struct proxy_worker {
     struct event           *log_flush_ev; /* reports counts of rate-limited messages */
     unsigned                loops_done;
     int                     draining;
+    int                     refused;     /* the master sent what it must not: exit 1 */
     struct proxy_health    *health;      /* active checks, NULL without */
     struct handoff_server_state carried; /* health from the previous generation */
 };

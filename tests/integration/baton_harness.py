@@ -152,6 +152,65 @@ def send_and_half_close(addr, data, timeout=None):
         s.close()
 
 
+def echo_duplex(addr, data, timeout=None):
+    """One connection to an echo path: sends data (then half-closes) from a
+    thread while reading what comes back, so neither direction waits for
+    the other's buffers.  Returns (nbytes, sha256hex) received; raises what
+    the sender hit."""
+    s = connect(addr, timeout=timeout)
+    errors = []
+
+    def send():
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            errors.append(e)
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    try:
+        got = recv_until_eof(s, timeout=timeout, hash_only=True)
+    finally:
+        t.join(scaled(timeout if timeout is not None else T_IO))
+        s.close()
+    if errors:
+        raise errors[0]
+    return got
+
+
+class ClientLoop(object):
+    """Runs one(n) for n = 0, 1, ... in a thread until stopped, bounded by
+    `limit` seconds.  one returns None for success or a failure text;
+    OSError and AssertionError count as failures too."""
+
+    def __init__(self, one, limit=120):
+        self.one, self.limit = one, limit
+        self.ok, self.failures = 0, []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        end = time.monotonic() + self.limit
+        n = 0
+        while not self.stopping.is_set() and time.monotonic() < end:
+            try:
+                failure = self.one(n)
+            except (OSError, AssertionError) as e:
+                failure = "connection %d: %s" % (n, e)
+            if failure is None:
+                self.ok += 1
+            else:
+                self.failures.append(failure)
+            n += 1
+
+    def stop(self):
+        """Stops the loop; returns (successes, failures)."""
+        self.stopping.set()
+        self.thread.join(60)
+        return self.ok, self.failures
+
+
 def recv_until_eof(sock, timeout=None, hash_only=False):
     """Read until EOF.  Returns bytes, or (nbytes, sha256hex) with hash_only.
     Raises AssertionError on deadline, lets ConnectionResetError through."""

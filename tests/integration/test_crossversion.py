@@ -7,11 +7,9 @@ the master keeps the newer binary: never a master that cannot resume."""
 
 import os
 import subprocess
-import threading
-import time
 import unittest
 
-from baton_harness import (BATON_BIN, BATON_SOURCE_DIR, binary_version, connect,
+from baton_harness import (BATON_BIN, BATON_SOURCE_DIR, ClientLoop, binary_version, connect,
                            install_binary, pseudo_random, start_baton_command)
 from test_upgrade import UpgradeBase, echo_ok, echo_once
 
@@ -30,37 +28,20 @@ def build_previous():
     return r.stdout.strip().splitlines()[-1]
 
 
-class Traffic:
+class Traffic(ClientLoop):
     """Short echo connections, one after another, until stopped (bounded
     by `limit` seconds); every failure is recorded."""
 
     def __init__(self, addr, limit=120):
-        self.addr, self.limit = addr, limit
-        self.ok, self.failures = 0, []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        self.addr = addr
+        super().__init__(self.echo, limit)
 
-    def run(self):
-        end = time.monotonic() + self.limit
-        n = 0
-        while not self.stopping.is_set() and time.monotonic() < end:
-            msg = pseudo_random(512 + n % 4096, seed=b"x%d" % n)
-            try:
-                got = echo_once(self.addr, msg)
-                if got != msg:
-                    self.failures.append("connection %d: %d bytes back, expected %d"
-                                         % (n, len(got), len(msg)))
-                else:
-                    self.ok += 1
-            except OSError as e:
-                self.failures.append("connection %d: %s" % (n, e))
-            n += 1
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(30)
-        return self.ok, self.failures
+    def echo(self, n):
+        msg = pseudo_random(512 + n % 4096, seed=b"x%d" % n)
+        got = echo_once(self.addr, msg)
+        if got != msg:
+            return "connection %d: %d bytes back, expected %d" % (n, len(got), len(msg))
+        return None
 
 
 class CrossVersionTest(UpgradeBase):

@@ -2,11 +2,10 @@
 
 import hashlib
 import socket
-import threading
 import unittest
 
-from baton_harness import (BatonTestCase, connect, has_ipv6_loopback, pseudo_random,
-                           recv_exact, recv_until_eof, send_and_half_close, sha256_hex)
+from baton_harness import (BatonTestCase, connect, echo_duplex, has_ipv6_loopback,
+                           pseudo_random, recv_exact, recv_until_eof, send_and_half_close, sha256_hex)
 
 SIZES = [("1B", 1), ("64KiB", 64 << 10), ("64MiB", 64 << 20)]
 
@@ -96,23 +95,7 @@ class TransferTest(BatonTestCase):
         echo = self.echo_server()
         b, addr = self.proxy([echo])
         data = pseudo_random(8 << 20, b"duplex")
-        s = connect(addr, timeout=60)
-        err = []
-
-        def send():
-            try:
-                s.sendall(data)
-                s.shutdown(socket.SHUT_WR)
-            except OSError as e:
-                err.append(e)
-        t = threading.Thread(target=send, daemon=True)
-        t.start()
-        try:
-            n, digest = recv_until_eof(s, timeout=60, hash_only=True)
-        finally:
-            t.join(60)
-            s.close()
-        self.assertEqual(err, [])
+        n, digest = echo_duplex(addr, data, timeout=60)
         self.assertEqual(n, len(data))
         self.assertEqual(digest, sha256_hex(data))
 

@@ -362,14 +362,15 @@ static void test_garbage(void)
     handoff_channel_close(&a);
     handoff_channel_close(&b);
 
-    /* A valid magic but an unknown type. */
+    /* A valid magic but an unknown type: framed like any message. */
     CHECK(open_pair(&a, &b) == 0);
     h.type = 200;
     handoff_hdr_encode(&h, hdr);
     raw_write(&a, hdr, sizeof(hdr));
     CHECK(handoff_channel_read(&b) > 0);
-    CHECK(handoff_channel_next(&b, &in, why, sizeof(why)) == -1);
-    CHECK_WHY(why, "unknown message type 200");
+    CHECK(handoff_channel_next(&b, &in, why, sizeof(why)) == 1);
+    CHECK_U64(in.hdr.type, 200);
+    handoff_in_free(&in);
     handoff_channel_close(&a);
     handoff_channel_close(&b);
 
@@ -386,6 +387,62 @@ static void test_garbage(void)
     CHECK(handoff_channel_read(&b) > 0);
     CHECK(handoff_channel_next(&b, &in, why, sizeof(why)) == -1);
     CHECK_WHY(why, "LISTENER message declares 1 descriptor but only 0 arrived");
+    handoff_channel_close(&a);
+    handoff_channel_close(&b);
+}
+
+/* A newer peer's message (a type this binary does not know, flags, a
+ * payload, descriptors) is consumed whole: its descriptors are handed to
+ * it and closed with it, and the messages after it arrive intact. */
+static void test_unknown_type(void)
+{
+    struct handoff_channel a, b;
+    struct handoff_msg m;
+    struct handoff_in in;
+    struct handoff_hello hg, h = { .pid = 42, .version = "after" };
+    char why[256] = "";
+    int p[2], fds_before, r;
+
+    CHECK(open_pair(&a, &b) == 0);
+    CHECK(pipe2(p, O_CLOEXEC) == 0);
+    fds_before = count_fds();
+    for (uint16_t flags = 0; flags <= HANDOFF_HDR_MUST_UNDERSTAND; flags++) {
+        CHECK(handoff_msg_init(&m, 0x7e57, a.seq++) == 0);
+        handoff_msg_set_flags(&m, flags);
+        handoff_msg_put_str(&m, "from a newer release");
+        handoff_msg_put_bytes(&m, "0123456789", 10);
+        handoff_msg_add_fd(&m, p[0]);
+        handoff_msg_add_fd(&m, p[1]);
+        CHECK(handoff_msg_finish(&m) == 0);
+        CHECK(handoff_channel_send(&a, &m) == 0);
+        handoff_msg_free(&m);
+    }
+    CHECK(handoff_encode_hello(&m, a.seq++, &h) == 0);
+    CHECK(handoff_channel_send(&a, &m) == 0);
+    handoff_msg_free(&m);
+    for (uint16_t flags = 0; flags <= HANDOFF_HDR_MUST_UNDERSTAND; flags++) {
+        r = pump_next(&a, &b, &in, why, sizeof(why));
+        CHECK(r == 1);
+        if (r != 1) {
+            fprintf(stderr, "    %s\n", why);
+            break;
+        }
+        CHECK_U64(in.hdr.type, 0x7e57);
+        CHECK_U64(in.hdr.flags, flags);
+        CHECK_U64(in.hdr.len, 2 + 20 + 4 + 10);
+        CHECK_U64(in.nfds, 2);
+        CHECK(same_pipe(in.fds[1], in.fds[0]));
+        handoff_in_free(&in);
+    }
+    CHECK(pump_next(&a, &b, &in, why, sizeof(why)) == 1);
+    CHECK(handoff_decode_hello(&in, &hg, why, sizeof(why)) == 0);
+    CHECK_U64(hg.pid, 42);
+    CHECK_STR(hg.version, "after");
+    handoff_in_free(&in);
+    CHECK_U64(b.nfdq, 0);
+    CHECK_U64(count_fds(), fds_before);
+    close(p[0]);
+    close(p[1]);
     handoff_channel_close(&a);
     handoff_channel_close(&b);
 }
@@ -562,6 +619,7 @@ int main(int argc, char **argv)
     test_large();
     test_many_small();
     test_garbage();
+    test_unknown_type();
     test_eof_truncated();
     test_sync();
     test_queue_bound();
