@@ -320,7 +320,9 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
             continue;
         }
         g->ch.seq = sg->seq;
-        g->caps = sg->caps;
+        /* What both sides have: this image may know less than the one that
+         * negotiated (a downgrade), and must not use what it does not know. */
+        g->caps = sg->caps & HANDOFF_CAPS_OURS;
         g->started_ms = sg->started_ms;
         memcpy(g->version, sg->version, sizeof(g->version));
         if (handoff_channel_inject(&g->ch, sg->pending, sg->npending) != 0)
