@@ -21,8 +21,9 @@
 struct handoff_outmsg {
     struct handoff_outmsg *next;
     size_t   len;
-    int      fds[HANDOFF_MAX_FDS];   /* our dups; closed once sent */
+    int      fds[HANDOFF_MAX_FDS];   /* our dups, closed once sent; or lent */
     unsigned nfds;
+    int      lent;                   /* fds are the caller's: never closed here */
     uint8_t  data[];
 };
 
@@ -78,7 +79,8 @@ static void out_pop(struct handoff_channel *ch)
         ch->out_tail = NULL;
     ch->out_bytes -= o->len - ch->out_off;
     ch->out_off = 0;
-    close_fds(o->fds, o->nfds);
+    if (!o->lent)
+        close_fds(o->fds, o->nfds);
     free(o);
 }
 
@@ -112,7 +114,7 @@ static int msg_sendable(const struct handoff_msg *m)
     return h.len == m->len - HANDOFF_HDR_LEN && h.nfds == m->nfds;
 }
 
-int handoff_channel_send(struct handoff_channel *ch, struct handoff_msg *m)
+static int channel_queue(struct handoff_channel *ch, struct handoff_msg *m, int lend)
 {
     struct handoff_outmsg *o;
     unsigned i;
@@ -130,9 +132,12 @@ int handoff_channel_send(struct handoff_channel *ch, struct handoff_msg *m)
     o->next = NULL;
     o->len = m->len;
     o->nfds = 0;
+    o->lent = lend;
     memcpy(o->data, m->buf, m->len);
     /* Dup now: the caller may close its descriptors before we flush. */
-    for (i = 0; i < m->nfds; i++) {
+    for (i = 0; i < m->nfds && lend; i++)
+        o->fds[o->nfds++] = m->fds[i];
+    for (i = 0; i < m->nfds && !lend; i++) {
         if ((o->fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
             int saved = errno;
 
@@ -150,6 +155,16 @@ int handoff_channel_send(struct handoff_channel *ch, struct handoff_msg *m)
     ch->out_tail = o;
     ch->out_bytes += o->len;
     return 0;
+}
+
+int handoff_channel_send(struct handoff_channel *ch, struct handoff_msg *m)
+{
+    return channel_queue(ch, m, 0);
+}
+
+int handoff_channel_send_lent(struct handoff_channel *ch, struct handoff_msg *m)
+{
+    return channel_queue(ch, m, 1);
 }
 
 int handoff_channel_flush(struct handoff_channel *ch)
@@ -170,7 +185,8 @@ int handoff_channel_flush(struct handoff_channel *ch)
             return 0;
         if (first) {
             /* In flight now; the kernel holds its own references. */
-            close_fds(o->fds, o->nfds);
+            if (!o->lent)
+                close_fds(o->fds, o->nfds);
             o->nfds = 0;
         }
         ch->out_off += (size_t)n;

@@ -47,6 +47,10 @@ void handoff_channel_close(struct handoff_channel *ch);
  * caller keeps its own.  The message itself is freed by the caller.
  * Returns 0, or -1 (out of memory, or more than 64 MiB queued). */
 int  handoff_channel_send(struct handoff_channel *ch, struct handoff_msg *m);
+/* The same without a duplicate of each descriptor: they are lent, and the
+ * caller keeps them open until the message is sent or the channel closed
+ * (a process near its descriptor limit can still send what it holds). */
+int  handoff_channel_send_lent(struct handoff_channel *ch, struct handoff_msg *m);
 /* Writes queued output.  Returns 1 when the queue is empty, 0 when the
  * transport would block, -1 on error (errno set). */
 int  handoff_channel_flush(struct handoff_channel *ch);

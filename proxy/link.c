@@ -117,7 +117,12 @@ static int give_one(struct proxy_link *k, struct proxy_conn *c)
         c->xfer = PROXY_XFER_STAYS;
         return 0;
     }
-    rc = link_send(k, &m, handoff_encode_conn(&m, k->ch.seq++, st));
+    /* Lent, not duplicated: the frozen connection keeps its sockets open
+     * until the taker answers, and a link that fails closes its channel
+     * before any of them could be closed. */
+    rc = handoff_encode_conn(&m, k->ch.seq++, st) == 0 ? handoff_channel_send_lent(&k->ch, &m)
+                                                       : -1;
+    handoff_msg_free(&m);
     free(st);
     if (rc != 0) {
         proxy_conn_thaw(c);
@@ -340,20 +345,32 @@ static void link_handle(struct proxy_link *k, struct handoff_in *in)
     }
 }
 
+#define LINK_READS_PER_WAKEUP 64   /* each read brings at most one CONN's sockets */
+
 static void link_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_link *k = arg;
     struct handoff_in in;
     char why[256];
-    ssize_t n = handoff_channel_read(&k->ch);
-    int rc;
+    ssize_t n = 1;
+    int rc = 0, reads = 0;
 
-    if (n == -2)
-        return;
-    while (!k->failed && (rc = handoff_channel_next(&k->ch, &in, why, sizeof(why))) == 1) {
-        link_handle(k, &in);
-        handoff_in_free(&in);
+    /* A CONN's descriptors end a read (the kernel does not merge messages
+     * that carry some): read on while there is more, so that one CONN_ACK
+     * answers a batch instead of one round trip per connection. */
+    while (!k->failed && rc >= 0 && reads++ < LINK_READS_PER_WAKEUP) {
+        n = handoff_channel_read(&k->ch);
+        if (n == -2 || n == 0 || n == -1)
+            break;
+        while (!k->failed && (rc = handoff_channel_next(&k->ch, &in, why, sizeof(why))) == 1) {
+            link_handle(k, &in);
+            handoff_in_free(&in);
+        }
     }
+    if (n == -2 && reads == 1)
+        return;
+    if (n == -2)
+        n = 1;
     if (k->role == HANDOFF_LINK_TAKE && k->ack->n > 0 && take_grant(k, k->received) != 0) {
         snprintf(why, sizeof(why), "cannot queue an acknowledgement");
         rc = -1;

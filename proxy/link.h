@@ -18,7 +18,7 @@
 struct proxy_loop;
 struct proxy_conn;
 
-#define PROXY_LINK_WINDOW     128     /* CONN messages in flight per link */
+#define PROXY_LINK_WINDOW     1024    /* CONN messages in flight per link */
 #define PROXY_LINK_STALL_MS   5000    /* no answer this long: the giver takes back */
 
 struct proxy_link {
