@@ -33,6 +33,7 @@
 #include "proxyproto.h"
 #include "tls.h"
 #include "worker.h"
+#include "xprt.h"
 
 static void conn_connect_next(struct proxy_conn *c);
 static void conn_begin(struct proxy_conn *c);
@@ -280,15 +281,14 @@ static int tls_receive(struct proxy_conn *c, struct proxy_side *s, char *why, si
 }
 
 /* Sends what the handshake produced; watches for writability if needed. */
-static int tls_flush_side(struct proxy_side *s)
+static int side_flush(struct proxy_side *s)
 {
-    int r = proxy_tls_flush(s->tls, s->fd);
+    int r = s->xprt->flush(s);
 
     proxy_side_watch_write(s, r == 0);
     return r;
 }
 
-static int side_tls_new(struct proxy_side *s, SSL *ssl);
 static void client_handshake(struct proxy_conn *c);
 
 /*
@@ -309,7 +309,7 @@ static int client_tls_begin(struct proxy_conn *c)
     }
     if (rec == 0)
         return 0;
-    if (side_tls_new(&c->client, proxy_tls_server_ssl(c->listener->tls)) != 0) {
+    if (proxy_xprt_tls_attach(&c->client, proxy_tls_server_ssl(c->listener->tls)) != 0) {
         proxy_conn_close(c, PROXY_END_ERROR);
         return -1;
     }
@@ -365,17 +365,17 @@ static void client_handshake(struct proxy_conn *c)
     }
     switch (proxy_tls_handshake(c->client.tls, why, sizeof(why))) {
     case PROXY_TLS_WANT:
-        if (tls_flush_side(&c->client) < 0)
+        if (side_flush(&c->client) < 0)
             handshake_failed(c, "send failed");
         return;
     case PROXY_TLS_OK:
         break;
     default:
-        (void)tls_flush_side(&c->client);   /* the alert, if it fits */
+        (void)side_flush(&c->client);   /* the alert, if it fits */
         handshake_failed(c, why);
         return;
     }
-    if (tls_flush_side(&c->client) < 0) {
+    if (side_flush(&c->client) < 0) {
         handshake_failed(c, "send failed");
         return;
     }
@@ -385,30 +385,6 @@ static void client_handshake(struct proxy_conn *c)
     if (alpn[0] != '\0')
         c->alpn = strdup(alpn);
     route_and_connect(c);
-}
-
-static int side_tls_new(struct proxy_side *s, SSL *ssl)
-{
-    s->tls = calloc(1, sizeof(*s->tls));
-    if (s->tls == NULL) {
-        SSL_free(ssl);
-        return -1;
-    }
-    if (proxy_tls_init(s->tls, ssl) != 0) {
-        free(s->tls);
-        s->tls = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-static void side_tls_free(struct proxy_side *s)
-{
-    if (s->tls == NULL)
-        return;
-    proxy_tls_free(s->tls);
-    free(s->tls);
-    s->tls = NULL;
 }
 
 /* ---- event callbacks ---------------------------------------------------------- */
@@ -459,7 +435,7 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 
     if (c->state != PROXY_CONN_RELAYING) {
         /* Handshake records still on their way to the client. */
-        if (c->client.tls == NULL || tls_flush_side(&c->client) < 0)
+        if (side_flush(&c->client) < 0)
             proxy_conn_close(c, PROXY_END_CLIENT_CLOSE);
         return;
     }
@@ -472,7 +448,7 @@ static void upstream_discard(struct proxy_conn *c)
 {
     proxy_side_watch_read(&c->upstream, 0);
     proxy_side_watch_write(&c->upstream, 0);
-    side_tls_free(&c->upstream);
+    c->upstream.xprt->release(&c->upstream);
     if (c->upstream.fd >= 0 && close(c->upstream.fd) != 0)
         proxy_log_debug("close(fd %d): %s", c->upstream.fd, strerror(errno));
     c->upstream.fd = -1;
@@ -531,10 +507,12 @@ static size_t proxy_header(struct proxy_conn *c, uint8_t *buf, size_t n)
 }
 
 /* Queues bytes for the server ahead of the client's: the PROXY header and
- * whatever the client sent before the relay started.  Returns -1 on OOM. */
+ * whatever the client sent before the relay started (never anything with
+ * TLS to the client: its first bytes went into the TLS side).  Returns -1
+ * on OOM. */
 static int queue_upstream_prefix(struct proxy_conn *c, const uint8_t *hdr, size_t hlen)
 {
-    size_t n = hlen + (c->client.tls == NULL ? c->prefixlen : 0);
+    size_t n = hlen + c->prefixlen;
     char *buf;
 
     if (n == 0)
@@ -544,7 +522,7 @@ static int queue_upstream_prefix(struct proxy_conn *c, const uint8_t *hdr, size_
         return -1;
     if (hlen > 0)
         memcpy(buf, hdr, hlen);
-    if (c->client.tls == NULL && c->prefixlen > 0) {
+    if (c->prefixlen > 0) {
         memcpy(buf + hlen, c->prefix, c->prefixlen);
         c->up.bytes += c->prefixlen;
         prefix_drop(c, c->prefixlen);
@@ -566,11 +544,11 @@ static void upstream_handshake(struct proxy_conn *c)
     }
     switch (proxy_tls_handshake(c->upstream.tls, why, sizeof(why))) {
     case PROXY_TLS_WANT:
-        if (tls_flush_side(&c->upstream) < 0)
+        if (side_flush(&c->upstream) < 0)
             connect_failed(c, "send failed during TLS handshake");
         return;
     case PROXY_TLS_OK:
-        if (tls_flush_side(&c->upstream) < 0) {
+        if (side_flush(&c->upstream) < 0) {
             connect_failed(c, "send failed during TLS handshake");
             return;
         }
@@ -611,7 +589,8 @@ static void conn_established(struct proxy_conn *c)
         return;
     }
     /* The PROXY header travels in the clear, ahead of the ClientHello. */
-    if (side_tls_new(&c->upstream, proxy_tls_client_ssl(c->backend->tls, s->conf->name)) != 0 ||
+    if (proxy_xprt_tls_attach(&c->upstream,
+                              proxy_tls_client_ssl(c->backend->tls, s->conf->name)) != 0 ||
         (hlen > 0 && proxy_tls_feed_out(c->upstream.tls, hdr, hlen) != 0)) {
         proxy_conn_close(c, PROXY_END_ERROR);
         return;
@@ -633,7 +612,7 @@ static void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
         (void)proxy_relay_write(c, &c->client, &c->upstream, &c->up);
         return;
     case PROXY_CONN_UPSTREAM_HANDSHAKE:
-        if (tls_flush_side(&c->upstream) < 0)
+        if (side_flush(&c->upstream) < 0)
             connect_failed(c, "send failed during TLS handshake");
         return;
     default:
@@ -687,16 +666,13 @@ static void conn_relay_start(struct proxy_conn *c)
 {
     /* Client bytes read before relaying go first, through upstream TLS if any
      * (the plain path queued them with the PROXY header already). */
-    if (c->up.buf == NULL && c->prefixlen > 0 && c->client.tls == NULL &&
-        queue_upstream_prefix(c, NULL, 0) != 0) {
+    if (c->up.buf == NULL && c->prefixlen > 0 && queue_upstream_prefix(c, NULL, 0) != 0) {
         proxy_conn_close(c, PROXY_END_ERROR);
         return;
     }
     c->state = PROXY_CONN_RELAYING;
-    if (c->client.tls != NULL)
-        proxy_tls_write_through(c->client.tls, c->client.fd);
-    if (c->upstream.tls != NULL)
-        proxy_tls_write_through(c->upstream.tls, c->upstream.fd);
+    c->client.xprt->relaying(&c->client);
+    c->upstream.xprt->relaying(&c->upstream);
     evtimer_del(&c->timer);
     c->last_ms = proxy_now_ms();
     if (c->listener->conf->idle_timeout_ms > 0)
@@ -875,6 +851,8 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
     c->listener = l;
     c->client.fd = cfd;
     c->upstream.fd = -1;
+    proxy_xprt_raw_attach(&c->client);
+    proxy_xprt_raw_attach(&c->upstream);
     proxy_pipe_init(&c->up);
     proxy_pipe_init(&c->down);
     c->peer = *peer;
@@ -912,7 +890,7 @@ void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
     proxy_side_watch_read(&c->client, 0);
     proxy_side_watch_write(&c->client, 0);
     proxy_accesslog_write(w, c, proxy_now_ms());
-    side_tls_free(&c->client);
+    c->client.xprt->release(&c->client);
     if (close(c->client.fd) != 0)
         proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
     upstream_discard(c);
