@@ -27,9 +27,12 @@ struct proxy_xprt {
     unsigned    caps;        /* PROXY_XPRT_* */
 
     /* Stream bytes into buf: > 0 bytes, 0 the end of the stream, -1 failed
-     * (errno set), -2 nothing more now (the poller says when).  *may_recv
-     * starts at 1 for each wake-up; a transport clears it once asking the
-     * socket again would only cost an EAGAIN, and does not ask it then. */
+     * (errno set), -2 nothing more now (the poller says when).  The relay
+     * calls it again while bytes come (up to a bound per wake-up).
+     * *may_recv starts at 1 for each wake-up; a transport clears it once
+     * the socket should not be asked again before the next one (plain TCP:
+     * after one recv, as the level-triggered poller reports the rest; TLS:
+     * after a short one), and then returns only what it holds already. */
     ssize_t (*recv)(struct proxy_side *s, char *buf, size_t n, int *may_recv);
     /* Takes bytes of the stream: how many (0 when the socket is full), or
      * -1 failed (errno set).  `more`: more bytes (or the FIN) follow at
