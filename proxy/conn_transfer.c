@@ -22,6 +22,7 @@
 #include "log.h"
 #include "loop.h"
 #include "worker.h"
+#include "xprt.h"
 
 int proxy_conn_movable(const struct proxy_conn *c)
 {
@@ -381,6 +382,9 @@ struct proxy_conn *proxy_conn_adopt(struct proxy_loop *loop, struct handoff_conn
     c->connected = (st->flags & HANDOFF_CONN_F_CONNECTED) != 0 && c->server != NULL;
     c->client.fd = st->client_fd;
     c->upstream.fd = st->server_fd;
+    /* Only plain sockets move (proxy_conn_movable). */
+    proxy_xprt_raw_attach(&c->client);
+    proxy_xprt_raw_attach(&c->upstream);
     st->client_fd = st->server_fd = -1;
     c->xfer = PROXY_XFER_ADOPTED;
     proxy_conn_bind_events(c);

@@ -40,10 +40,12 @@ enum proxy_end {
 struct proxy_tls;
 struct proxy_hello_reader;
 struct proxy_link;
+struct proxy_xprt;
 
 struct proxy_side {
     int          fd;
-    struct proxy_tls *tls;     /* NULL: plain TCP */
+    const struct proxy_xprt *xprt; /* how the stream crosses fd (xprt.h) */
+    struct proxy_tls *tls;     /* the TLS transport's state, else NULL */
     struct event rev;          /* readable */
     struct event wev;          /* writable (or connected) */
     unsigned     reading:1;    /* rev added */

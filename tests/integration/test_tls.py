@@ -499,6 +499,33 @@ class TLSTest(TLSBase):
         acc = b.wait_access(1)[0]
         self.assertEqual((int(acc["bytes_in"]), int(acc["bytes_out"])), (len(data), len(data)))
 
+    def test_tls_on_both_sides_echo_and_close_notify(self):
+        """TLS to the client and to the server: every relayed byte goes
+        through the TLS transport on both sides, and so does the end of the
+        stream (close_notify to the server, then back to the client)."""
+        srv = self._track(ProtoEchoServer(ctx=server_context(self.pki.certs["backend"]),
+                                          name="b1"))
+        b, addr = self.tls_proxy([srv], backend={"tls": "on", "tls_verify": "off"})
+        data = pseudo_random(4 << 20, b"tls-both-sides")
+        s = connect(addr, timeout=60)
+        try:
+            c = MemTLSClient(s, self.ctx(), "www.example.test", timeout=60)
+            c.handshake()
+            for off in range(0, len(data), 256 << 10):
+                msg = data[off:off + (256 << 10)]
+                c.sendall(msg)
+                self.assertEqual(sha256_hex(c.recv_exact(len(msg))), sha256_hex(msg),
+                                 "echo of the piece at %d" % off)
+            c.close_notify()
+            self.assertEqual(c.recv(), b"", "no EOF after close_notify")
+        finally:
+            s.close()
+        acc = b.wait_access(1)[0]
+        self.assertEqual((int(acc["bytes_in"]), int(acc["bytes_out"])), (len(data), len(data)))
+        self.assertEqual((acc["server"], acc["tls"]), ("b1", "TLSv1.3"), acc)
+        with srv.lock:
+            self.assertTrue(srv.conns[0].get("handshake"), srv.conns[0])
+
     # ---- other clients
 
     def test_openssl_s_client(self):
