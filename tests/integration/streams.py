@@ -45,7 +45,7 @@ import struct
 import threading
 import time
 
-from baton_harness import MemTLSClient, connect, pseudo_random, recv_exact, scaled
+from baton_harness import MemTLSClient, Server, connect, pseudo_random, recv_exact, scaled
 
 KINDS = ("echo", "idle", "half_client", "half_server", "slow", "bulk", "tls",
          "proxy_partial", "hello_partial")
@@ -156,13 +156,13 @@ class Record(object):
 
 def peer_closed(sock):
     """True if the peer's FIN (or RST) has arrived on sock, whether or not
-    what came before it was read (TCP_INFO's state: CLOSE_WAIT, CLOSE or
-    LAST_ACK)."""
+    what came before it was read (TCP_INFO's state: TIME_WAIT, CLOSE,
+    CLOSE_WAIT, LAST_ACK or CLOSING)."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
     except OSError:
         return True
-    return info[0] in (7, 8, 9)
+    return info[0] in (6, 7, 8, 9, 11)
 
 
 def _end_text(exc):
@@ -395,10 +395,28 @@ class _Loop(object):
     def eof_is_early(self, c):
         return False
 
+    def freeze(self, timeout=10):
+        """First step of stopping, run in the loop and waited for: from now
+        on an EOF is no longer early, and a connection whose peer closed
+        before now, unread (not reading, or not yet), is marked as cut.
+        Both ends freeze before either winds up, so neither takes the
+        other's winding up for a cut."""
+        done = threading.Event()
+
+        def go():
+            self.stopping = True
+            for c in list(self.conns):
+                if (not c.rd_eof and not c.connecting and c.rec.eof_early is None and
+                        self.eof_is_early(c) and peer_closed(c.sock)):
+                    c.rec.eof_early = c.rec.recv_flow().n
+            done.set()
+        self.call(go)
+        if not done.wait(scaled(timeout)):
+            raise AssertionError("stream loop %s did not answer" % self.thread.name)
+
     def wind_up(self):
         """Tells every connection the streams are being stopped."""
         def go():
-            self.stopping = True
             for c in list(self.conns):
                 self.on_stop(c)
                 self._update(c)
@@ -544,6 +562,10 @@ class StreamServer(_Loop):
             return now + 0.01
         return None
 
+    def eof_is_early(self, c):
+        # these clients send their FIN only after stop
+        return c.rec.kind in ("echo", "idle", "half_server", "slow")
+
     def got_eof(self, c):
         if c.rec.kind == "half_client":
             if self.stopping:
@@ -557,8 +579,6 @@ class StreamServer(_Loop):
         if c in self.pending:
             return
         p, k = self.params, c.rec.kind
-        if k == "slow" and not c.rd_eof and peer_closed(c.sock):
-            c.rec.eof_early = c.rec.up.n
         c.reading = True
         if (k == "half_client" and c.rd_eof) or k == "slow":
             c.want_shut = True
@@ -639,9 +659,6 @@ class StreamClients(_Loop):
 
     def on_stop(self, c):
         k, rec = c.rec.kind, c.rec
-        if k == "slow" and not c.rd_eof and not c.connecting and peer_closed(c.sock):
-            # it was not reading: the FIN came before stop all the same
-            rec.eof_early = rec.down.n
         c.reading = True
         if k == "idle":
             self.queue(c, rec.up.next_bytes(64), rec.up)
@@ -652,42 +669,17 @@ class StreamClients(_Loop):
 # --------------------------------------------------------------------------
 # the thread-per-connection kinds: TLS and connections still in setup
 
-class TLSStreamServer(object):
+class TLSStreamServer(Server):
     """A TLS echo backend (Python ssl, strict: an EOF without close_notify
     is recorded as an error), one thread per connection."""
 
     def __init__(self, ctx, host="127.0.0.1", name="streams-tls"):
-        self.ctx, self.name = ctx, name
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(1024)
-        self.addr = self.sock.getsockname()[:2]
+        self.ctx = ctx
         self.records = {}
-        self.threads = []
-        self.closing = False
-        self.thread = threading.Thread(target=self._accept, name=name, daemon=True)
-        self.thread.start()
+        super().__init__(host=host, name=name)
 
-    def server_line(self):
-        return "%s %s:%d" % (self.name, self.addr[0], self.addr[1])
-
-    def _accept(self):
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.closing:
-                s.close()
-                return
-            t = threading.Thread(target=self._serve, args=(s,), daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def _serve(self, raw):
+    def handle(self, raw, info):
         rec = Record("?", -1, "server")
-        raw.settimeout(scaled(120))
         s = raw
         try:
             s = self.ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False)
@@ -712,15 +704,6 @@ class TLSStreamServer(object):
         finally:
             rec.done = True
             s.close()
-
-    def close(self):
-        self.closing = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(5)
 
 
 class _Threaded(object):
@@ -913,9 +896,11 @@ class StreamSet(object):
         or the deadline."""
         self.stopped_at = time.monotonic()
         self.stop_event.set()
-        self.clients.wind_up()
-        if self.server is not None:
-            self.server.wind_up()
+        loops = [self.clients] + ([self.server] if self.server is not None else [])
+        for lp in loops:
+            lp.freeze()
+        for lp in reversed(loops):
+            lp.wind_up()
         deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             recs = self.client_records()
