@@ -20,6 +20,13 @@ Kinds (KINDS); each connection is one (kind, id):
                its PROXY header; the rest (and an echo stream) at stop
   hello_partial  a passthrough client that sent part of its ClientHello;
                the rest, the handshake and an echo stream at stop
+  connecting   an echo stream whose server connection is still being set
+               up: its backend (GateServer) listens with a full accept
+               queue, so baton's SYNs are dropped and its connect stays in
+               progress; the gate opens at stop and the connect completes
+               at the next SYN retransmission (1, 3, 7, 15 s after the
+               first), then the echo stream (sent meanwhile, queued in
+               baton) must come back intact
 
 Every direction's bytes come from a fixed pseudo-random pattern at an
 offset of the connection's own, so each receiver checks bytes as they come
@@ -48,8 +55,10 @@ import time
 from baton_harness import MemTLSClient, Server, connect, pseudo_random, recv_exact, scaled
 
 KINDS = ("echo", "idle", "half_client", "half_server", "slow", "bulk", "tls",
-         "proxy_partial", "hello_partial")
-SELECTOR_KINDS = ("echo", "idle", "half_client", "half_server", "slow", "bulk")
+         "proxy_partial", "hello_partial", "connecting")
+SELECTOR_KINDS = ("echo", "idle", "half_client", "half_server", "slow", "bulk", "connecting")
+# the server echoes what these send
+ECHO_KINDS = ("echo", "idle", "tls", "proxy_partial", "hello_partial", "connecting")
 KIND_CODE = {k: i + 1 for i, k in enumerate(KINDS)}
 CODE_KIND = {v: k for k, v in KIND_CODE.items()}
 HEADER = struct.Struct("!4sB3xQQ")    # magic, kind, pad, id, reserved
@@ -128,8 +137,7 @@ class Record(object):
 
     def __init__(self, kind, cid, side):
         self.kind, self.cid, self.side = kind, cid, side
-        down_pat = "up" if kind in ("echo", "idle", "tls", "proxy_partial",
-                                    "hello_partial") else "down"
+        down_pat = "up" if kind in ECHO_KINDS else "down"
         self.up = Flow(pattern("up"), start_offset(kind, cid, "up"))
         self.down = Flow(pattern(down_pat), start_offset(kind, cid, "up" if down_pat == "up"
                                                           else "down"))
@@ -496,14 +504,20 @@ class StreamServer(_Loop):
                     return
                 except OSError:
                     return
-                s.setblocking(False)
-                rec = Record("?", -1, "server")
-                conn = _Conn(s, rec)
-                self.pending[conn] = bytearray()
-                self.conns.add(conn)
-                self._update(conn)
+                self._adopt(s)
             return
         super()._io(c, ev)
+
+    def _adopt(self, s):
+        s.setblocking(False)
+        conn = _Conn(s, Record("?", -1, "server"))
+        self.pending[conn] = bytearray()
+        self.conns.add(conn)
+        self._update(conn)
+
+    def adopt(self, s):
+        """Serves a connection accepted elsewhere (a GateServer's)."""
+        self.call(lambda: self._adopt(s))
 
     def got(self, c, data):
         hdr = self.pending.get(c)
@@ -525,7 +539,7 @@ class StreamServer(_Loop):
             if not data or c.closed:
                 return
         c.rec.up.take(data)
-        if c.rec.kind in ("echo", "idle", "tls", "proxy_partial", "hello_partial"):
+        if c.rec.kind in ECHO_KINDS:
             self.queue(c, data, c.rec.down)
 
     def begin(self, c):
@@ -565,7 +579,7 @@ class StreamServer(_Loop):
 
     def eof_is_early(self, c):
         # these clients send their FIN only after stop
-        return c.rec.kind in ("echo", "idle", "half_server", "slow")
+        return c.rec.kind in ("echo", "idle", "half_server", "slow", "connecting")
 
     def got_eof(self, c):
         if c.rec.kind == "half_client":
@@ -629,7 +643,7 @@ class StreamClients(_Loop):
         elif k == "slow":
             self.queue(c, rec.up.next_bytes(p.slow_bytes), rec.up)
             c.want_shut = self.stopping
-        if k in ("echo", "half_server"):
+        if k in ("echo", "half_server", "connecting"):
             if self.stopping:
                 self.on_stop(c)
             else:
@@ -639,7 +653,7 @@ class StreamClients(_Loop):
         p, k, rec = self.params, c.rec.kind, c.rec
         if self.stopping or c.want_shut:
             return None
-        if k == "echo":
+        if k in ("echo", "connecting"):
             if rec.up.n + len(c.out) - rec.down.n < p.echo_window:
                 self.queue(c, rec.up.next_bytes(self.rng.randint(1, p.echo_max)), rec.up)
             return now + p.echo_interval
@@ -664,7 +678,7 @@ class StreamClients(_Loop):
         c.reading = True
         if k == "idle":
             self.queue(c, rec.up.next_bytes(64), rec.up)
-        if k in ("echo", "idle", "half_server", "slow"):
+        if k in ("echo", "idle", "half_server", "slow", "connecting"):
             c.want_shut = True
 
 
@@ -706,6 +720,54 @@ class TLSStreamServer(Server):
         finally:
             rec.done = True
             s.close()
+
+
+class GateServer(object):
+    """A backend address whose connects stay in progress until open(): it
+    listens with a backlog of 0 and a connection of its own fills the
+    accept queue, so the kernel drops every further SYN (a full accept
+    queue drops SYNs, cookies or not); the connecting side retransmits its
+    SYN 1, 3, 7, 15 s after the first.  open() accepts (and closes) the
+    filler and from then on accepts everything and hands it to `server`."""
+
+    def __init__(self, server, host="127.0.0.1", name="gate"):
+        self.server, self.name = server, name
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(0)
+        self.addr = self.sock.getsockname()[:2]
+        self.filler = connect(self.addr, timeout=10)
+        self.thread = None
+
+    def server_line(self):
+        return "%s %s:%d" % (self.name, self.addr[0], self.addr[1])
+
+    def open(self):
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._accept, name=self.name, daemon=True)
+            self.thread.start()
+
+    def _accept(self):
+        filler = self.filler.getsockname()
+        while True:
+            try:
+                s, peer = self.sock.accept()
+            except OSError:
+                return
+            if peer[:2] == filler[:2]:
+                s.close()
+            else:
+                self.server.adopt(s)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.filler.close()
+        if self.thread is not None:
+            self.thread.join(5)
 
 
 class _Threaded(object):
@@ -828,14 +890,17 @@ def _mem_close_strict(m):
 class StreamSet(object):
     """start(kind, n) -> progress() -> stop() -> verify().
 
-    plain / proxy / tls: baton listeners (a plain one, one with
-    accept_proxy = on, one with tls = passthrough) in front of `server`
-    (plain and proxy) and `tls_server`; client_ctx verifies the TLS server
-    as server_hostname."""
+    plain / proxy / tls / gated: baton listeners (a plain one, one with
+    accept_proxy = on, one with tls = passthrough, one whose backend is
+    `gate`) in front of `server` (plain, proxy and, once the gate opens,
+    gated) and `tls_server`; client_ctx verifies the TLS server as
+    server_hostname."""
 
     def __init__(self, plain=None, proxy=None, tls=None, server=None, tls_server=None,
-                 client_ctx=None, server_hostname=None, params=None, id_base=0):
+                 client_ctx=None, server_hostname=None, params=None, id_base=0,
+                 gated=None, gate=None):
         self.plain_addr, self.proxy_addr, self.tls_addr = plain, proxy, tls
+        self.gated_addr, self.gate = gated, gate
         self.server, self.tls_server = server, tls_server
         self.client_ctx, self.server_hostname = client_ctx, server_hostname
         self.params = params or (server.params if server is not None else Params())
@@ -849,11 +914,16 @@ class StreamSet(object):
     def start(self, kind, n):
         if kind not in KINDS:
             raise ValueError("unknown stream kind %r" % kind)
+        need = {"connecting": self.gated_addr, "proxy_partial": self.proxy_addr,
+                "tls": self.tls_addr, "hello_partial": self.tls_addr}.get(kind, self.plain_addr)
+        if need is None:
+            raise ValueError("stream kind %s: this StreamSet has no listener for it" % kind)
         first = self.id_base + self.counts.get(kind, 0)
         self.counts[kind] = self.counts.get(kind, 0) + n
         for cid in range(first, first + n):
             if kind in SELECTOR_KINDS:
-                self.clients.open(self.plain_addr, kind, cid)
+                self.clients.open(self.gated_addr if kind == "connecting" else self.plain_addr,
+                                  kind, cid)
             else:
                 t = _Threaded(self, kind, cid)
                 self.threaded.append(t)
@@ -900,6 +970,8 @@ class StreamSet(object):
         """Winds every stream up and waits until each has ended (both ends),
         or the deadline."""
         self.stopped_at = time.monotonic()
+        if self.gate is not None:
+            self.gate.open()
         self.stop_event.set()
         loops = [self.clients] + ([self.server] if self.server is not None else [])
         for lp in loops:
@@ -970,7 +1042,8 @@ class StreamSet(object):
         p, probs = self.params, []
         want = {"echo": ("down", c.up.n), "idle": ("down", c.up.n),
                 "tls": ("down", c.up.n), "proxy_partial": ("down", c.up.n),
-                "hello_partial": ("down", c.up.n), "half_client": ("up", p.half_block),
+                "hello_partial": ("down", c.up.n), "connecting": ("down", c.up.n),
+                "half_client": ("up", p.half_block),
                 "half_server": ("down", p.half_block), "slow": ("down", p.slow_bytes)}
         if kind in want:
             d, n = want[kind]

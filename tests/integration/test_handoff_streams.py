@@ -18,12 +18,12 @@ import unittest
 from baton_harness import (BATON_BIN, BATON_NEXT_BIN, HANDOFF_MODE, HANDOFF_RE, PKITestCase,
                            client_context, install_binary, pid_alive, render_config, scaled,
                            server_context, start_baton_command, wait_until, handoff_global)
-from streams import KINDS, Params, StreamServer, StreamSet, TLSStreamServer
+from streams import GateServer, KINDS, Params, StreamServer, StreamSet, TLSStreamServer
 
 # connections per kind: enough of each to see one go wrong, few enough for
 # a shared two-core machine (and an ASan build)
 COUNTS = {"echo": 6, "idle": 6, "half_client": 2, "half_server": 2, "slow": 2, "bulk": 1,
-          "tls": 3, "proxy_partial": 2, "hello_partial": 2}
+          "tls": 3, "proxy_partial": 2, "hello_partial": 2, "connecting": 2}
 PASS_HOST = "default.pass.test"
 
 
@@ -38,6 +38,8 @@ class HandoffStreamsTest(PKITestCase):
         self.addCleanup(self.srv.close)
         self.tls_srv = TLSStreamServer(server_context(self.pki.certs["plain"]))
         self.addCleanup(self.tls_srv.close)
+        self.gate = GateServer(self.srv)
+        self.addCleanup(self.gate.close)
 
     def config(self, drain_timeout, mode=None, comment=""):
         g = {"threads": 2, "control": self.control_path(), "log_level": "info",
@@ -50,7 +52,11 @@ class HandoffStreamsTest(PKITestCase):
                                  "accept_proxy": "on", "proxy_timeout": "120s"},
             "listener pass": {"bind": "127.0.0.1:0", "backend": "tls", "tls": "passthrough",
                               "tls_handshake_timeout": "120s"},
+            "listener gated": {"bind": "127.0.0.1:0", "backend": "gated"},
             "backend plain": {"server": self.srv.server_line()},
+            # its connects stay in progress until the gate opens at stop
+            "backend gated": {"server": self.gate.server_line(), "connect_timeout": "120s",
+                              "retries": 0},
             "backend tls": {"server": self.tls_srv.server_line()},
         })
         return text + ("# %s\n" % comment if comment else "")
@@ -62,7 +68,8 @@ class HandoffStreamsTest(PKITestCase):
         install_binary(BATON_BIN, exe)
         b = start_baton_command(self, self.config(drain_timeout, mode), binary=exe)
         streams = StreamSet(plain=b.listener_addr("plain"), proxy=b.listener_addr("proxied"),
-                            tls=b.listener_addr("pass"), server=self.srv,
+                            tls=b.listener_addr("pass"), gated=b.listener_addr("gated"),
+                            gate=self.gate, server=self.srv,
                             tls_server=self.tls_srv, params=self.params,
                             client_ctx=client_context(cafile=self.pki.cas["Test CA"]["cert"]),
                             server_hostname=PASS_HOST)
@@ -123,6 +130,9 @@ class HandoffStreamsTest(PKITestCase):
             and p["bulk"]["down"] > before["bulk"]["down"]
             and p["half_client"]["down"] > before["half_client"]["down"],
             20, "the streams to move on after the reloads")
+        # the gated streams' connects were in progress through every reload
+        self.assertFalse([k for k in self.srv.records if k[0] == "connecting"],
+                         "a connection reached the gated backend before its gate opened")
         streams.stop()
         failures = streams.verify()
         self.assertEqual(failures, [], "%d connection(s) not intact:\n%s"
