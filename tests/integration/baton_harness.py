@@ -4,6 +4,8 @@ Environment:
   BATON_BIN         path to the baton binary under test (required)
   BATON_SOURCE_DIR  repository root (optional; used to find sample files)
   BATON_TEST_TIMEOUT_SCALE  multiply every deadline (optional, default 1)
+  BATON_TEST_HANDOFF  live or drain: the binary has `[global] handoff`, test
+                    that mode (optional; unset, the key is never written)
 
 Every wait in here is bounded by a deadline; nothing synchronises on a bare
 sleep.  Backend servers are Python threads bound to 127.0.0.1:0 (or [::1]:0).

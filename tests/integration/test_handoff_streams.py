@@ -171,5 +171,45 @@ class HandoffStreamsTest(PKITestCase):
                             "no failure reported for kind %s" % kind)
 
 
+class CorruptingServer(StreamServer):
+    """Flips one bit of what it receives at a given offset of one stream:
+    a proxy that damaged a byte in flight."""
+
+    def __init__(self, kind, cid, offset, **kw):
+        self.target = (kind, cid, offset)
+        super().__init__(**kw)
+
+    def got(self, c, data):
+        kind, cid, off = self.target
+        r = c.rec
+        if c not in self.pending and (r.kind, r.cid) == (kind, cid) and \
+                r.up.n <= off < r.up.n + len(data):
+            i = off - r.up.n
+            data = data[:i] + bytes([data[i] ^ 1]) + data[i + 1:]
+        super().got(c, data)
+
+
+class StreamChecksTest(unittest.TestCase):
+    """The checks themselves, without baton: a byte changed on the way is
+    reported with its stream and offset, in both directions of an echo."""
+
+    def test_changed_byte_is_reported_with_its_offset(self):
+        p = Params(slow_bytes=1 << 20, bulk_min=2 << 20)
+        srv = CorruptingServer("echo", 1, 500, params=p)
+        self.addCleanup(srv.close)
+        streams = StreamSet(plain=srv.addr, server=srv, params=p)
+        self.addCleanup(streams.close)
+        streams.start("echo", 3)
+        streams.start("half_server", 1)
+        streams.wait_progress(
+            lambda q: min(q.get(k, {}).get("up", 0) for k in ("echo", "half_server")) > 2000,
+            20, "the streams under way")
+        streams.stop()
+        failures = streams.verify()
+        self.assertEqual(len(failures), 1, failures)
+        self.assertRegex(failures[0], r"^echo #1: .*down: first difference at offset 500; "
+                                      r"up: first difference at offset 500; up: sent \d+ bytes")
+
+
 if __name__ == "__main__":
     unittest.main()
