@@ -51,6 +51,7 @@ import ssl
 import struct
 import threading
 import time
+import traceback
 
 from baton_harness import MemTLSClient, Server, connect, pseudo_random, recv_exact, scaled
 
@@ -220,6 +221,7 @@ class _Loop(object):
         self.timers = []               # heap of (when, seq, conn): paced connections
         self.seq = 0
         self.rng = random.Random(name)
+        self.crashed = None
         self.thread = threading.Thread(target=self._run, name="streams-" + name, daemon=True)
         self.thread.start()
 
@@ -232,6 +234,16 @@ class _Loop(object):
             pass
 
     def _run(self):
+        try:
+            self._loop()
+        except Exception:
+            # reported by StreamSet.verify (a dead loop would look like
+            # streams that stopped moving)
+            self.crashed = traceback.format_exc()
+            for c in list(self.conns):
+                self._close(c)
+
+    def _loop(self):
         while not self.quit:
             for key, ev in self.sel.select(self.TICK):
                 if key.data is None:
@@ -420,7 +432,7 @@ class _Loop(object):
                     c.rec.eof_early = c.rec.recv_flow().n
             done.set()
         self.call(go)
-        if not done.wait(scaled(timeout)):
+        if not done.wait(scaled(timeout)) and not self.crashed:
             raise AssertionError("stream loop %s did not answer" % self.thread.name)
 
     def wind_up(self):
@@ -992,6 +1004,9 @@ class StreamSet(object):
     def verify(self):
         """Failure texts, one per broken connection (empty: all intact)."""
         out = []
+        for lp in (self.clients, self.server):
+            if lp is not None and lp.crashed:
+                out.append("stream loop %s died: %s" % (lp.thread.name, lp.crashed))
         recs = self.client_records()
         for kind, n in self.counts.items():
             for cid in range(self.id_base, self.id_base + n):
