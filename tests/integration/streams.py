@@ -1007,6 +1007,10 @@ class StreamSet(object):
         for lp in (self.clients, self.server):
             if lp is not None and lp.crashed:
                 out.append("stream loop %s died: %s" % (lp.thread.name, lp.crashed))
+        for srv in (self.server, self.tls_server):
+            for key, r in list(srv.records.items()) if srv is not None else ():
+                if key[0] == "?":
+                    out.append("a server connection it could not place: %s" % r.end)
         recs = self.client_records()
         for kind, n in self.counts.items():
             for cid in range(self.id_base, self.id_base + n):
