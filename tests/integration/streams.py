@@ -675,6 +675,17 @@ class StreamClients(_Loop):
 
     def got(self, c, data):
         c.rec.down.take(data)
+        self._shut_when_echoed(c)
+
+    def _shut_when_echoed(self, c):
+        # A gated stream half-closes only once its server connection is up
+        # and everything came back: baton gives up a connect in progress
+        # when the client half-closes meanwhile (seen: the client's bytes
+        # were never delivered and it got a bare EOF), which is not what
+        # this kind is about.
+        r = c.rec
+        if r.kind == "connecting" and self.stopping and not c.out and r.down.n == r.up.n:
+            c.want_shut = True
 
     def eof_is_early(self, c):
         # half_server's server ends its sending by itself; everyone else
@@ -690,8 +701,9 @@ class StreamClients(_Loop):
         c.reading = True
         if k == "idle":
             self.queue(c, rec.up.next_bytes(64), rec.up)
-        if k in ("echo", "idle", "half_server", "slow", "connecting"):
+        if k in ("echo", "idle", "half_server", "slow"):
             c.want_shut = True
+        self._shut_when_echoed(c)
 
 
 # --------------------------------------------------------------------------
