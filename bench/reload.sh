@@ -22,6 +22,9 @@
 #   PIN=1               pin each proxy (master and workers) to CPU PROXY_CPU (0) and
 #                       nginx, wrk and the Python clients to CLIENT_CPU (1), so that
 #                       old and new workers cannot use more CPU than one worker
+#   BATON_NEXT=path     a second baton binary for the binary-upgrade runs (default:
+#                       baton-next of the build directory, built unless SKIP_BUILD=1;
+#                       no such runs if there is none)
 #   KEEP=1              keep the temp dir (configs, raw outputs, logs)
 #   STRICT=1            exit 1 when a target is missed
 set -euo pipefail
@@ -62,6 +65,13 @@ if [ -n "$PLOT" ]; then bench_need gnuplot gnuplot-nox; fi
 bench_install
 NGX_STREAM_SO=$(stream_module) || die "no ngx_stream_module.so (package libnginx-mod-stream)"
 bench_build_baton
+if [ -z "${BATON_NEXT:-}" ]; then
+    BATON_NEXT="$(dirname "$BATON")/tests/baton-next"
+    if [ "${SKIP_BUILD:-0}" != 1 ] && [ -f "$(dirname "$BATON")/CMakeCache.txt" ]; then
+        cmake --build "$(dirname "$BATON")" --target baton-next -j2 >&2 || true
+    fi
+fi
+[ -x "$BATON_NEXT" ] || { log "no $BATON_NEXT: no binary-upgrade runs"; BATON_NEXT=''; }
 
 PX=() CL=()
 if [ "$PIN" = 1 ]; then
@@ -179,7 +189,10 @@ idle_timeout = 5m
 [backend app]
 server = a 127.0.0.1:$NGX_PORT
 EOF
-"${PX[@]}" "$BATON" -c "$T/baton.ini" >"$T/baton.log" 2>&1 &
+# baton runs from a copy, so that binary upgrades can replace the file
+mkdir -p "$T/bin"
+cp "$BATON" "$T/bin/baton"
+"${PX[@]}" "$T/bin/baton" -c "$T/baton.ini" >"$T/baton.log" 2>&1 &
 BATON_MASTER=$!
 STARTED=("$BATON_MASTER" "${STARTED[@]}")
 MASTERS+=("$BATON_MASTER")
@@ -191,10 +204,17 @@ declare -A MASTER=([baton]=$BATON_MASTER [haproxy]=$HAP_MASTER [nginx]=$NPX_MAST
 log "backend nginx :$NGX_PORT; baton :$BATON_PORT (master $BATON_MASTER), haproxy :$HAP_PORT (master $HAP_MASTER), nginx stream :$NPX_PORT (master $NPX_MASTER)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# One reload of target $1, the way its operators do it.
+# One reload of target $1, the way its operators do it (baton-upgrade: the
+# other binary installed at the master's path by rename, then a reload).
+UPGRADES=0
 do_reload() {
     case $1 in
         baton) "$BATON" -s reload -c "$T/baton.ini" >>"$T/reload-out-baton.txt" 2>&1 ;;
+        baton-upgrade)
+            UPGRADES=$((UPGRADES + 1))
+            cp "$([ $((UPGRADES % 2)) = 1 ] && echo "$BATON_NEXT" || echo "$BATON")" "$T/bin/.baton.new"
+            mv -f "$T/bin/.baton.new" "$T/bin/baton"
+            "$BATON" -s reload -c "$T/baton.ini" >>"$T/reload-out-baton-upgrade.txt" 2>&1 ;;
         haproxy) kill -USR2 "$HAP_MASTER" ;;
         nginx) nginx -p "$T/nproxy/" -c "$T/nproxy/nginx.conf" -s reload 2>>"$T/reload-out-nginx.txt" ;;
     esac
@@ -245,7 +265,7 @@ baton_log_ms >"$T/latency-baton-log.txt"
 LAT_LOG_BATON=$(median $(head -n "$RELOADS" "$T/latency-baton-log.txt" | awk '{ print $2 }'))
 
 # ---------------------------------------------------------------- b. wrk, steady vs reloading
-# run_pair TAG TARGET RELOAD(0/1): keep-alive wrk (-c CONNS) and, at the same
+# run_pair TAG TARGET RELOAD(0/1/upgrade): keep-alive wrk (-c CONNS) and, at the same
 # time, a Connection: close wrk (-c CLOSE_CONNS), DURATION seconds.
 declare -A KA_RPS KA_ERR CL_RPS CL_ERR NRELOAD RELOAD_FAIL
 wrk_errs() {                         # wrk output -> total socket errors + non-2xx
@@ -257,7 +277,7 @@ wrk_errs_text() {
 }
 run_pair() {
     local tag=$1 t=$2 rl=$3 start kap clp=''
-    "${CL[@]}" timeout $((DURATION + 30)) wrk -t1 -c"$CONNS" -d"${DURATION}s" \
+    "${CL[@]}" timeout $((DURATION + 30)) wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency \
         "http://127.0.0.1:${PORT[$t]}/small" >"$T/wrk-$tag-ka-$t.txt" 2>&1 &
     kap=$!
     if [ "$CLOSE_CONNS" -gt 0 ]; then
@@ -266,9 +286,10 @@ run_pair() {
         clp=$!
     fi
     start=$(date +%s.%N)
-    if [ "$rl" = 1 ]; then
+    if [ "$rl" != 0 ]; then
         # reloads at 0.5, 1.5, ... s: DURATION / RELOAD_EVERY of them
-        reload_loop "$t" "$start" 0.5 "$(calc "int(($DURATION - 0.5) / $RELOAD_EVERY) + 1")" "$T/marks-$tag-$t.txt"
+        reload_loop "$t$([ "$rl" = upgrade ] && echo -upgrade)" "$start" 0.5 \
+            "$(calc "int(($DURATION - 0.5) / $RELOAD_EVERY) + 1")" "$T/marks-$tag-$t.txt"
     fi
     wait "$kap" || true
     [ -n "$clp" ] && { wait "$clp" || true; }
@@ -282,14 +303,20 @@ done
 # two runs of one pair, and the figure is the median over the rounds.
 for r in $(seq "$WRK_ROUNDS"); do
     for t in "${TARGETS[@]}"; do
-        for phase in steady reload; do
+        phases=(steady reload)
+        [ "$t" = baton ] && [ -n "$BATON_NEXT" ] && phases+=(upgrade)
+        for phase in "${phases[@]}"; do
             log "$t: wrk ${DURATION}s, $phase (round $r/$WRK_ROUNDS)"
-            run_pair "$phase$r" "$t" "$([ "$phase" = reload ] && echo 1 || echo 0)"
+            run_pair "$phase$r" "$t" "$(case $phase in reload) echo 1 ;; upgrade) echo upgrade ;; *) echo 0 ;; esac)"
             wait_one_worker "${MASTER[$t]}"
         done
     done
 done
-declare -A KA_RATIO CL_RATIO KA_RATIOS
+wrk_p99() {                          # wrk --latency output -> 99th percentile in ms
+    awk '$1 == "99%" { v = $2; if (v ~ /us$/) x = v / 1000; else if (v ~ /ms$/) x = v + 0;
+         else if (v ~ /m$/) x = v * 60000; else x = v * 1000; print x }' "$1"
+}
+declare -A KA_RATIO CL_RATIO KA_RATIOS KA_P99
 for t in "${TARGETS[@]}"; do
     : >"$T/marks-reload-$t.txt"
     ka_ratios='' cl_ratios=''
@@ -299,6 +326,7 @@ for t in "${TARGETS[@]}"; do
         for phase in steady reload; do
             ka[$phase]=$(awk '/^Requests\/sec:/ { print $2 }' "$T/wrk-$phase$r-ka-$t.txt")
             KA_RPS[$phase-$t]+="${ka[$phase]} "
+            KA_P99[$phase-$t]+="$(wrk_p99 "$T/wrk-$phase$r-ka-$t.txt") "
             KA_ERR[$phase-$t]=$((KA_ERR[$phase-$t] + $(wrk_errs "$T/wrk-$phase$r-ka-$t.txt")))
             cl[$phase]=0
             if [ "$CLOSE_CONNS" -gt 0 ]; then
@@ -317,10 +345,30 @@ for t in "${TARGETS[@]}"; do
     for phase in steady reload; do
         # shellcheck disable=SC2086
         KA_RPS[$phase-$t]=$(median ${KA_RPS[$phase-$t]}) CL_RPS[$phase-$t]=$(median ${CL_RPS[$phase-$t]})
+        # shellcheck disable=SC2086
+        KA_P99[$phase-$t]=$(median ${KA_P99[$phase-$t]})
     done
     NRELOAD[$t]=$(wc -l <"$T/marks-reload-$t.txt")
     RELOAD_FAIL[$t]=$(awk '$3 != 0' "$T/marks-reload-$t.txt" | wc -l)
 done
+# baton under binary upgrades: each round's upgrading run against its steady run
+UP_RPS='' UP_P99='' UP_RATIO='' UP_ERR=0 UP_N=0 UP_FAIL=0
+if [ -n "$BATON_NEXT" ]; then
+    up_ratios='' up_rps='' up_p99=''
+    : >"$T/marks-upgrade-baton.txt"
+    for r in $(seq "$WRK_ROUNDS"); do
+        s=$(awk '/^Requests\/sec:/ { print $2 }' "$T/wrk-steady$r-ka-baton.txt")
+        u=$(awk '/^Requests\/sec:/ { print $2 }' "$T/wrk-upgrade$r-ka-baton.txt")
+        up_ratios+="$(calc "$u / $s") " up_rps+="$u "
+        up_p99+="$(wrk_p99 "$T/wrk-upgrade$r-ka-baton.txt") "
+        UP_ERR=$((UP_ERR + $(wrk_errs "$T/wrk-upgrade$r-ka-baton.txt")))
+        cat "$T/marks-upgrade$r-baton.txt" >>"$T/marks-upgrade-baton.txt"
+    done
+    # shellcheck disable=SC2086
+    UP_RATIO=$(median $up_ratios) UP_RPS=$(median $up_rps) UP_P99=$(median $up_p99)
+    UP_N=$(wc -l <"$T/marks-upgrade-baton.txt")
+    UP_FAIL=$(awk '$3 != 0' "$T/marks-upgrade-baton.txt" | wc -l)
+fi
 
 # ---------------------------------------------------------------- c. time series (Python client)
 declare -A S_STEADY S_RELOAD S_MIN S_ERR S_NREL
@@ -416,6 +464,15 @@ report() {
             "$es" "$er" "$(calc "$er / ${NRELOAD[$t]}")"
     done
     echo "  req/s: median of $WRK_ROUNDS runs; ratio: median of the $WRK_ROUNDS rounds' reloading/steady ratios"
+    echo "  keep-alive p99 latency (wrk --latency, median of the runs), ms:"
+    for t in "${TARGETS[@]}"; do
+        printf '    %-7s steady %8.2f   reloading %8.2f' "$t" "${KA_P99[steady-$t]}" "${KA_P99[reload-$t]}"
+        [ "$t" = baton ] && [ -n "$BATON_NEXT" ] && printf '   upgrading %8.2f' "$UP_P99"
+        echo
+    done
+    if [ -n "$BATON_NEXT" ]; then
+        echo "  baton under binary upgrades ($UP_N upgrades$([ "$UP_FAIL" -gt 0 ] && echo ", $UP_FAIL failed"), baton and baton-next alternating at the master's path): keep-alive $(fmt "$UP_RPS" %.0f) req/s, ratio to steady $(fmt "$UP_RATIO" %.3f), p99 $(fmt "$UP_P99" %.2f) ms vs $(fmt "${KA_P99[steady-baton]}" %.2f) ms steady, $UP_ERR errors"
+    fi
     for t in "${TARGETS[@]}"; do
         # shellcheck disable=SC2086
         echo "  $t keep-alive ratio per round: $(printf '%.3f ' ${KA_RATIOS[$t]})"
@@ -441,6 +498,11 @@ report() {
     ratio_line "upgrade latency, new worker serving, median ms" "$(fmt "${LAT_SERVE[baton]}" %.1f)" '<' 50
     ratio_line "baton -s reload returns, median ms" "$(fmt "${LAT_CMD[baton]}" %.1f)" '<' 50
     ratio_line "keep-alive req/s reloading/steady (wrk)" "$(fmt "${KA_RATIO[baton]}" %.3f)" '>=' 0.95
+    if [ -n "$BATON_NEXT" ]; then
+        ratio_line "keep-alive req/s upgrading/steady (wrk)" "$(fmt "$UP_RATIO" %.3f)" '>=' 0.95
+        printf '  %-52s %8s   (no target yet)\n' "keep-alive p99 upgrading/steady (wrk)" "$(fmt "$(calc "$UP_P99 / ${KA_P99[steady-baton]}")" %.2f)"
+        ratio_line "errors during upgrades (wrk keep-alive)" "$UP_ERR" '==' 0
+    fi
     [ "$CLOSE_CONNS" -gt 0 ] &&
         ratio_line "close req/s reloading/steady (wrk)" "$(fmt "${CL_RATIO[baton]}" %.3f)" '>=' 0.95
     ratio_line "req/s reloading/steady (Python series)" "$(fmt "$(calc "${S_RELOAD[baton]} / ${S_STEADY[baton]}")" %.3f)" '>=' 0.95

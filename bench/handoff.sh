@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# bench/handoff.sh - how long a reload takes to move 10,000 live connections
+# off the old worker: from `baton -s reload` to the old worker's exit.
+#
+# 127.0.0.1 only, ports picked at run time, every wait bounded, everything
+# started here stopped on exit.  See bench/README.md ("bench/handoff.sh").
+# Tunables (environment):
+#   CONNS=10000       live connections (lowered to fit the descriptor limit)
+#   BUSY=1000         of which echo streams that keep sending, every byte checked
+#   PROCS=4           client processes (each holds CONNS/PROCS sockets)
+#   INTERVAL=0.1      seconds between a busy stream's writes (1..MSG bytes each)
+#   MSG=256
+#   SETTLE=3          seconds the streams run on after the old worker exited
+#   HANDOFF=          live or drain: written as [global] handoff (unset: no key,
+#                     today's binary, which drains)
+#   DRAIN_TIMEOUT=2s  baton's drain_timeout
+#   THREADS=1         baton's threads
+#   BATON=path, BUILD_DIR=dir, SKIP_BUILD=1, KEEP=1 (as in run.sh)
+#   STRICT=1          exit 1 when a stream broke even in drain mode
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+
+CONNS=${CONNS:-10000}
+BUSY=${BUSY:-1000}
+PROCS=${PROCS:-4}
+INTERVAL=${INTERVAL:-0.1}
+MSG=${MSG:-256}
+SETTLE=${SETTLE:-3}
+HANDOFF=${HANDOFF:-}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-2s}
+THREADS=${THREADS:-1}
+KEEP=${KEEP:-0}
+STRICT=${STRICT:-0}
+
+BENCH_TAG=handoff
+. "$HERE/lib.sh"
+bench_need python3 python3
+bench_install
+bench_build_baton
+IDLE_CONNS=$CONNS
+bench_raise_fds                      # baton's worker holds two descriptors per connection
+CONNS=$IDLE_CONNS
+[ "$BUSY" -le "$CONNS" ] || BUSY=$CONNS
+bench_tmpdir baton-handoff
+fcalc() { awk "BEGIN { printf \"%.6f\", $* }"; }
+alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+wait_file() {                        # file seconds what
+    local _
+    for _ in $(seq $(($2 * 20))); do [ -s "$1" ] && return 0; sleep 0.05; done
+    die "no $3 within $2 s"
+}
+
+# ---------------------------------------------------------------- backend + baton
+python3 "$HERE/handoff_load.py" server --port-file "$T/srv.port" --interval "$INTERVAL" \
+    --msg "$MSG" 2>"$T/server.err" &
+STARTED=("$!" "${STARTED[@]}")
+wait_file "$T/srv.port" 10 "backend port"
+PORT=$(free_port)
+{
+    echo "[global]"
+    echo "threads = $THREADS"
+    echo "control = $T/baton.sock"
+    echo "log_level = info"
+    echo "access_log = off"
+    echo "drain_timeout = $DRAIN_TIMEOUT"
+    [ -n "$HANDOFF" ] && echo "handoff = $HANDOFF"
+    echo "[listener web]"
+    echo "bind = 127.0.0.1:$PORT"
+    echo "backend = app"
+    echo "[backend app]"
+    echo "server = s1 127.0.0.1:$(cat "$T/srv.port")"
+} >"$T/baton.ini"
+bench_start_baton
+OLD=$BATON_WORKER
+
+# ---------------------------------------------------------------- connections
+log "opening $CONNS connections ($BUSY busy) from $PROCS client processes"
+CLIENTS=()
+for i in $(seq 0 $((PROCS - 1))); do
+    n=$(((CONNS * (i + 1)) / PROCS - (CONNS * i) / PROCS))
+    b=$(((BUSY * (i + 1)) / PROCS - (BUSY * i) / PROCS))
+    python3 "$HERE/handoff_load.py" client --port "$PORT" --conns "$n" --busy "$b" \
+        --base $((i * 1000000)) --interval "$INTERVAL" --msg "$MSG" \
+        --ready-file "$T/ready.$i" --stop-file "$T/stop" --result-file "$T/result.$i" \
+        2>"$T/client.$i.err" &
+    CLIENTS+=("$!")
+    STARTED+=("$!")
+done
+for i in $(seq 0 $((PROCS - 1))); do
+    for _ in $(seq 2400); do
+        [ -s "$T/ready.$i" ] && break
+        kill -0 "${CLIENTS[i]}" 2>/dev/null || die "client $i failed: $(cat "$T/client.$i.err")"
+        sleep 0.05
+    done
+    [ -s "$T/ready.$i" ] || die "client $i not ready within 120 s"
+done
+for _ in $(seq 300); do
+    held=$("$BATON" -s status -c "$T/baton.ini" | sed -n "s/^worker .*pid=$OLD .*connections=\([0-9]*\).*/\1/p")
+    [ "${held:-0}" -ge "$CONNS" ] && break
+    sleep 0.1
+done
+[ "${held:-0}" -ge "$CONNS" ] || die "the worker holds ${held:-0} of $CONNS connections"
+log "worker $OLD holds $held connections; reloading"
+
+# ---------------------------------------------------------------- the reload
+t0=$(date +%s.%N)
+"$BATON" -s reload -c "$T/baton.ini" >"$T/reload.out" 2>&1 || die "reload failed: $(cat "$T/reload.out")"
+t1=$(date +%s.%N)
+limit=$(fcalc "$t0 + 120")
+while alive "$OLD"; do
+    awk -v n="$(date +%s.%N)" -v l="$limit" 'BEGIN { exit !(n > l) }' && die "worker $OLD still alive 120 s after the reload"
+    sleep 0.002
+done
+t2=$(date +%s.%N)
+sleep "$SETTLE"                      # the streams go on through the new worker
+touch "$T/stop"
+rc_all=0
+for i in $(seq 0 $((PROCS - 1))); do
+    wait "${CLIENTS[i]}" || rc_all=1
+done
+
+# ---------------------------------------------------------------- report
+read -r bfail ifail echo_bytes < <(python3 - "$T" "$PROCS" <<'PY'
+import json, sys
+t, n = sys.argv[1], int(sys.argv[2])
+bf = idf = eb = 0
+for i in range(n):
+    try:
+        r = json.load(open("%s/result.%d" % (t, i)))
+    except (OSError, ValueError):
+        bf, idf = bf + 10**9, idf + 10**9
+        continue
+    bf += r["busy_failed"]; idf += r["idle_failed"]; eb += r["echo_bytes"]
+print(bf, idf, eb)
+PY
+)
+mode=${HANDOFF:-"(no handoff key: drain)"}
+echo "baton handoff benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine: $(nproc) CPUs, kernel $(uname -r); baton $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') ($BATON)"
+echo "settings: $CONNS connections ($BUSY busy, a write of 1..$MSG bytes every ${INTERVAL}s each) from $PROCS processes; handoff $mode; drain_timeout $DRAIN_TIMEOUT; threads $THREADS; ulimit -n $nofile"
+printf '  reload command returned      %8.1f ms\n' "$(calc "($t1 - $t0) * 1000")"
+printf '  old worker %-7s exited     %8.1f ms after the reload command\n' "$OLD" "$(calc "($t2 - $t0) * 1000")"
+printf '  per connection               %8.1f us\n' "$(calc "($t2 - $t0) * 1000000 / $CONNS")"
+grep -h 'handoff: ' "$T/baton.log" | sed 's/^/  baton: /' || echo "  (no 'handoff:' line in baton's log)"
+echo "  busy streams intact: $((BUSY - bfail))/$BUSY ($(calc "$echo_bytes / 1048576") MiB echoed and checked); idle connections intact: $((CONNS - BUSY - ifail))/$((CONNS - BUSY))"
+for i in $(seq 0 $((PROCS - 1))); do
+    python3 -c 'import json,sys; [print("  broken:", f) for f in json.load(open(sys.argv[1]))["failures"][:3]]' "$T/result.$i" 2>/dev/null || true
+done | head -6
+if [ "$rc_all" != 0 ]; then
+    if [ -z "$HANDOFF" ] || [ "$HANDOFF" = drain ]; then
+        echo "  (drain mode: the old worker cut its connections at drain_timeout, as expected)"
+        [ "$STRICT" = 1 ] && exit 1
+    else
+        exit 1
+    fi
+fi
+exit 0
