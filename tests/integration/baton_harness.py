@@ -4,8 +4,7 @@ Environment:
   BATON_BIN         path to the baton binary under test (required)
   BATON_SOURCE_DIR  repository root (optional; used to find sample files)
   BATON_TEST_TIMEOUT_SCALE  multiply every deadline (optional, default 1)
-  BATON_TEST_HANDOFF  live or drain: the binary has `[global] handoff`, test
-                    that mode (optional; unset, the key is never written)
+  BATON_TEST_HANDOFF  live (default) or drain: the handoff mode to test
 
 Every wait in here is bounded by a deadline; nothing synchronises on a bare
 sleep.  Backend servers are Python threads bound to 127.0.0.1:0 (or [::1]:0).
@@ -1998,20 +1997,16 @@ def wait_status(b, pred, timeout=T_WAIT, what="status"):
 # live connection handoff (issue 9; added for test_handoff_streams and
 # bench/handoff.sh)
 
-# `[global] handoff = live | drain` exists only in binaries with the handoff
-# engine.  Tests write the key only when BATON_TEST_HANDOFF names the mode
-# to test (live or drain); unset, the key stays out of the configuration
-# and the binary does what it does today (drain).
-HANDOFF_MODE = os.environ.get("BATON_TEST_HANDOFF", "")
-HANDOFF_RE = (r"^handoff: (?P<moved>\d+) connection\(s\) moved to generation (?P<gen>\d+), "
-              r"(?P<left>\d+) left to drain, in (?P<ms>\d+) ms$")
+# `[global] handoff = live | drain`: tests run the mode BATON_TEST_HANDOFF
+# names, live (the default) unless it says drain.
+HANDOFF_MODE = os.environ.get("BATON_TEST_HANDOFF", "") or "live"
+HANDOFF_RE = (r"^worker generation \d+: handoff: (?P<moved>\d+) connection\(s\) moved to "
+              r"generation (?P<gen>\d+), (?P<left>\d+) left to drain, in (?P<ms>\d+) ms$")
 
 
 def handoff_global(mode=None):
     """[global] entries selecting the handoff mode (`mode`, default the one
-    BATON_TEST_HANDOFF names), or none when the binary has no such key."""
-    if not HANDOFF_MODE:
-        return {}
+    BATON_TEST_HANDOFF names)."""
     if HANDOFF_MODE not in ("live", "drain"):
         raise AssertionError("BATON_TEST_HANDOFF=%r: expected live or drain" % HANDOFF_MODE)
     return {"handoff": mode or HANDOFF_MODE}

@@ -30,7 +30,7 @@ PASS_HOST = "default.pass.test"
 # still in setup (PROXY header, ClientHello, server connect) during the reloads
 SETUP_KINDS = ("proxy_partial", "hello_partial", "connecting")
 ESTABLISHED = sum(n for k, n in COUNTS.items() if k not in SETUP_KINDS)
-RELOADS = 10
+RELOADS = 50
 
 
 class HandoffStreamsTest(PKITestCase):
