@@ -261,6 +261,8 @@ static void conn_unlink_free(struct proxy_conn *c)
         loop->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    if (loop->xfer_scan == c)
+        loop->xfer_scan = c->next;
     loop->nconns--;
     if (c->listener != NULL)
         proxy_listener_release(loop, c->listener);

@@ -85,12 +85,26 @@ static void give_take_back(struct proxy_link *k, const char *why)
     k->done_sent = 1;
 }
 
+static struct proxy_conn *scan_from(struct proxy_loop *loop, struct proxy_conn *c)
+{
+    for (; c != NULL; c = c->next)
+        if (proxy_conn_movable(c)) {
+            loop->xfer_scan = c->next;
+            return c;
+        }
+    loop->xfer_scan = NULL;
+    return NULL;
+}
+
+/* The next movable connection.  The scan goes on from where it stopped, so
+ * a window of frozen connections is not looked at again for each one sent;
+ * at the end of the list it starts over once, for connections that became
+ * movable behind it (arrivals released meanwhile). */
 static struct proxy_conn *give_next(struct proxy_loop *loop)
 {
-    for (struct proxy_conn *c = loop->conns; c != NULL; c = c->next)
-        if (proxy_conn_movable(c))
-            return c;
-    return NULL;
+    struct proxy_conn *c = loop->xfer_scan != NULL ? scan_from(loop, loop->xfer_scan) : NULL;
+
+    return c != NULL ? c : scan_from(loop, loop->conns);
 }
 
 /* Connections arriving from a previous generation must be released to us
@@ -226,6 +240,21 @@ static int take_grant(struct proxy_link *k, uint32_t credits)
     return 0;
 }
 
+static int take_pend(struct proxy_link *k, struct proxy_conn *c)
+{
+    if (k->npend == k->pend_cap) {
+        uint32_t cap = k->pend_cap ? k->pend_cap * 2 : PROXY_LINK_WINDOW;
+        struct proxy_conn **p = realloc(k->pend, cap * sizeof(*p));
+
+        if (p == NULL)
+            return -1;
+        k->pend = p;
+        k->pend_cap = cap;
+    }
+    k->pend[k->npend++] = c;
+    return 0;
+}
+
 static void take_result(struct proxy_link *k, uint32_t id, uint32_t result)
 {
     k->ack->results[k->ack->n].id = id;
@@ -259,6 +288,11 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
         if (st->server_fd >= 0)
             close(st->server_fd);
         take_result(k, id, HANDOFF_CONN_REFUSED);
+    } else if (take_pend(k, c) != 0) {
+        /* Without a place to wait for its release, it is the giver's. */
+        atomic_fetch_sub_explicit(&k->loop->worker->adopted, 1, memory_order_relaxed);
+        proxy_conn_forget(c);
+        take_result(k, id, HANDOFF_CONN_REFUSED);
     } else {
         c->xfer_id = st->id;
         c->xfer_link = k;
@@ -267,13 +301,23 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
     free(st);
 }
 
-/* Adopted connections of this link wait for their release in the loop's
- * list, unarmed; the release names them by the giver's id. */
+/* Adopted connections wait for their release unarmed, in k->pend in the
+ * order they came; the giver releases them in the same order, so the one
+ * named is nearly always the first. */
 static struct proxy_conn *take_find(struct proxy_link *k, uint32_t id)
 {
-    for (struct proxy_conn *c = k->loop->conns; c != NULL; c = c->next)
-        if (c->xfer == PROXY_XFER_ADOPTED && c->xfer_id == id && c->xfer_link == k)
-            return c;
+    for (uint32_t i = k->pend_head; i < k->npend; i++) {
+        struct proxy_conn *c = k->pend[i];
+
+        if (c == NULL || c->xfer_id != id)
+            continue;
+        k->pend[i] = NULL;
+        while (k->pend_head < k->npend && k->pend[k->pend_head] == NULL)
+            k->pend_head++;
+        if (k->pend_head == k->npend)
+            k->pend_head = k->npend = 0;
+        return c;
+    }
     return NULL;
 }
 
@@ -305,15 +349,12 @@ static void take_release(struct proxy_link *k, struct handoff_in *in)
 /* At the end of a taking link: what was never released is the giver's. */
 static void take_forget_unreleased(struct proxy_link *k)
 {
-    struct proxy_conn *c = k->loop->conns, *next;
-
-    for (; c != NULL; c = next) {
-        next = c->next;
-        if (c->xfer == PROXY_XFER_ADOPTED && c->xfer_link == k) {
+    for (uint32_t i = k->pend_head; i < k->npend; i++)
+        if (k->pend[i] != NULL) {
             atomic_fetch_sub_explicit(&k->loop->worker->adopted, 1, memory_order_relaxed);
-            proxy_conn_forget(c);
+            proxy_conn_forget(k->pend[i]);
         }
-    }
+    k->pend_head = k->npend = 0;
 }
 
 /* ---- both --------------------------------------------------------------- */
@@ -423,6 +464,7 @@ static void link_end(struct proxy_link *k)
     if (k->role == HANDOFF_LINK_GIVE)
         proxy_worker_gave(loop->worker, k->moved, proxy_now_ms() - k->started_ms);
     free(k->ack);
+    free(k->pend);
     free(k);
     proxy_loop_check_done(loop);
 }

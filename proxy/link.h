@@ -44,6 +44,8 @@ struct proxy_link {
     uint32_t                received;   /* CONN since the last CONN_ACK */
     uint64_t                adopted;
     int                     peer_done;
+    struct proxy_conn     **pend;       /* adopted, waiting for their release */
+    uint32_t                npend, pend_head, pend_cap;
 };
 
 /* A LINK the worker received for this loop; 0, or -1 (fd closed). */

@@ -61,6 +61,7 @@ struct proxy_loop {
     unsigned              max_pipes;
 
     struct proxy_link    *links;         /* live handoff links this loop runs */
+    struct proxy_conn    *xfer_scan;     /* where a giving link looks next */
     pthread_mutex_t       pending_mu;    /* guards the two below (main thread -> loop) */
     struct handoff_link  *pending;       /* links received, not started yet */
     size_t                npending;
