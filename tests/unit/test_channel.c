@@ -4,7 +4,6 @@
  * many messages per read, malformed and truncated streams, EOF, a receiver
  * out of descriptors, and no descriptor leaks.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,20 +20,6 @@
 #include "transport.h"
 #include "wire.h"
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 /* Two connected channels: a (say, the master) and b (the worker). */
 static int open_pair(struct handoff_channel *a, struct handoff_channel *b)
@@ -535,12 +520,12 @@ static void test_transport_fd_limit(void)
     CHECK(handoff_transport_pair(sv) == 0);
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     fds[0] = p[0], fds[1] = p[1], fds[2] = p[0];
-    before = count_fds();
+    before = test_count_fds();
     CHECK(handoff_transport_send(sv[0], 0, "abc", 3, fds, 3) == 3);
     CHECK(handoff_transport_recv(sv[1], buf, sizeof(buf), got, &ngot, 2) == -1);
     CHECK(errno == EMSGSIZE);
     CHECK_U64(ngot, 0);
-    CHECK_U64(count_fds(), before);
+    CHECK_U64(test_count_fds(), before);
 
     /* Data without descriptors is fine; descriptors without data are refused. */
     CHECK(handoff_transport_send(sv[0], 0, "d", 1, NULL, 0) == 1);
@@ -627,7 +612,7 @@ static void test_fds_lost(void)
 
     CHECK(open_pair(&a, &b) == 0);
     CHECK(pipe2(p1, O_CLOEXEC) == 0 && pipe2(p2, O_CLOEXEC) == 0 && pipe2(p3, O_CLOEXEC) == 0);
-    before = count_fds();
+    before = test_count_fds();
 
     /* No descriptor can be installed: none arrives. */
     CHECK(send_conn(&a, 1, p1[0], p1[1]) == 0);
@@ -642,7 +627,7 @@ static void test_fds_lost(void)
     CHECK_U64(in.nfds, 2);
     CHECK(in.fds[0] == -1 && in.fds[1] == -1);
     CHECK_U64(b.nfdq, 0);
-    CHECK_U64(count_fds(), before);
+    CHECK_U64(test_count_fds(), before);
     CHECK(handoff_decode_conn(&in, &v, why, sizeof(why)) == -1);
     CHECK_WHY(why, "CONN: its sockets did not arrive (out of file descriptors)");
     CHECK(v.client_fd == -1 && v.server_fd == -1);
@@ -656,7 +641,7 @@ static void test_fds_lost(void)
     CHECK(r == 1);
     CHECK(in.fds_lost && in.fds[0] == -1 && in.fds[1] == -1);
     CHECK_U64(b.nfdq, 0);
-    CHECK_U64(count_fds(), before);
+    CHECK_U64(test_count_fds(), before);
     handoff_in_free(&in);
 
     /* The limit lifted, the next message has its own descriptors. */
@@ -675,7 +660,7 @@ static void test_fds_lost(void)
     }
     handoff_in_free(&in);
     CHECK_U64(b.nfdq, 0);
-    CHECK_U64(count_fds(), before);
+    CHECK_U64(test_count_fds(), before);
 
     for (int i = 0; i < 2; i++) {
         close(p1[i]);
@@ -688,7 +673,7 @@ static void test_fds_lost(void)
 
 int main(int argc, char **argv)
 {
-    int fds_before = count_fds();
+    int fds_before = test_count_fds();
 
     test_fds_interleaved();
     test_large();
@@ -701,6 +686,6 @@ int main(int argc, char **argv)
     test_fds_lost();
 
     CHECK(fds_before > 0);
-    CHECK_U64(count_fds(), fds_before);
+    CHECK_U64(test_count_fds(), fds_before);
     return test_summary("test_channel");
 }

@@ -3,7 +3,6 @@
  * typed message, including hostile input (truncation, trailing bytes,
  * oversized fields, random garbage, wrong descriptor counts).
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,22 +16,6 @@
 #include "message.h"
 #include "testutil.h"
 #include "wire.h"
-
-/* Checks that a `why` explanation mentions the expected words. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 static int devnull(void)
 {
@@ -2116,7 +2099,7 @@ static void test_capabilities(void)
 
 int main(int argc, char **argv)
 {
-    int fds_before = count_fds();
+    int fds_before = test_count_fds();
 
     test_hdr_roundtrip();
     test_hdr_reject();
@@ -2139,6 +2122,6 @@ int main(int argc, char **argv)
     test_capabilities();
 
     CHECK(fds_before > 0);
-    CHECK_U64(count_fds(), fds_before);
+    CHECK_U64(test_count_fds(), fds_before);
     return test_summary("test_wire");
 }
