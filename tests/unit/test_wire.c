@@ -1418,7 +1418,9 @@ static int same_conn(const struct handoff_conn *a, const struct handoff_conn *b)
     return 1;
 }
 
-/* Encodes v, decodes it as received; 0 or -1 (why set). */
+/* Encodes v, decodes it as received and checks it came back field for
+ * field (while g's pointers still point into the received payload); 0 or
+ * -1 (why set).  g keeps the descriptors. */
 static int conn_roundtrip(const struct handoff_conn *v, struct handoff_conn *g, char *why,
                           size_t n)
 {
@@ -1434,7 +1436,9 @@ static int conn_roundtrip(const struct handoff_conn *v, struct handoff_conn *g, 
     }
     CHECK(to_in(&m, &in) == 0);
     r = handoff_decode_conn(&in, g, why, n);
+    CHECK(r != 0 || same_conn(v, g));
     handoff_in_free(&in);
+    g->up.pending = g->down.pending = g->prefix = NULL;   /* freed with the payload */
     handoff_msg_free(&m);
     return r;
 }
@@ -1463,7 +1467,6 @@ static void test_conn_roundtrip(void)
     /* Relaying: client and server sockets, every field. */
     fill_conn(&v, fd, fd2);
     CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
-    CHECK(same_conn(&v, &g));
     CHECK(g.client_fd >= 0 && g.server_fd >= 0 && g.client_fd != g.server_fd);
     CHECK(close_conn_fds(&g));
     CHECK_STR(g.tried[2], v.server);
@@ -1482,7 +1485,6 @@ static void test_conn_roundtrip(void)
     for (uint32_t i = 0; i < v.ntried; i++)
         snprintf(v.tried[i], sizeof(v.tried[i]), "server-%u", (unsigned)i);
     CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
-    CHECK(same_conn(&v, &g));
     CHECK(g.up.npending == 0 && g.down.npending == 0 && g.prefixlen == 0 && g.locallen == 0);
     CHECK(close_conn_fds(&g));
 
@@ -1493,14 +1495,12 @@ static void test_conn_roundtrip(void)
     v.ntried = 0;
     v.down.npending = 0;
     CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
-    CHECK(same_conn(&v, &g));
     CHECK(g.client_fd >= 0 && g.server_fd == -1);
     CHECK(close_conn_fds(&g));
     v.phase = HANDOFF_PHASE_CLIENT_HELLO;
     v.up.npending = HANDOFF_PENDING_MAX;   /* the largest pending */
     v.up.pending = calloc(1, HANDOFF_PENDING_MAX);
     CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
-    CHECK(same_conn(&v, &g));
     CHECK(close_conn_fds(&g));
     free((void *)v.up.pending);
 
