@@ -50,6 +50,7 @@ sources_of() {
         clienthello) echo proxy/clienthello.c ;;
         proxyproto) echo proxy/proxyproto.c ;;
         ctl_command) echo proxy/ctl_command.c ;;
+        conn) echo handoff/conn_msg.c handoff/codec.c ;;
         *) echo "baton fuzz: no sources listed for target '$1' in tools/fuzz.sh" >&2; return 1 ;;
     esac
 }
@@ -57,7 +58,7 @@ sources_of() {
 # libFuzzer dictionary of a target (tests/fuzz/*.dict), if it has one.
 dict_of() {
     case $1 in
-        wire | message | channel) echo "$root/tests/fuzz/handoff.dict" ;;
+        wire | message | channel | conn) echo "$root/tests/fuzz/handoff.dict" ;;
         *) [ -f "$root/tests/fuzz/$1.dict" ] && echo "$root/tests/fuzz/$1.dict" ;;
     esac
     return 0

@@ -106,7 +106,7 @@ static const struct fuzz_decoder decoders[] = {
     { HANDOFF_LISTENER, dec_listener, enc_listener, 0 },
     { HANDOFF_FAILED, dec_failed, enc_failed, 0 },
     { HANDOFF_STATUS_REQ, dec_status_req, enc_status_req, 0 },
-    { HANDOFF_STATUS, dec_status, enc_status, 0 },
+    { HANDOFF_STATUS, dec_status, enc_status, 1 },   /* adopted, orphans, handed_over */
     { HANDOFF_TICKET_KEYS, dec_ticket_keys, enc_ticket_keys, 0 },
     { HANDOFF_SERVER_STATE, dec_server_state, enc_server_state, 0 },
     { HANDOFF_MASTER_STATE, dec_master_state, enc_master_state, 1 },

@@ -516,6 +516,79 @@ def wire_seeds():
     return c
 
 
+# --- conn: live connection handoff (handoff/conn_msg.c) ----------------------
+
+CONN_DEC = {"link": 0, "conn": 1, "ack": 2, "release": 3, "done": 4}
+SOCKADDR_IN = struct.pack("<H", 2) + struct.pack(">H", 40000) + bytes([127, 0, 0, 1]) + bytes(8)
+SOCKADDR_IN6 = (struct.pack("<H", 10) + struct.pack(">H", 443) + bytes(4) + bytes(15) + b"\1"
+                + struct.pack("<I", 0))
+
+
+def ext(tag, flags, body):
+    return u16(tag) + u16(flags) + pbytes(body)
+
+
+def conn_payload(phase=1, peer=SOCKADDR_IN, local=b"", listener="web", backend="app",
+                 server="s1", tried=("s2", "s1"), sni="", alpn="", up=b"", down=b"",
+                 prefix=b"", up_flags=0, down_flags=0):
+    """A CONN as handoff/conn_msg.c lays it out (see the comment at its top)."""
+    out = p32(77) + p32(phase) + p32(0x5) + p32(0x1) + p32(2) + p32(300000)
+    out += p64(1000) + p64(2000) + p64(0 if phase == 1 else 5000)
+    out += pbytes(peer) + pbytes(local) + pstr(listener) + pstr(backend) + pstr(server)
+    out += p32(len(tried)) + b"".join(pstr(t) for t in tried) + pstr(sni) + pstr(alpn)
+    out += p64(1234) + p32(up_flags) + pbytes(up) + p64(5678) + p32(down_flags) + pbytes(down)
+    return out + pbytes(prefix)
+
+
+def conn_seeds():
+    c = Corpus("conn")
+    relaying = conn_payload(up=b"GET / HTTP/1.1\r\n\r\n", down=b"HTTP/1.1 200 OK\r\n",
+                            up_flags=1, down_flags=6)
+    header = conn_payload(phase=2, backend="", server="", tried=(), prefix=b"PROXY TCP4 ")
+    hello = conn_payload(phase=3, backend="", server="", tried=(), sni="www.example.com",
+                         alpn="h2", prefix=bytes([22, 3, 1, 0, 5]))
+    connecting = conn_payload(phase=4, peer=SOCKADDR_IN6, local=SOCKADDR_IN,
+                              tried=tuple("s%d" % i for i in range(17)))
+    ok = {
+        "link-give": ("link", 1, p32(1) + p32(7) + p32(0) + p32(2)),
+        "link-take": ("link", 1, p32(2) + p32(6) + p32(4095) + p32(4096)),
+        "conn-relaying": ("conn", 2, relaying),
+        "conn-proxy-header": ("conn", 1, header),
+        "conn-client-hello": ("conn", 1, hello),
+        "conn-connecting": ("conn", 2, connecting),
+        "conn-extension": ("conn", 2, relaying + ext(999, 0, b"later")),
+        "ack": ("ack", 0, p32(64) + p32(3) + p32(100) + p32(0) + p32(101) + p32(1)
+                + p32(102) + p32(0)),
+        "ack-empty": ("ack", 0, p32(64) + p32(0)),
+        "release": ("release", 0, p32(2) + p32(100) + p32(102)),
+        "done": ("done", 0, p32(3)),
+        "done-extension": ("done", 0, p32(3) + ext(7, 0x8000, b"") + ext(8, 0, p64(1))),
+    }
+    for name, (dec, fds, payload) in sorted(ok.items()):
+        c.add("ok-" + name, bytes([CONN_DEC[dec], fds]) + payload)
+    bad = {
+        "link-index": ("link", 1, p32(1) + p32(7) + p32(2) + p32(2)),
+        "link-role": ("link", 1, p32(3) + p32(7) + p32(0) + p32(1)),
+        "link-fd-taken": ("link", 0x81, p32(1) + p32(7) + p32(0) + p32(1)),
+        "conn-phase": ("conn", 2, conn_payload(phase=5)),
+        "conn-phase-fds": ("conn", 1, relaying),
+        "conn-fds-lost": ("conn", 0x42, relaying),
+        "conn-no-peer": ("conn", 2, conn_payload(peer=b"")),
+        "conn-peer-long": ("conn", 2, conn_payload(peer=bytes(129))),
+        "conn-tried-18": ("conn", 2, conn_payload(tried=tuple("s%d" % i for i in range(18)))),
+        "conn-pending-long": ("conn", 2, conn_payload()[:-8] + p32(0x100001)),
+        "conn-must-understand": ("conn", 2, relaying + ext(999, 1, b"")),
+        "conn-truncated": ("conn", 2, relaying[:-3]),
+        "ack-4097": ("ack", 0, p32(1) + p32(4097)),
+        "ack-result": ("ack", 0, p32(1) + p32(1) + p32(5) + p32(2)),
+        "release-4097": ("release", 0, p32(4097)),
+        "done-trailing": ("done", 0, p32(1) + b"zzz"),
+    }
+    for name, (dec, fds, payload) in sorted(bad.items()):
+        c.add("bad-" + name, bytes([CONN_DEC[dec], fds]) + payload)
+    return c
+
+
 def ctl_command_seeds():
     """Control command lines, as test_ctl_command.c and the control tests send them."""
     c = Corpus("ctl_command")
@@ -538,7 +611,7 @@ def main():
     if len(sys.argv) > 1:
         sys.exit(__doc__)
     for corpus in (conf_seeds(), clienthello_seeds(), proxyproto_seeds(), message_seeds(),
-                   channel_seeds(), wire_seeds(), ctl_command_seeds()):
+                   channel_seeds(), wire_seeds(), ctl_command_seeds(), conn_seeds()):
         corpus.write()
 
 

@@ -1,38 +1,25 @@
 /*
  * test_channel.c - the handoff channel over a real transport pair: messages
  * with and without descriptors, large messages through partial writes,
- * many messages per read, malformed and truncated streams, EOF, and no
- * descriptor leaks.
+ * many messages per read, malformed and truncated streams, EOF, a receiver
+ * out of descriptors, and no descriptor leaks.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "channel.h"
+#include "conn_msg.h"
 #include "message.h"
 #include "testutil.h"
 #include "transport.h"
 #include "wire.h"
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 /* Two connected channels: a (say, the master) and b (the worker). */
 static int open_pair(struct handoff_channel *a, struct handoff_channel *b)
@@ -590,12 +577,12 @@ static void test_transport_fd_limit(void)
     CHECK(handoff_transport_pair(sv) == 0);
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     fds[0] = p[0], fds[1] = p[1], fds[2] = p[0];
-    before = count_fds();
+    before = test_count_fds();
     CHECK(handoff_transport_send(sv[0], 0, "abc", 3, fds, 3) == 3);
     CHECK(handoff_transport_recv(sv[1], buf, sizeof(buf), got, &ngot, 2) == -1);
     CHECK(errno == EMSGSIZE);
     CHECK_U64(ngot, 0);
-    CHECK_U64(count_fds(), before);
+    CHECK_U64(test_count_fds(), before);
 
     /* Data without descriptors is fine; descriptors without data are refused. */
     CHECK(handoff_transport_send(sv[0], 0, "d", 1, NULL, 0) == 1);
@@ -611,9 +598,139 @@ static void test_transport_fd_limit(void)
     close(sv[1]);
 }
 
+/* A relaying CONN carrying client and server (here: the two ends of a pipe). */
+static int send_conn(struct handoff_channel *a, uint32_t id, int client_fd, int server_fd)
+{
+    static struct handoff_conn v;
+    struct handoff_msg m;
+    int r;
+
+    memset(&v, 0, sizeof(v));
+    v.id = id;
+    v.phase = HANDOFF_PHASE_RELAYING;
+    v.peerlen = 16;
+    v.peer[0] = 2;
+    snprintf(v.listener, sizeof(v.listener), "web");
+    v.client_fd = client_fd;
+    v.server_fd = server_fd;
+    if (handoff_encode_conn(&m, a->seq++, &v) != 0)
+        return -1;
+    r = handoff_channel_send(a, &m);
+    handoff_msg_free(&m);
+    if (r == 0 && handoff_channel_flush(a) != 1)
+        r = -1;   /* a small message leaves in one write */
+    return r;
+}
+
+/* The descriptor the next open would get: every one below it is in use. */
+static int lowest_free_fd(void)
+{
+    int fd = fcntl(0, F_DUPFD, 0);
+
+    if (fd >= 0)
+        close(fd);
+    return fd;
+}
+
+/* Receives the next message on b while this process may hold no descriptor
+ * numbered `limit` or above (lowest_free_fd(): no new one at all), then
+ * lifts the limit again. */
+static int next_with_fd_limit(struct handoff_channel *a, struct handoff_channel *b,
+                              rlim_t limit, struct handoff_in *in, char *why, size_t whylen)
+{
+    struct rlimit saved, low;
+    int r;
+
+    if (getrlimit(RLIMIT_NOFILE, &saved) != 0)
+        return -1;
+    low = saved;
+    low.rlim_cur = limit;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+        return -1;
+    r = pump_next(a, b, in, why, whylen);
+    if (setrlimit(RLIMIT_NOFILE, &saved) != 0)
+        return -1;
+    return r;
+}
+
+/*
+ * A receiver out of descriptors (EMFILE inside recvmsg: the kernel drops
+ * what it cannot install and says MSG_CTRUNC) gets the message without its
+ * descriptors, marked fds_lost, and its decoder refuses that one
+ * connection; the next message still gets its own descriptors.
+ */
+static void test_fds_lost(void)
+{
+    struct handoff_channel a, b;
+    struct handoff_conn v;
+    struct handoff_in in;
+    char why[256] = "";
+    int p1[2], p2[2], p3[2], before, r, lim;
+
+    CHECK(open_pair(&a, &b) == 0);
+    CHECK(pipe2(p1, O_CLOEXEC) == 0 && pipe2(p2, O_CLOEXEC) == 0 && pipe2(p3, O_CLOEXEC) == 0);
+    before = test_count_fds();
+
+    /* No descriptor can be installed: none arrives. */
+    CHECK(send_conn(&a, 1, p1[0], p1[1]) == 0);
+    lim = lowest_free_fd();
+    CHECK(lim > 0);
+    r = next_with_fd_limit(&a, &b, (rlim_t)lim, &in, why, sizeof(why));
+    CHECK(r == 1);
+    if (r != 1)
+        fprintf(stderr, "    %s\n", why);
+    CHECK_U64(in.hdr.type, HANDOFF_CONN);
+    CHECK(in.fds_lost);
+    CHECK_U64(in.nfds, 2);
+    CHECK(in.fds[0] == -1 && in.fds[1] == -1);
+    CHECK_U64(b.nfdq, 0);
+    CHECK_U64(test_count_fds(), before);
+    CHECK(handoff_decode_conn(&in, &v, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: its sockets did not arrive (out of file descriptors)");
+    CHECK(v.client_fd == -1 && v.server_fd == -1);
+    handoff_in_free(&in);
+
+    /* Room for one of the two: the one installed is closed, not paired
+     * with a later message. */
+    CHECK(send_conn(&a, 2, p2[0], p2[1]) == 0);
+    lim = lowest_free_fd();
+    r = next_with_fd_limit(&a, &b, (rlim_t)lim + 1, &in, why, sizeof(why));
+    CHECK(r == 1);
+    CHECK(in.fds_lost && in.fds[0] == -1 && in.fds[1] == -1);
+    CHECK_U64(b.nfdq, 0);
+    CHECK_U64(test_count_fds(), before);
+    handoff_in_free(&in);
+
+    /* The limit lifted, the next message has its own descriptors. */
+    CHECK(send_conn(&a, 3, p3[0], p3[1]) == 0);
+    r = pump_next(&a, &b, &in, why, sizeof(why));
+    CHECK(r == 1);
+    CHECK(!in.fds_lost);
+    CHECK(handoff_decode_conn(&in, &v, why, sizeof(why)) == 0);
+    CHECK_U64(v.id, 3);
+    CHECK(v.client_fd >= 0 && v.server_fd >= 0);
+    if (v.client_fd >= 0 && v.server_fd >= 0) {
+        CHECK(same_pipe(p3[1], v.client_fd));
+        CHECK(same_pipe(v.server_fd, p3[0]));
+        close(v.client_fd);
+        close(v.server_fd);
+    }
+    handoff_in_free(&in);
+    CHECK_U64(b.nfdq, 0);
+    CHECK_U64(test_count_fds(), before);
+
+    for (int i = 0; i < 2; i++) {
+        close(p1[i]);
+        close(p2[i]);
+        close(p3[i]);
+    }
+    handoff_channel_close(&a);
+    handoff_channel_close(&b);
+}
+
 int main(int argc, char **argv)
 {
-    int fds_before = count_fds();
+    int fds_before = test_count_fds();
 
     test_fds_interleaved();
     test_large();
@@ -624,8 +741,9 @@ int main(int argc, char **argv)
     test_sync();
     test_queue_bound();
     test_transport_fd_limit();
+    test_fds_lost();
 
     CHECK(fds_before > 0);
-    CHECK_U64(count_fds(), fds_before);
+    CHECK_U64(test_count_fds(), fds_before);
     return test_summary("test_channel");
 }

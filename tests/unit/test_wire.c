@@ -3,32 +3,19 @@
  * typed message, including hostile input (truncation, trailing bytes,
  * oversized fields, random garbage, wrong descriptor counts).
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+
+#include "codec.h"
+#include "conn_msg.h"
 #include "message.h"
 #include "testutil.h"
 #include "wire.h"
-
-/* Checks that a `why` explanation mentions the expected words. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 static int devnull(void)
 {
@@ -90,9 +77,37 @@ static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
     struct handoff_listener l;
     struct handoff_failed f;
     struct handoff_status_req sr;
+    static struct handoff_conn cn;
+    static struct handoff_conn_ack ack;
+    static struct handoff_conn_release rel;
+    struct handoff_conn_done done;
+    struct handoff_link lk;
     int r;
 
     switch (type != 0 ? type : in->hdr.type) {
+    case HANDOFF_LINK:
+        r = handoff_decode_link(in, &lk, why, n);
+        if (r == 0)
+            close(lk.fd);
+        else if (lk.fd != -1)
+            return -2;
+        return r;
+    case HANDOFF_CONN:
+        r = handoff_decode_conn(in, &cn, why, n);
+        if (r == 0) {
+            close(cn.client_fd);
+            if (cn.server_fd >= 0)
+                close(cn.server_fd);
+        } else if (cn.client_fd != -1 || cn.server_fd != -1) {
+            return -2;
+        }
+        return r;
+    case HANDOFF_CONN_ACK:
+        return handoff_decode_conn_ack(in, &ack, why, n);
+    case HANDOFF_CONN_RELEASE:
+        return handoff_decode_conn_release(in, &rel, why, n);
+    case HANDOFF_CONN_DONE:
+        return handoff_decode_conn_done(in, &done, why, n);
     case HANDOFF_HELLO:
         return handoff_decode_hello(in, &h, why, n);
     case HANDOFF_CONFIG:
@@ -125,12 +140,23 @@ static const uint16_t all_types[] = {
     HANDOFF_HELLO, HANDOFF_CONFIG, HANDOFF_LISTENER, HANDOFF_START, HANDOFF_READY,
     HANDOFF_FAILED, HANDOFF_STOP_ACCEPTING, HANDOFF_DRAIN, HANDOFF_STATUS_REQ,
     HANDOFF_STATUS, HANDOFF_RESUME_ACCEPTING, HANDOFF_SERVER_STATE,
+    HANDOFF_LINK, HANDOFF_CONN, HANDOFF_CONN_ACK, HANDOFF_CONN_RELEASE, HANDOFF_CONN_DONE,
 };
 #define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
 
 static unsigned type_nfds(uint16_t type)
 {
-    return type == HANDOFF_LISTENER ? 1 : 0;
+    /* build()'s CONN is a relaying one: client and server. */
+    return type == HANDOFF_LISTENER || type == HANDOFF_LINK ? 1 : type == HANDOFF_CONN ? 2 : 0;
+}
+
+/* Types whose payload may end in extensions (codec.h): three stray bytes
+ * after them read as a truncated extension header. */
+static int type_has_exts(uint16_t type)
+{
+    return type == HANDOFF_HELLO || type == HANDOFF_STATUS || type == HANDOFF_LINK ||
+           type == HANDOFF_CONN || type == HANDOFF_CONN_ACK || type == HANDOFF_CONN_RELEASE ||
+           type == HANDOFF_CONN_DONE;
 }
 
 static int build_is_empty(uint16_t type)
@@ -571,6 +597,62 @@ static int same_status(const struct handoff_status *a, const struct handoff_stat
     return same_servers(&a->servers, &b->servers);
 }
 
+/* A relaying connection with every field set: bytes pending both ways, a
+ * prefix, servers tried, both addresses (IPv6 client, IPv4 destination). */
+static void fill_conn(struct handoff_conn *v, int client_fd, int server_fd)
+{
+    static const uint8_t up[] = "GET / HTTP/1.1\r\n\r\n";
+    static const uint8_t down[] = { 0, 1, 2, 0xff, 0xfe, 0x80, 0 };
+    static const uint8_t prefix[] = "PROXY TCP4 1.2.3.4";
+    struct sockaddr_in6 peer;
+    struct sockaddr_in local;
+
+    memset(v, 0, sizeof(*v));
+    v->id = 0xa1b2c3d4u;
+    v->phase = HANDOFF_PHASE_RELAYING;
+    v->armed = HANDOFF_ARMED_CLIENT_READ | HANDOFF_ARMED_SERVER_WRITE;
+    v->flags = HANDOFF_CONN_F_CONNECTED | HANDOFF_CONN_F_SERVER_FIN;
+    v->handoffs = 3;
+    v->idle_timeout_ms = 300000;
+    v->start_ms = 0x0102030405060708ull;
+    v->last_ms = 0x1112131415161718ull;
+    v->deadline_ms = 0xfffffffffffffffeull;
+    memset(&peer, 0, sizeof(peer));
+    peer.sin6_family = AF_INET6;
+    peer.sin6_port = htons(54321);
+    peer.sin6_addr.s6_addr[15] = 1;
+    peer.sin6_scope_id = 7;
+    memcpy(v->peer, &peer, sizeof(peer));
+    v->peerlen = sizeof(peer);
+    memset(&local, 0, sizeof(local));
+    local.sin_family = AF_INET;
+    local.sin_port = htons(443);
+    local.sin_addr.s_addr = htonl(0x0a000001);
+    memcpy(v->local, &local, sizeof(local));
+    v->locallen = sizeof(local);
+    snprintf(v->listener, sizeof(v->listener), "web");
+    snprintf(v->backend, sizeof(v->backend), "app");
+    memset(v->server, 's', sizeof(v->server) - 1);   /* longest name */
+    v->ntried = 3;
+    snprintf(v->tried[0], sizeof(v->tried[0]), "a1");
+    snprintf(v->tried[1], sizeof(v->tried[1]), "a2");
+    memcpy(v->tried[2], v->server, sizeof(v->server));
+    snprintf(v->sni, sizeof(v->sni), "www.example.com");
+    snprintf(v->alpn, sizeof(v->alpn), "h2");
+    v->up.bytes = 1234567;
+    v->up.flags = HANDOFF_DIR_BULK;
+    v->up.pending = up;
+    v->up.npending = sizeof(up) - 1;
+    v->down.bytes = 1ull << 40;
+    v->down.flags = HANDOFF_DIR_EOF | HANDOFF_DIR_SHUT;
+    v->down.pending = down;
+    v->down.npending = sizeof(down);
+    v->prefix = prefix;
+    v->prefixlen = sizeof(prefix) - 1;
+    v->client_fd = client_fd;
+    v->server_fd = server_fd;
+}
+
 /* Builds one valid message of each type (index into all_types). */
 static int build(struct handoff_msg *m, uint16_t type, int fd)
 {
@@ -609,6 +691,41 @@ static int build(struct handoff_msg *m, uint16_t type, int fd)
         r = handoff_encode_server_state(m, 8, &ss, 0, HANDOFF_CAPS_OURS);
         handoff_server_state_free(&ss);
         return r;
+    }
+    case HANDOFF_LINK: {
+        struct handoff_link lk = { HANDOFF_LINK_GIVE, 8, 1, 2, fd };
+
+        return handoff_encode_link(m, 9, &lk);
+    }
+    case HANDOFF_CONN: {
+        static struct handoff_conn cn;
+
+        fill_conn(&cn, fd, fd);
+        return handoff_encode_conn(m, 10, &cn);
+    }
+    case HANDOFF_CONN_ACK: {
+        static struct handoff_conn_ack ack;
+
+        ack.credits = 64;
+        ack.n = 3;
+        for (uint32_t i = 0; i < ack.n; i++) {
+            ack.results[i].id = 100 + i;
+            ack.results[i].result = i == 1 ? HANDOFF_CONN_REFUSED : HANDOFF_CONN_ADOPTED;
+        }
+        return handoff_encode_conn_ack(m, 11, &ack);
+    }
+    case HANDOFF_CONN_RELEASE: {
+        static struct handoff_conn_release rel;
+
+        rel.n = 2;
+        rel.ids[0] = 100;
+        rel.ids[1] = 102;
+        return handoff_encode_conn_release(m, 12, &rel);
+    }
+    case HANDOFF_CONN_DONE: {
+        struct handoff_conn_done done = { 3 };
+
+        return handoff_encode_conn_done(m, 13, &done);
     }
     default:
         return handoff_encode_empty(m, type, 7);
@@ -865,10 +982,10 @@ static void test_trailing(void)
         why[0] = '\0';
         CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
         CHECK_WHY(why, handoff_type_name(t));
-        /* HELLO and STATUS may grow by extensions: 3 bytes are a truncated one. */
+        /* Messages that may grow by extensions: 3 bytes are a truncated one. */
         CHECK_WHY(why, build_is_empty(t) ? "got 3 bytes"
-                       : t == HANDOFF_HELLO || t == HANDOFF_STATUS ? "extension flags missing"
-                                            : "3 unexpected bytes after");
+                       : type_has_exts(t) ? "extension flags missing"
+                                          : "3 unexpected bytes after");
         handoff_in_free(&in);
         free(p);
         handoff_msg_free(&m);
@@ -1207,7 +1324,7 @@ static void test_wrong_fds_and_types(void)
     for (i = 0; i < NTYPES; i++) {
         uint16_t t = all_types[i];
 
-        if (t == HANDOFF_LISTENER)
+        if (type_nfds(t) != 0)
             continue;
         CHECK(build(&m, t, fd) == 0);
         make_in(&in, t, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN, 1);
@@ -1329,6 +1446,498 @@ static void test_garbage(void)
     }
     CHECK(ok > 0 && fail > 0);
     CHECK_U64(odd, 0);
+    close(fd);
+}
+
+
+/* ---- live connection handoff messages (conn_msg.h) -------------------- */
+
+static int same_dir(const struct handoff_conn_dir *a, const struct handoff_conn_dir *b)
+{
+    return a->bytes == b->bytes && a->flags == b->flags && a->npending == b->npending &&
+           (a->npending == 0 || memcmp(a->pending, b->pending, a->npending) == 0);
+}
+
+/* Every field of two CONN descriptions but the descriptors. */
+static int same_conn(const struct handoff_conn *a, const struct handoff_conn *b)
+{
+    if (a->id != b->id || a->phase != b->phase || a->armed != b->armed ||
+        a->flags != b->flags || a->handoffs != b->handoffs ||
+        a->idle_timeout_ms != b->idle_timeout_ms || a->start_ms != b->start_ms ||
+        a->last_ms != b->last_ms || a->deadline_ms != b->deadline_ms ||
+        a->peerlen != b->peerlen || memcmp(a->peer, b->peer, a->peerlen) != 0 ||
+        a->locallen != b->locallen || memcmp(a->local, b->local, a->locallen) != 0 ||
+        strcmp(a->listener, b->listener) != 0 || strcmp(a->backend, b->backend) != 0 ||
+        strcmp(a->server, b->server) != 0 || a->ntried != b->ntried ||
+        strcmp(a->sni, b->sni) != 0 || strcmp(a->alpn, b->alpn) != 0 ||
+        !same_dir(&a->up, &b->up) || !same_dir(&a->down, &b->down) ||
+        a->prefixlen != b->prefixlen ||
+        (a->prefixlen > 0 && memcmp(a->prefix, b->prefix, a->prefixlen) != 0))
+        return 0;
+    for (uint32_t i = 0; i < a->ntried; i++)
+        if (strcmp(a->tried[i], b->tried[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* Encodes v, decodes it as received and checks it came back field for
+ * field (while g's pointers still point into the received payload); 0 or
+ * -1 (why set).  g keeps the descriptors. */
+static int conn_roundtrip(const struct handoff_conn *v, struct handoff_conn *g, char *why,
+                          size_t n)
+{
+    struct handoff_msg m;
+    struct handoff_in in;
+    int r;
+
+    memset(g, 0, sizeof(*g));
+    g->client_fd = g->server_fd = -1;
+    if (handoff_encode_conn(&m, 21, v) != 0) {
+        snprintf(why, n, "encoder refused");
+        return -1;
+    }
+    CHECK(to_in(&m, &in) == 0);
+    r = handoff_decode_conn(&in, g, why, n);
+    CHECK(r != 0 || same_conn(v, g));
+    handoff_in_free(&in);
+    g->up.pending = g->down.pending = g->prefix = NULL;   /* freed with the payload */
+    handoff_msg_free(&m);
+    return r;
+}
+
+/* Takes a decoded CONN's descriptors: each must be a live descriptor. */
+static int close_conn_fds(struct handoff_conn *g)
+{
+    int ok = g->client_fd >= 0 && fcntl(g->client_fd, F_GETFD) != -1;
+
+    if (g->client_fd >= 0)
+        close(g->client_fd);
+    if (g->server_fd >= 0) {
+        ok = ok && fcntl(g->server_fd, F_GETFD) != -1;
+        close(g->server_fd);
+    }
+    g->client_fd = g->server_fd = -1;
+    return ok;
+}
+
+static void test_conn_roundtrip(void)
+{
+    static struct handoff_conn v, g;
+    char why[256] = "";
+    int fd = devnull(), fd2 = devnull();
+
+    /* Relaying: client and server sockets, every field. */
+    fill_conn(&v, fd, fd2);
+    CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
+    CHECK(g.client_fd >= 0 && g.server_fd >= 0 && g.client_fd != g.server_fd);
+    CHECK(close_conn_fds(&g));
+    CHECK_STR(g.tried[2], v.server);
+    CHECK_U64(g.deadline_ms, 0xfffffffffffffffeull);
+    CHECK_U64(((const struct sockaddr_in6 *)(const void *)g.peer)->sin6_port, htons(54321));
+
+    /* Connecting: two descriptors as well, no prefix, nothing pending. */
+    v.phase = HANDOFF_PHASE_CONNECTING;
+    v.flags = 0;
+    v.prefix = NULL;
+    v.prefixlen = 0;
+    v.up.pending = v.down.pending = NULL;
+    v.up.npending = v.down.npending = 0;
+    v.locallen = 0;
+    v.ntried = HANDOFF_CONN_TRIED_MAX;   /* the most that can be tried */
+    for (uint32_t i = 0; i < v.ntried; i++)
+        snprintf(v.tried[i], sizeof(v.tried[i]), "server-%u", (unsigned)i);
+    CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
+    CHECK(g.up.npending == 0 && g.down.npending == 0 && g.prefixlen == 0 && g.locallen == 0);
+    CHECK(close_conn_fds(&g));
+
+    /* A setup phase before any server: the client socket alone. */
+    fill_conn(&v, fd, -1);
+    v.phase = HANDOFF_PHASE_PROXY_HEADER;
+    v.server[0] = v.backend[0] = '\0';
+    v.ntried = 0;
+    v.down.npending = 0;
+    CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
+    CHECK(g.client_fd >= 0 && g.server_fd == -1);
+    CHECK(close_conn_fds(&g));
+    v.phase = HANDOFF_PHASE_CLIENT_HELLO;
+    v.up.npending = HANDOFF_PENDING_MAX;   /* the largest pending */
+    v.up.pending = calloc(1, HANDOFF_PENDING_MAX);
+    CHECK(conn_roundtrip(&v, &g, why, sizeof(why)) == 0);
+    CHECK(close_conn_fds(&g));
+    free((void *)v.up.pending);
+
+    close(fd);
+    close(fd2);
+}
+
+/* Encodes v as given (the encoder does not check the phase) and decodes it
+ * with `nfds` descriptors; returns the decoder's result. */
+static int conn_decode_with(const struct handoff_conn *v, unsigned nfds, int lost, char *why,
+                            size_t n)
+{
+    static struct handoff_conn g;
+    struct handoff_msg m;
+    struct handoff_in in;
+    int r;
+
+    if (handoff_encode_conn(&m, 1, v) != 0) {
+        snprintf(why, n, "encoder refused");
+        return -3;
+    }
+    make_in(&in, HANDOFF_CONN, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN, nfds);
+    in.fds_lost = lost;
+    if (lost)
+        for (unsigned i = 0; i < in.nfds; i++) {
+            close(in.fds[i]);
+            in.fds[i] = -1;
+        }
+    why[0] = '\0';
+    r = handoff_decode_conn(&in, &g, why, n);
+    if (r == 0) {
+        CHECK(close_conn_fds(&g));
+    } else {
+        /* A refused CONN hands out nothing and leaves its descriptors to be closed. */
+        CHECK(g.client_fd == -1 && g.server_fd == -1);
+        for (unsigned i = 0; !lost && i < nfds; i++)
+            CHECK(in.fds[i] >= 0);
+    }
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    return r;
+}
+
+static void test_conn_refused(void)
+{
+    static struct handoff_conn v;
+    struct handoff_msg m;
+    char why[256];
+    int fd = devnull();
+
+    fill_conn(&v, fd, fd);
+    CHECK(conn_decode_with(&v, 2, 0, why, sizeof(why)) == 0);
+
+    /* Descriptor count against the phase. */
+    CHECK(conn_decode_with(&v, 1, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: phase 1 with 1 descriptor(s)");
+    v.phase = HANDOFF_PHASE_CONNECTING;
+    CHECK(conn_decode_with(&v, 1, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: phase 4 with 1 descriptor(s)");
+    v.phase = HANDOFF_PHASE_PROXY_HEADER;
+    CHECK(conn_decode_with(&v, 2, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: phase 2 with 2 descriptor(s)");
+    CHECK(conn_decode_with(&v, 1, 0, why, sizeof(why)) == 0);
+    v.phase = HANDOFF_PHASE_CLIENT_HELLO;
+    CHECK(conn_decode_with(&v, 2, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: phase 3 with 2 descriptor(s)");
+    CHECK(conn_decode_with(&v, 1, 0, why, sizeof(why)) == 0);
+    CHECK(conn_decode_with(&v, 0, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: expected 1 descriptor, got 0");
+    CHECK(conn_decode_with(&v, 3, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: expected 1 descriptor, got 3");
+
+    /* Unknown phases. */
+    v.phase = 0;
+    CHECK(conn_decode_with(&v, 2, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: unknown phase 0");
+    v.phase = HANDOFF_PHASE_CONNECTING + 1;
+    CHECK(conn_decode_with(&v, 1, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: unknown phase 5");
+    v.phase = 0xffffffffu;
+    CHECK(conn_decode_with(&v, 2, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "unknown phase 4294967295");
+
+    /* Sockets that did not arrive; no client address. */
+    fill_conn(&v, fd, fd);
+    CHECK(conn_decode_with(&v, 2, 1, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: its sockets did not arrive (out of file descriptors)");
+    v.peerlen = 0;
+    CHECK(conn_decode_with(&v, 2, 0, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN: no client address");
+
+    /* Too many servers tried: the encoder refuses, and so does the decoder. */
+    fill_conn(&v, fd, fd);
+    v.ntried = HANDOFF_CONN_TRIED_MAX + 1;
+    CHECK(handoff_encode_conn(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+    {
+        /* The valid message with its u32 ntried (after the fixed fields,
+         * sockaddrs and three names) patched to 18. */
+        size_t off = 6 * 4 + 3 * 8 + 4 + v.peerlen + 4 + v.locallen +
+                     2 + strlen(v.listener) + 2 + strlen(v.backend) + 2 + strlen(v.server);
+        struct handoff_in in;
+        static struct handoff_conn g;
+
+        v.ntried = 3;
+        CHECK(handoff_encode_conn(&m, 1, &v) == 0);
+        CHECK_U64(m.buf[HANDOFF_HDR_LEN + off + 3], 3);
+        m.buf[HANDOFF_HDR_LEN + off + 3] = HANDOFF_CONN_TRIED_MAX + 1;
+        make_in(&in, HANDOFF_CONN, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN, 2);
+        CHECK(handoff_decode_conn(&in, &g, why, sizeof(why)) == -1);
+        CHECK_WHY(why, "CONN: 18 tried servers (max 17)");
+        handoff_in_free(&in);
+        handoff_msg_free(&m);
+    }
+
+    /* The encoder refuses what no receiver takes. */
+    fill_conn(&v, -1, fd);
+    CHECK(handoff_encode_conn(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+    fill_conn(&v, fd, fd);
+    v.peerlen = HANDOFF_SOCKADDR_MAX + 1;
+    CHECK(handoff_encode_conn(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+    fill_conn(&v, fd, fd);
+    v.down.npending = HANDOFF_PENDING_MAX + 1;
+    CHECK(handoff_encode_conn(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+    fill_conn(&v, fd, fd);
+    memset(v.sni, 'x', sizeof(v.sni));   /* unterminated */
+    CHECK(handoff_encode_conn(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+    fill_conn(&v, fd, fd);
+    memset(v.tried[1], 'x', sizeof(v.tried[1]));
+    CHECK(handoff_encode_conn(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+
+    /* Truncations name the field. */
+    fill_conn(&v, fd, fd);
+    CHECK(handoff_encode_conn(&m, 1, &v) == 0);
+    {
+        struct handoff_in in;
+        static struct handoff_conn g;
+
+        make_in(&in, HANDOFF_CONN, m.buf + HANDOFF_HDR_LEN, 3, 2);
+        CHECK(handoff_decode_conn(&in, &g, why, sizeof(why)) == -1);
+        CHECK_WHY(why, "CONN: id missing (payload truncated)");
+        handoff_in_free(&in);
+        make_in(&in, HANDOFF_CONN, m.buf + HANDOFF_HDR_LEN, m.len - HANDOFF_HDR_LEN - 1, 2);
+        CHECK(handoff_decode_conn(&in, &g, why, sizeof(why)) == -1);
+        CHECK_WHY(why, "CONN: prefix truncated: declares 18 bytes, 17 present");
+        handoff_in_free(&in);
+    }
+    handoff_msg_free(&m);
+    close(fd);
+}
+
+/* A raw CONN_ACK (with results) or CONN_RELEASE payload of n entries. */
+static void raw_list(struct handoff_in *in, uint16_t type, uint32_t n, uint32_t result)
+{
+    struct handoff_msg m;
+
+    CHECK(handoff_msg_init(&m, type, 1) == 0);
+    if (type == HANDOFF_CONN_ACK)
+        handoff_msg_put_u32(&m, 5);   /* credits */
+    handoff_msg_put_u32(&m, n);
+    for (uint32_t i = 0; i < n; i++) {
+        handoff_msg_put_u32(&m, i);
+        if (type == HANDOFF_CONN_ACK)
+            handoff_msg_put_u32(&m, i + 1 == n ? result : HANDOFF_CONN_ADOPTED);
+    }
+    CHECK(handoff_msg_finish(&m) == 0);
+    CHECK(to_in(&m, in) == 0);
+    handoff_msg_free(&m);
+}
+
+static void test_conn_lists(void)
+{
+    static struct handoff_conn_ack ack, ga;
+    static struct handoff_conn_release rel, gr;
+    struct handoff_conn_done done = { 0xfedcba98u }, gd;
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256];
+
+    /* The most entries one message holds come back in order. */
+    ack.credits = 0xffffffffu;
+    ack.n = HANDOFF_ACK_MAX;
+    rel.n = HANDOFF_ACK_MAX;
+    for (uint32_t i = 0; i < HANDOFF_ACK_MAX; i++) {
+        ack.results[i].id = 0x10000u + i;
+        ack.results[i].result = i % 3 == 0 ? HANDOFF_CONN_REFUSED : HANDOFF_CONN_ADOPTED;
+        rel.ids[i] = 0xffffffffu - i;
+    }
+    CHECK(handoff_encode_conn_ack(&m, 1, &ack) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_conn_ack(&in, &ga, why, sizeof(why)) == 0);
+    CHECK_U64(ga.credits, 0xffffffffu);
+    CHECK_U64(ga.n, HANDOFF_ACK_MAX);
+    CHECK(memcmp(ga.results, ack.results, sizeof(ack.results)) == 0);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    CHECK(handoff_encode_conn_release(&m, 1, &rel) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_conn_release(&in, &gr, why, sizeof(why)) == 0);
+    CHECK_U64(gr.n, HANDOFF_ACK_MAX);
+    CHECK(memcmp(gr.ids, rel.ids, sizeof(rel.ids)) == 0);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+    CHECK(handoff_encode_conn_done(&m, 1, &done) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_conn_done(&in, &gd, why, sizeof(why)) == 0);
+    CHECK_U64(gd.sent, 0xfedcba98u);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+
+    /* One more is refused both ways. */
+    ack.n = rel.n = HANDOFF_ACK_MAX + 1;
+    CHECK(handoff_encode_conn_ack(&m, 1, &ack) == -1);
+    handoff_msg_free(&m);
+    CHECK(handoff_encode_conn_release(&m, 1, &rel) == -1);
+    handoff_msg_free(&m);
+    raw_list(&in, HANDOFF_CONN_ACK, HANDOFF_ACK_MAX + 1, HANDOFF_CONN_ADOPTED);
+    CHECK(handoff_decode_conn_ack(&in, &ga, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN_ACK: 4097 results (max 4096)");
+    CHECK_U64(ga.n, 0);
+    handoff_in_free(&in);
+    raw_list(&in, HANDOFF_CONN_RELEASE, HANDOFF_ACK_MAX + 1, 0);
+    CHECK(handoff_decode_conn_release(&in, &gr, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN_RELEASE: 4097 ids (max 4096)");
+    CHECK_U64(gr.n, 0);
+    handoff_in_free(&in);
+
+    /* A result the taker cannot have given. */
+    raw_list(&in, HANDOFF_CONN_ACK, 4, HANDOFF_CONN_REFUSED);
+    CHECK(handoff_decode_conn_ack(&in, &ga, why, sizeof(why)) == 0);
+    CHECK_U64(ga.n, 4);
+    CHECK_U64(ga.results[3].result, HANDOFF_CONN_REFUSED);
+    handoff_in_free(&in);
+    raw_list(&in, HANDOFF_CONN_ACK, 4, HANDOFF_CONN_REFUSED + 1);
+    CHECK(handoff_decode_conn_ack(&in, &ga, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN_ACK: result 2 for connection 3");
+    CHECK_U64(ga.n, 0);
+    handoff_in_free(&in);
+    raw_list(&in, HANDOFF_CONN_ACK, 1, 0xffffffffu);
+    CHECK(handoff_decode_conn_ack(&in, &ga, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "result 4294967295 for connection 0");
+    handoff_in_free(&in);
+
+    /* Entries announced but missing. */
+    raw_list(&in, HANDOFF_CONN_RELEASE, 3, 0);
+    in.hdr.len -= 4;
+    CHECK(handoff_decode_conn_release(&in, &gr, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "CONN_RELEASE: id missing (payload truncated)");
+    handoff_in_free(&in);
+}
+
+/* A LINK payload: role, peer generation, index, count. */
+static void raw_link(struct handoff_in *in, uint32_t role, uint32_t index, uint32_t count)
+{
+    uint8_t p[16];
+    uint32_t f[4] = { role, 5, index, count };
+
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++)
+            p[4 * i + k] = (uint8_t)(f[i] >> (24 - 8 * k));
+    make_in(in, HANDOFF_LINK, p, sizeof(p), 1);
+}
+
+static void test_link(void)
+{
+    struct handoff_link v = { HANDOFF_LINK_TAKE, 0xfffffff0u, 4095, 4096, -1 }, g;
+    struct handoff_msg m;
+    struct handoff_in in;
+    char why[256];
+    int fd = devnull();
+
+    v.fd = fd;
+    CHECK(handoff_encode_link(&m, 1, &v) == 0);
+    CHECK(to_in(&m, &in) == 0);
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == 0);
+    CHECK(g.role == v.role && g.peer_gen == v.peer_gen && g.index == 4095 && g.count == 4096);
+    CHECK(g.fd >= 0 && g.fd != fd && in.fds[0] == -1);
+    close(g.fd);
+    handoff_in_free(&in);
+    handoff_msg_free(&m);
+
+    raw_link(&in, HANDOFF_LINK_GIVE, 0, 1);
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == 0);
+    close(g.fd);
+    handoff_in_free(&in);
+    raw_link(&in, HANDOFF_LINK_GIVE, 3, 3);
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "LINK: link 3 of 3 (expected 1 to 4096 links)");
+    CHECK(g.fd == -1 && in.fds[0] >= 0);
+    handoff_in_free(&in);
+    raw_link(&in, HANDOFF_LINK_GIVE, 0xffffffffu, 2);
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "link 4294967295 of 2");
+    handoff_in_free(&in);
+    raw_link(&in, HANDOFF_LINK_TAKE, 0, 0);
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "link 0 of 0");
+    handoff_in_free(&in);
+    raw_link(&in, HANDOFF_LINK_TAKE, 0, 4097);
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "link 0 of 4097");
+    handoff_in_free(&in);
+    raw_link(&in, 3, 0, 1);
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "LINK: role 3 (expected 1 give or 2 take)");
+    handoff_in_free(&in);
+    raw_link(&in, HANDOFF_LINK_GIVE, 0, 1);
+    in.nfds = 0;   /* make_in's descriptor, not counted: closed here */
+    close(in.fds[0]);
+    in.fds[0] = -1;
+    CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
+    CHECK_WHY(why, "LINK: expected 1 descriptor, got 0");
+    handoff_in_free(&in);
+
+    v.role = 0;
+    CHECK(handoff_encode_link(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+    v.role = HANDOFF_LINK_GIVE;
+    v.fd = -1;
+    CHECK(handoff_encode_link(&m, 1, &v) == -1);
+    handoff_msg_free(&m);
+    close(fd);
+}
+
+/* Each message of the handoff may end in extensions: an unknown one is
+ * skipped, one that must be understood is refused. */
+static void test_conn_extensions(void)
+{
+    static const uint16_t types[] = { HANDOFF_LINK, HANDOFF_CONN, HANDOFF_CONN_ACK,
+                                      HANDOFF_CONN_RELEASE, HANDOFF_CONN_DONE };
+    struct handoff_msg m, x;
+    struct handoff_in in;
+    char why[256];
+    int fd = devnull();
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        uint16_t t = types[i];
+        size_t len, body;
+
+        for (int must = 0; must < 2; must++) {
+            /* The valid message, then two extensions: a known-to-nobody
+             * one that may be skipped, then tag 999 (flags per `must`). */
+            CHECK(build(&m, t, fd) == 0);
+            len = m.len - HANDOFF_HDR_LEN;
+            CHECK(handoff_msg_init(&x, t, 1) == 0);
+            for (size_t k = 0; k < len; k++)
+                handoff_msg_put_u8(&x, m.buf[HANDOFF_HDR_LEN + k]);
+            body = handoff_ext_begin(&x, 0x7777, 0);
+            handoff_msg_put_u64(&x, 42);
+            handoff_ext_end(&x, body);
+            body = handoff_ext_begin(&x, 999, must ? HANDOFF_EXT_MUST_UNDERSTAND : 0x8000);
+            handoff_msg_put_str(&x, "later");
+            handoff_ext_end(&x, body);
+            CHECK(handoff_msg_finish(&x) == 0);
+            make_in(&in, t, x.buf + HANDOFF_HDR_LEN, x.len - HANDOFF_HDR_LEN, type_nfds(t));
+            why[0] = '\0';
+            if (must) {
+                CHECK(decode_any(&in, 0, why, sizeof(why)) == -1);
+                CHECK_WHY(why, handoff_type_name(t));
+                CHECK_WHY(why, "extension 999 must be understood");
+            } else {
+                CHECK(decode_any(&in, 0, why, sizeof(why)) == 0);
+                if (why[0] != '\0')
+                    fprintf(stderr, "    %s\n", why);
+            }
+            handoff_in_free(&in);
+            handoff_msg_free(&x);
+            handoff_msg_free(&m);
+        }
+    }
     close(fd);
 }
 
@@ -1577,7 +2186,7 @@ static void test_capabilities(void)
 
 int main(int argc, char **argv)
 {
-    int fds_before = count_fds();
+    int fds_before = test_count_fds();
 
     test_hdr_roundtrip();
     test_hdr_reject();
@@ -1593,10 +2202,15 @@ int main(int argc, char **argv)
     test_parts();
     test_wrong_fds_and_types();
     test_garbage();
+    test_conn_roundtrip();
+    test_conn_refused();
+    test_conn_lists();
+    test_link();
+    test_conn_extensions();
     test_master_state();
     test_capabilities();
 
     CHECK(fds_before > 0);
-    CHECK_U64(count_fds(), fds_before);
+    CHECK_U64(test_count_fds(), fds_before);
     return test_summary("test_wire");
 }

@@ -22,6 +22,8 @@ void test_check_contains(const char *why, const char *sub, const char *file, int
 /* Deterministic PRNG (xorshift32) so failures reproduce; test_seed resets it. */
 uint32_t test_rand(void);
 void test_seed(uint32_t seed);
+/* Descriptors this process has open (-1 if /proc/self/fd cannot be read). */
+int test_count_fds(void);
 /* Reads a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
 char *test_read_file(const char *path);
 
