@@ -392,7 +392,7 @@ static void test_unknown_type(void)
 
     CHECK(open_pair(&a, &b) == 0);
     CHECK(pipe2(p, O_CLOEXEC) == 0);
-    fds_before = count_fds();
+    fds_before = test_count_fds();
     for (uint16_t flags = 0; flags <= HANDOFF_HDR_MUST_UNDERSTAND; flags++) {
         CHECK(handoff_msg_init(&m, 0x7e57, a.seq++) == 0);
         handoff_msg_set_flags(&m, flags);
@@ -427,7 +427,7 @@ static void test_unknown_type(void)
     CHECK_STR(hg.version, "after");
     handoff_in_free(&in);
     CHECK_U64(b.nfdq, 0);
-    CHECK_U64(count_fds(), fds_before);
+    CHECK_U64(test_count_fds(), fds_before);
     close(p[0]);
     close(p[1]);
     handoff_channel_close(&a);

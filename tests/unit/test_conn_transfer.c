@@ -33,6 +33,7 @@
 #include "loop.h"
 #include "testutil.h"
 #include "worker.h"
+#include "xprt.h"
 
 #define W_CLIENT_READ  PROXY_WANT_CLIENT_READ
 #define W_CLIENT_WRITE PROXY_WANT_CLIENT_WRITE
@@ -229,6 +230,8 @@ static struct proxy_conn *conn_relaying(struct proxy_worker *w, struct far *far)
     c->state = PROXY_CONN_RELAYING;
     c->client.fd = cs[0];
     c->upstream.fd = ss[0];
+    proxy_xprt_raw_attach(&c->client);
+    proxy_xprt_raw_attach(&c->upstream);
     far->client = cs[1];
     far->server = ss[1];
     proxy_pipe_init(&c->up);
