@@ -77,11 +77,15 @@ static void give_take_back(struct proxy_link *k, const char *why)
         proxy_log_warn("handoff to generation %u (link %u) failed: %s; %u connection(s) in "
                        "flight stay here and drain", k->peer_gen, k->index, why,
                        (unsigned)k->ninflight);
-    for (uint32_t i = 0; i < k->ninflight; i++) {
-        proxy_conn_thaw(k->inflight[i]);
-        k->refused++;
+    for (uint32_t i = 0; i < k->infl_span; i++) {
+        struct proxy_conn *c = k->inflight[(k->infl_head + i) % PROXY_LINK_WINDOW];
+
+        if (c != NULL) {
+            proxy_conn_thaw(c);
+            k->refused++;
+        }
     }
-    k->ninflight = 0;
+    k->ninflight = k->infl_head = k->infl_span = 0;
     k->done_sent = 1;
 }
 
@@ -142,7 +146,8 @@ static int give_one(struct proxy_link *k, struct proxy_conn *c)
         proxy_conn_thaw(c);
         return -1;
     }
-    k->inflight[k->ninflight++] = c;
+    k->inflight[(k->infl_head + k->infl_span++) % PROXY_LINK_WINDOW] = c;
+    k->ninflight++;
     k->credits--;
     return 0;
 }
@@ -154,7 +159,7 @@ static void give_pump(struct proxy_link *k)
     struct handoff_msg m;
     struct handoff_conn_done done = { 0 };
 
-    while (!k->done_sent && k->credits > 0 && k->ninflight < PROXY_LINK_WINDOW &&
+    while (!k->done_sent && k->credits > 0 && k->infl_span < PROXY_LINK_WINDOW &&
            (c = give_next(loop)) != NULL)
         if (give_one(k, c) != 0) {
             give_take_back(k, "cannot queue a connection");
@@ -175,13 +180,20 @@ static void give_pump(struct proxy_link *k)
 
 static struct proxy_conn *give_inflight_take(struct proxy_link *k, uint32_t id)
 {
-    for (uint32_t i = 0; i < k->ninflight; i++)
-        if (k->inflight[i]->xfer_id == id) {
-            struct proxy_conn *c = k->inflight[i];
+    for (uint32_t i = 0; i < k->infl_span; i++) {
+        struct proxy_conn **slot = &k->inflight[(k->infl_head + i) % PROXY_LINK_WINDOW];
+        struct proxy_conn *c = *slot;
 
-            k->inflight[i] = k->inflight[--k->ninflight];
-            return c;
+        if (c == NULL || c->xfer_id != id)
+            continue;
+        *slot = NULL;
+        k->ninflight--;
+        while (k->infl_span > 0 && k->inflight[k->infl_head] == NULL) {
+            k->infl_head = (k->infl_head + 1) % PROXY_LINK_WINDOW;
+            k->infl_span--;
         }
+        return c;
+    }
     return NULL;
 }
 

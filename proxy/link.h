@@ -35,8 +35,10 @@ struct proxy_link {
     uint64_t                started_ms;
     /* Giving. */
     uint32_t                credits, next_id;
+    /* Sent, not answered yet, in the order sent (answers come in that
+     * order): a ring of infl_span slots from infl_head, holes NULL. */
     struct proxy_conn      *inflight[PROXY_LINK_WINDOW];
-    uint32_t                ninflight;
+    uint32_t                ninflight, infl_head, infl_span;
     uint64_t                moved, refused;
     int                     done_sent;
     /* Taking. */
