@@ -4,7 +4,6 @@
 #include "channel.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@ struct handoff_outmsg {
     struct handoff_outmsg *next;
     size_t   len;
     int      fds[HANDOFF_MAX_FDS];   /* our dups, closed once sent; or lent */
+    uint8_t  kinds[HANDOFF_MAX_FDS];
     unsigned nfds;
     int      lent;                   /* fds are the caller's: never closed here */
     uint8_t  data[];
@@ -32,25 +32,9 @@ static void close_fds(int *fds, unsigned n)
     unsigned i;
 
     for (i = 0; i < n; i++) {
-        if (fds[i] >= 0)
-            (void)close(fds[i]);
+        handoff_transport_close(fds[i]);
         fds[i] = -1;
     }
-}
-
-static int set_flags(int fd)
-{
-    int fl;
-
-    if ((fl = fcntl(fd, F_GETFL)) == -1)
-        return -1;
-    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
-        return -1;
-    if ((fl = fcntl(fd, F_GETFD)) == -1)
-        return -1;
-    if (!(fl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
-        return -1;
-    return 0;
 }
 
 int handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid)
@@ -62,7 +46,7 @@ int handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid)
         return -1;
     }
     /* On failure the caller still owns fd. */
-    if (set_flags(fd) == -1)
+    if (handoff_transport_prepare(fd) == -1)
         return -1;
     ch->fd = fd;
     ch->peer_pid = peer_pid;
@@ -94,7 +78,7 @@ void handoff_channel_close(struct handoff_channel *ch)
     ch->rbuf = NULL;
     ch->rlen = ch->rcap = 0;
     if (ch->fd >= 0)
-        (void)close(ch->fd);
+        handoff_transport_close(ch->fd);
     ch->fd = -1;
 }
 
@@ -135,10 +119,11 @@ static int channel_queue(struct handoff_channel *ch, struct handoff_msg *m, int 
     o->lent = lend;
     memcpy(o->data, m->buf, m->len);
     /* Dup now: the caller may close its descriptors before we flush. */
+    memcpy(o->kinds, m->kinds, sizeof(o->kinds));
     for (i = 0; i < m->nfds && lend; i++)
         o->fds[o->nfds++] = m->fds[i];
     for (i = 0; i < m->nfds && !lend; i++) {
-        if ((o->fds[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
+        if ((o->fds[i] = handoff_transport_dup(m->fds[i])) == -1) {
             int saved = errno;
 
             close_fds(o->fds, o->nfds);
@@ -178,7 +163,7 @@ int handoff_channel_flush(struct handoff_channel *ch)
 
         n = handoff_transport_send(ch->fd, ch->peer_pid, o->data + ch->out_off,
                                    o->len - ch->out_off, first ? o->fds : NULL,
-                                   first ? o->nfds : 0);
+                                   o->kinds, first ? o->nfds : 0);
         if (n == -1)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         if (n == 0)

@@ -37,7 +37,7 @@ int handoff_encode_link(struct handoff_msg *m, uint32_t seq, const struct handof
     handoff_msg_put_u32(m, v->peer_gen);
     handoff_msg_put_u32(m, v->index);
     handoff_msg_put_u32(m, v->count);
-    handoff_msg_add_fd(m, v->fd);
+    handoff_msg_add_handle(m, v->fd, HANDOFF_H_CHANNEL);
     return handoff_enc_end(m);
 }
 

@@ -8,16 +8,26 @@
 #define BATON_HANDOFF_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Two connected endpoints, both non-blocking and close-on-exec. */
 int handoff_transport_pair(int fds[2]);
 
-/* Sends up to len bytes; the nfds descriptors travel with the first byte.
- * Returns bytes sent (descriptors were sent iff > 0), or -1 with errno
- * (EAGAIN when it would block). */
+/* Sends up to len bytes; the nfds handles (each of its kind, enum
+ * handoff_handle_kind in wire.h) travel with the first byte.  Returns bytes
+ * sent (handles were sent iff > 0), or -1 with errno (EAGAIN when it would
+ * block). */
 ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t len,
-                               const int *fds, unsigned nfds);
+                               const int *fds, const uint8_t *kinds, unsigned nfds);
+
+/* What the channel does with handles, kept here so that it does no OS work
+ * of its own: make a received or given handle non-blocking and
+ * close-on-exec (0 or -1), duplicate one the caller keeps (close-on-exec;
+ * -1 with errno), close one. */
+int  handoff_transport_prepare(int h);
+int  handoff_transport_dup(int h);
+void handoff_transport_close(int h);
 
 /* Receives up to len bytes; descriptors that arrive are appended to fds
  * (at most maxfds in total; extra ones are closed and the call fails with

@@ -5,6 +5,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,8 +26,35 @@ int handoff_transport_pair(int fds[2])
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
 }
 
+int handoff_transport_prepare(int h)
+{
+    int fl;
+
+    if ((fl = fcntl(h, F_GETFL)) == -1)
+        return -1;
+    if (!(fl & O_NONBLOCK) && fcntl(h, F_SETFL, fl | O_NONBLOCK) == -1)
+        return -1;
+    if ((fl = fcntl(h, F_GETFD)) == -1)
+        return -1;
+    if (!(fl & FD_CLOEXEC) && fcntl(h, F_SETFD, fl | FD_CLOEXEC) == -1)
+        return -1;
+    return 0;
+}
+
+int handoff_transport_dup(int h)
+{
+    return fcntl(h, F_DUPFD_CLOEXEC, 0);
+}
+
+void handoff_transport_close(int h)
+{
+    if (h >= 0)
+        (void)close(h);
+}
+
+/* Every kind of descriptor passes alike over SCM_RIGHTS: kinds is unused. */
 ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t len,
-                               const int *fds, unsigned nfds)
+                               const int *fds, const uint8_t *kinds, unsigned nfds)
 {
     union {
         struct cmsghdr hdr;
@@ -37,6 +65,8 @@ ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t l
     struct iovec iov;
     ssize_t n;
 
+    (void)peer_pid;
+    (void)kinds;
     if (nfds > HANDOFF_MAX_FDS || (nfds > 0 && fds == NULL)) {
         errno = EINVAL;
         return -1;

@@ -247,13 +247,19 @@ void handoff_msg_put_str(struct handoff_msg *m, const char *s)
         memcpy(p, s, n);
 }
 
-void handoff_msg_add_fd(struct handoff_msg *m, int fd)
+void handoff_msg_add_handle(struct handoff_msg *m, int fd, enum handoff_handle_kind kind)
 {
     if (fd < 0 || m->nfds >= HANDOFF_MAX_FDS) {
         m->failed = 1;
         return;
     }
+    m->kinds[m->nfds] = (uint8_t)kind;
     m->fds[m->nfds++] = fd;
+}
+
+void handoff_msg_add_fd(struct handoff_msg *m, int fd)
+{
+    handoff_msg_add_handle(m, fd, HANDOFF_H_SOCKET);
 }
 
 int handoff_msg_finish(struct handoff_msg *m)

@@ -81,12 +81,24 @@ struct handoff_hdr {
     uint32_t len;
 };
 
+/*
+ * What a descriptor attached to a message is.  A POSIX transport passes any
+ * descriptor alike; a Windows one must duplicate a socket for the receiving
+ * process (WSADuplicateSocket) and any other handle otherwise, so the kind
+ * travels with the handle down to the transport.
+ */
+enum handoff_handle_kind {
+    HANDOFF_H_SOCKET = 0,    /* a TCP socket: listening or connected */
+    HANDOFF_H_CHANNEL        /* an end of a channel between two baton processes */
+};
+
 /* A growable message being built. */
 struct handoff_msg {
     uint8_t *buf;        /* header + payload */
     size_t   len;        /* bytes used, >= HANDOFF_HDR_LEN */
     size_t   cap;
     int      fds[HANDOFF_MAX_FDS];
+    uint8_t  kinds[HANDOFF_MAX_FDS];   /* enum handoff_handle_kind, per fd */
     unsigned nfds;
     int      failed;     /* an append ran out of memory or over a limit */
 };
@@ -124,7 +136,9 @@ void handoff_msg_put_u32(struct handoff_msg *m, uint32_t v);
 void handoff_msg_put_u64(struct handoff_msg *m, uint64_t v);
 void handoff_msg_put_bytes(struct handoff_msg *m, const void *p, size_t n); /* u32 length + bytes */
 void handoff_msg_put_str(struct handoff_msg *m, const char *s);            /* u16 length + bytes */
-void handoff_msg_add_fd(struct handoff_msg *m, int fd);  /* fd is not owned by the message */
+/* The handle is not owned by the message. */
+void handoff_msg_add_handle(struct handoff_msg *m, int fd, enum handoff_handle_kind kind);
+void handoff_msg_add_fd(struct handoff_msg *m, int fd);  /* a socket */
 int  handoff_msg_finish(struct handoff_msg *m);          /* writes header; 0 or -1 */
 void handoff_msg_free(struct handoff_msg *m);
 

@@ -578,16 +578,16 @@ static void test_transport_fd_limit(void)
     CHECK(pipe2(p, O_CLOEXEC) == 0);
     fds[0] = p[0], fds[1] = p[1], fds[2] = p[0];
     before = test_count_fds();
-    CHECK(handoff_transport_send(sv[0], 0, "abc", 3, fds, 3) == 3);
+    CHECK(handoff_transport_send(sv[0], 0, "abc", 3, fds, NULL, 3) == 3);
     CHECK(handoff_transport_recv(sv[1], buf, sizeof(buf), got, &ngot, 2) == -1);
     CHECK(errno == EMSGSIZE);
     CHECK_U64(ngot, 0);
     CHECK_U64(test_count_fds(), before);
 
     /* Data without descriptors is fine; descriptors without data are refused. */
-    CHECK(handoff_transport_send(sv[0], 0, "d", 1, NULL, 0) == 1);
+    CHECK(handoff_transport_send(sv[0], 0, "d", 1, NULL, NULL, 0) == 1);
     CHECK(handoff_transport_recv(sv[1], buf, sizeof(buf), got, &ngot, 2) == 1);
-    CHECK(handoff_transport_send(sv[0], 0, "", 0, fds, 1) == -1 && errno == EINVAL);
+    CHECK(handoff_transport_send(sv[0], 0, "", 0, fds, NULL, 1) == -1 && errno == EINVAL);
     CHECK(handoff_transport_recv(sv[1], buf, sizeof(buf), got, &ngot, 2) == -1);
     CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
     CHECK(handoff_transport_wait(sv[1], 0, 10) == 0);
