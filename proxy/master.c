@@ -51,7 +51,6 @@ _Static_assert(CONF_TEXT_MAX / 8 <= HANDOFF_LIST_MAX,
                "a configuration can name more servers than a status list holds");
 
 static void gen_flush(struct master_gen *g);
-static void master_spawn(struct master *m, int is_reload);
 
 const char *proxy_master_gen_state_name(enum gen_state s)
 {
@@ -124,7 +123,7 @@ void proxy_master_gen_send(struct master_gen *g, struct handoff_msg *m)
     gen_flush(g);
 }
 
-static void gen_send_empty(struct master_gen *g, uint16_t type)
+void proxy_master_gen_send_empty(struct master_gen *g, uint16_t type)
 {
     struct handoff_msg msg;
 
@@ -156,7 +155,7 @@ static void gen_send_server_state(struct master_gen *g)
 }
 
 /* Asks the serving generation for its figures (answered as id 0). */
-static void poll_active_status(struct master *m)
+void proxy_master_poll_active_status(struct master *m)
 {
     struct handoff_status_req req = { .id = 0 };
     struct handoff_msg msg;
@@ -202,117 +201,9 @@ static void gen_send_setup(struct master_gen *g)
     /* What the test binary sends beyond the protocol (nothing in baton). */
     if (proxy_testpeer_message(&msg, &g->ch.seq, PROXY_TESTPEER_BEFORE_START, g->caps) == 1)
         proxy_master_gen_send(g, &msg);
-    gen_send_empty(g, HANDOFF_START);
+    proxy_master_gen_send_empty(g, HANDOFF_START);
     if (proxy_testpeer_message(&msg, &g->ch.seq, PROXY_TESTPEER_AFTER_START, g->caps) == 1)
         proxy_master_gen_send(g, &msg);
-}
-
-/* The reload's new generation is serving: retire the old ones and make the
- * loaded configuration the running one. */
-/* A new control_group takes effect with the configuration: the socket
- * file's group and mode follow (who may connect is checked against the
- * running configuration at every accept anyway). */
-static void reload_control_access(struct master *m)
-{
-    const struct conf_global *now = &m->conf.global, *next = &m->next_conf.global;
-    char why[512];
-
-    if (strcmp(now->control_group, next->control_group) == 0 &&
-        now->control_gid == next->control_gid)
-        return;
-    if (proxy_control_set_access(next, why, sizeof(why)) != 0)
-        proxy_log_error("reload: %s", why);
-    else
-        proxy_log_info("control socket %s: mode %s%s", next->control,
-                       next->control_group[0] ? "0660, group " : "0600", next->control_group);
-}
-
-static void reload_commit(struct master *m, struct master_gen *g)
-{
-    int changed;
-
-    for (struct master_gen *o = m->gens; o != NULL; o = o->next) {
-        if (o == g)
-            continue;
-        if (o->state == GEN_STARTING) {
-            /* A replacement for a worker that crashed during the reload runs
-             * the old configuration: it is no longer wanted. */
-            proxy_log_info("worker %ld generation %u is superseded by generation %u; "
-                           "stopping it", (long)o->pid, o->id, g->id);
-            o->state = GEN_DRAINING;
-            kill(o->pid, SIGTERM);
-            proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms, 0);
-            continue;
-        }
-        if (o->state != GEN_ACTIVE)
-            continue;
-        o->state = GEN_DRAINING;
-        /* m->conf is still the configuration `o` runs. */
-        proxy_master_handoff(m, o, g, m->conf.global.threads);
-        gen_send_empty(o, HANDOFF_DRAIN);
-        /* Its own configuration's drain_timeout (m->conf is still the old one). */
-        proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms, 0);
-    }
-    g->is_reload = 0;
-    m->upgrading = NULL;
-    /* A respawn pending from a crash is served by this generation now. */
-    if (m->respawn_timer != NULL)
-        evtimer_del(m->respawn_timer);
-    reload_control_access(m);
-    conf_free(&m->conf);
-    m->conf = m->next_conf;
-    memset(&m->next_conf, 0, sizeof(m->next_conf));
-    free(m->text);
-    m->text = m->next_text;
-    m->next_text = NULL;
-    for (size_t i = 0; i < m->nsocks; i++) {
-        /* A removed socket keeps its old name for the "closed" log line. */
-        if (m->socks[i].in_next)
-            memcpy(m->socks[i].name, m->socks[i].next_name, sizeof(m->socks[i].name));
-        m->socks[i].in_current = m->socks[i].in_next;
-        m->socks[i].in_next = 0;
-    }
-    proxy_master_socks_compact(m);
-    proxy_log_set_level(m->conf.global.log_level);
-    proxy_log_info("reload complete: generation %u (worker %ld) is active", g->id, (long)g->pid);
-    snprintf(m->reexec_reply, sizeof(m->reexec_reply), "reloaded: generation %u worker pid %ld",
-             g->id, (long)g->pid);
-    /* The generation's binary is now the serving one.  Only that very file,
-     * proven by the ready worker, is what the master may follow into. */
-    changed = !proxy_image_same(&m->next_image, &m->image);
-    proxy_image_move(&m->serving, &m->next_image);
-    if (changed) {
-        /* The master follows, keeping its PID.  The reload client is
-         * answered by the new image. */
-        m->reexec_pending = 1;
-        proxy_master_timer_add_ms(m->reexec_timer, 0);
-        return;
-    }
-    proxy_notify("READY=1\nSTATUS=serving: generation %u (worker %ld)", g->id, (long)g->pid);
-    if (m->reload_ctl != NULL) {
-        proxy_master_ctl_reply(m->reload_ctl, 1, "%s\n", m->reexec_reply);
-        m->reload_ctl = NULL;
-    }
-}
-
-/* The reload's new generation failed: forget the loaded configuration; the
- * running generation was never told to stop. */
-static void reload_abort(struct master *m, const char *reason)
-{
-    m->upgrading = NULL;
-    proxy_image_close(&m->next_image);
-    conf_free(&m->next_conf);
-    free(m->next_text);
-    m->next_text = NULL;
-    for (size_t i = 0; i < m->nsocks; i++)
-        m->socks[i].in_next = 0;
-    proxy_master_socks_compact(m);
-    proxy_log_error("reload failed: %s; the running generation keeps serving", reason);
-    proxy_notify("READY=1\nSTATUS=serving (last reload failed)");
-    if (m->reload_ctl != NULL) {
-        proxy_master_ctl_reply(m->reload_ctl, 0, "reload failed: %s\n", reason);
-        m->reload_ctl = NULL;
-    }
 }
 
 static void gen_ready(struct master_gen *g)
@@ -336,7 +227,7 @@ static void gen_ready(struct master_gen *g)
         return;
     }
     if (g->is_reload)
-        reload_commit(m, g);
+        proxy_master_reload_commit(m, g);
 }
 
 /* A STATUS part: the figures count once all parts arrived. */
@@ -573,7 +464,7 @@ struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t p
     return g;
 }
 
-static void master_spawn(struct master *m, int is_reload)
+void proxy_master_spawn(struct master *m, int is_reload)
 {
     struct master_gen *g;
     char why[256], caps_env[64];
@@ -614,7 +505,7 @@ static void master_spawn(struct master *m, int is_reload)
     return;
 fail:
     if (is_reload)
-        reload_abort(m, "cannot start a worker");
+        proxy_master_reload_abort(m, "cannot start a worker");
     else if (m->respawn_timer != NULL)
         proxy_master_timer_add_ms(m->respawn_timer, 1000);
 }
@@ -634,7 +525,7 @@ static void respawn_cb(evutil_socket_t fd, short what, void *arg)
     /* A reload that completed during the back-off already serves: a
      * second worker would be a second active generation. */
     if (m->state == MASTER_RUNNING && !master_has_serving_gen(m))
-        master_spawn(m, 0);
+        proxy_master_spawn(m, 0);
 }
 
 static void master_reaped(struct master *m, struct master_gen *g, int status)
@@ -655,7 +546,7 @@ static void master_reaped(struct master *m, struct master_gen *g, int status)
     was_reload = m->upgrading == g;
     gen_free(g);
     if (was_reload)
-        reload_abort(m, m->state == MASTER_RUNNING ? reason : "the master is stopping");
+        proxy_master_reload_abort(m, m->state == MASTER_RUNNING ? reason : "the master is stopping");
     if (m->state != MASTER_RUNNING) {
         if (m->gens == NULL)
             event_base_loopbreak(m->base);
@@ -679,7 +570,7 @@ static void master_reaped(struct master *m, struct master_gen *g, int status)
         delay = RESPAWN_MAX_DELAY_MS;
     if (delay == 0) {
         proxy_log_info("master: starting a new worker");
-        master_spawn(m, 0);
+        proxy_master_spawn(m, 0);
     } else {
         proxy_log_warn("master: starting a new worker in %" PRIu64 " ms", delay);
         proxy_master_timer_add_ms(m->respawn_timer, delay);
@@ -743,86 +634,6 @@ void proxy_master_stop(struct master *m, int graceful)
         event_base_loopbreak(m->base);
 }
 
-static int reload_start(struct master *m, char *why, size_t n)
-{
-    char err[CONF_ERR_MAX * 4];
-    char *text;
-    size_t len;
-
-    if (m->state != MASTER_RUNNING) {
-        snprintf(why, n, "the master is stopping");
-        return -1;
-    }
-    if (m->reexec_pending) {
-        snprintf(why, n, "the master is switching to its new binary; try again in a moment");
-        return -1;
-    }
-    if (m->upgrading != NULL) {
-        snprintf(why, n, "a reload is already in progress (generation %u starting); "
-                 "try again when it completes", m->upgrading->id);
-        return -1;
-    }
-    text = conf_read_file(m->conf.path, &len, err, sizeof(err));
-    if (text == NULL) {
-        snprintf(why, n, "%s", err);
-        return -1;
-    }
-    if (conf_load_text(m->conf.path, text, &m->next_conf, err, sizeof(err)) != 0 ||
-        proxy_tls_check_conf(&m->next_conf, err, sizeof(err)) != 0) {
-        conf_free(&m->next_conf);
-        free(text);
-        snprintf(why, n, "configuration rejected:\n%s", err);
-        return -1;
-    }
-    if (strcmp(m->next_conf.global.control, m->conf.global.control) != 0) {
-        /* The socket stays bound where it is until the master restarts;
-         * clients read the path from the file and would not find it. */
-        snprintf(why, n, "configuration rejected:\n%s: [global] control changed from %s to %s; "
-                 "the control socket cannot move during a reload (restart baton to move it)",
-                 m->conf.path, m->conf.global.control, m->next_conf.global.control);
-        conf_free(&m->next_conf);
-        free(text);
-        return -1;
-    }
-    /* Opened once: the new worker starts from this descriptor, and the
-     * master re-executes from it, whatever lands at the path meanwhile. */
-    if (proxy_image_open(&m->next_image, m->exe, why, n) != 0) {
-        conf_free(&m->next_conf);
-        free(text);
-        return -1;
-    }
-    m->next_text = text;
-    if (proxy_master_socks_prepare(m, &m->next_conf, 1, why, n) != 0) {
-        proxy_image_close(&m->next_image);
-        conf_free(&m->next_conf);
-        free(m->next_text);
-        m->next_text = NULL;
-        for (size_t i = 0; i < m->nsocks; i++)
-            m->socks[i].in_next = 0;
-        proxy_master_socks_compact(m);
-        return -1;
-    }
-    proxy_log_info("reload: configuration %s accepted, starting generation %u", m->conf.path,
-                   m->last_gen + 1);
-    proxy_notify_reloading("reloading");
-    poll_active_status(m);
-    master_spawn(m, 1);
-    return m->upgrading != NULL ? 0 : (snprintf(why, n, "cannot start a worker"), -1);
-}
-
-/* Starts a reload; returns 0 if a new generation is starting, or -1 with
- * why (nothing changed): one line per problem, values from the file
- * escaped (they reach the log and the reload client's terminal). */
-int proxy_master_reload(struct master *m, char *why, size_t n)
-{
-    char raw[CONF_ERR_MAX * 8];
-
-    if (reload_start(m, raw, sizeof(raw)) == 0)
-        return 0;
-    proxy_logsafe(why, n, raw, PROXY_LOGSAFE_LINES);
-    return -1;
-}
-
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct master *m = arg;
@@ -881,7 +692,7 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
 
-    poll_active_status(m);
+    proxy_master_poll_active_status(m);
     /* Counts of rate-limited messages (a worker's unknown messages). */
     proxy_log_flush_suppressed(0);
     proxy_master_timer_add_ms(m->poll_timer, 1000);
@@ -1043,7 +854,7 @@ int proxy_master_main(struct conf *conf, char *conf_text)
     }
     proxy_log_info("master %ld started (baton %s, config %s)", (long)getpid(), BATON_VERSION,
                    m->conf.path);
-    master_spawn(m, 0);
+    proxy_master_spawn(m, 0);
     if (m->gens == NULL)
         goto fail;
     return master_run(m);

@@ -126,6 +126,18 @@ void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeou
 struct master_gen *proxy_master_gen_adopt(struct master *m, unsigned id, pid_t pid, int fd,
                                           enum gen_state state);
 void proxy_master_stop(struct master *m, int graceful);
+void proxy_master_gen_send_empty(struct master_gen *g, uint16_t type);
+/* Starts a generation: for the reload being loaded, or to replace one. */
+void proxy_master_spawn(struct master *m, int is_reload);
+/* Asks the active generation for fresh figures (the reload's new one gets
+ * its servers' health from them). */
+void proxy_master_poll_active_status(struct master *m);
+
+/* master_reload.c: the reload's new generation is ready (commit: the old
+ * ones retire and hand their connections over) or failed (abort: the
+ * running generation was never told to stop). */
+void proxy_master_reload_commit(struct master *m, struct master_gen *g);
+void proxy_master_reload_abort(struct master *m, const char *reason);
 int  proxy_master_reload(struct master *m, char *why, size_t n);
 
 /* master_handoff.c: after a reload committed, links from every loop of
