@@ -108,9 +108,9 @@ void proxy_master_reload_commit(struct master *m, struct master_gen *g)
 
 /* The reload's new generation failed: forget the loaded configuration; the
  * running generation was never told to stop. */
-void proxy_master_reload_abort(struct master *m, const char *reason)
+/* Drops what a reload loaded: its configuration, binary and new sockets. */
+static void reload_forget(struct master *m)
 {
-    m->upgrading = NULL;
     proxy_image_close(&m->next_image);
     conf_free(&m->next_conf);
     free(m->next_text);
@@ -118,6 +118,12 @@ void proxy_master_reload_abort(struct master *m, const char *reason)
     for (size_t i = 0; i < m->nsocks; i++)
         m->socks[i].in_next = 0;
     proxy_master_socks_compact(m);
+}
+
+void proxy_master_reload_abort(struct master *m, const char *reason)
+{
+    m->upgrading = NULL;
+    reload_forget(m);
     proxy_log_error("reload failed: %s; the running generation keeps serving", reason);
     proxy_notify("READY=1\nSTATUS=serving (last reload failed)");
     if (m->reload_ctl != NULL) {
@@ -176,13 +182,7 @@ static int reload_start(struct master *m, char *why, size_t n)
     }
     m->next_text = text;
     if (proxy_master_socks_prepare(m, &m->next_conf, 1, why, n) != 0) {
-        proxy_image_close(&m->next_image);
-        conf_free(&m->next_conf);
-        free(m->next_text);
-        m->next_text = NULL;
-        for (size_t i = 0; i < m->nsocks; i++)
-            m->socks[i].in_next = 0;
-        proxy_master_socks_compact(m);
+        reload_forget(m);
         return -1;
     }
     proxy_log_info("reload: configuration %s accepted, starting generation %u", m->conf.path,
