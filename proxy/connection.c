@@ -291,16 +291,13 @@ void proxy_conn_bind_events(struct proxy_conn *c)
 }
 
 /*
- * The one statement of which events a plain (or passthrough) connection
- * needs, as relay.c keeps them: a direction with bytes pending waits for
- * its destination to take them and does not read its source; one without
- * reads its source until EOF.  A connect waits for writability; a setup
- * phase reads the client.
+ * Which events a connection's state calls for: relaying, relay.c's one
+ * rule (it arms by it after every change); a connect waits for
+ * writability; a setup phase reads the client.  The handshakes keep what
+ * they armed.
  */
 unsigned proxy_conn_wanted(const struct proxy_conn *c)
 {
-    unsigned want = 0;
-
     switch (c->state) {
     case PROXY_CONN_PROXY_HEADER:
     case PROXY_CONN_CLIENT_HELLO:
@@ -308,19 +305,10 @@ unsigned proxy_conn_wanted(const struct proxy_conn *c)
     case PROXY_CONN_CONNECTING:
         return PROXY_WANT_SERVER_WRITE;
     case PROXY_CONN_RELAYING:
-        break;
+        return proxy_relay_wanted(c);
     default:
         return proxy_conn_armed(c);
     }
-    if (proxy_pipe_pending(&c->up))
-        want |= PROXY_WANT_SERVER_WRITE;
-    else if (!c->up.eof)
-        want |= PROXY_WANT_CLIENT_READ;
-    if (proxy_pipe_pending(&c->down))
-        want |= PROXY_WANT_CLIENT_WRITE;
-    else if (!c->down.eof)
-        want |= PROXY_WANT_SERVER_READ;
-    return want;
 }
 
 unsigned proxy_conn_armed(const struct proxy_conn *c)
@@ -362,6 +350,11 @@ void proxy_conn_resume(struct proxy_conn *c)
 {
     unsigned want = proxy_conn_wanted(c);
 
+    if (c->state == PROXY_CONN_RELAYING) {
+        proxy_relay_arm(c);
+        conn_resume_timer(c);
+        return;
+    }
     proxy_side_watch_read(&c->client, (want & PROXY_WANT_CLIENT_READ) != 0);
     proxy_side_watch_write(&c->client, (want & PROXY_WANT_CLIENT_WRITE) != 0);
     if (c->upstream.fd >= 0) {

@@ -159,6 +159,10 @@ const char *proxy_conn_server_name(const struct proxy_conn *c);
 void proxy_conn_close(struct proxy_conn *c, enum proxy_end why);
 const char *proxy_end_name(enum proxy_end e);
 
+/* relay.c: arm what a relaying connection's state and buffers call for
+ * (both directions), or say what that is (PROXY_WANT_*). */
+void proxy_relay_arm(struct proxy_conn *c);
+unsigned proxy_relay_wanted(const struct proxy_conn *c);
 /* relay.c: move bytes for one direction; return -1 when the connection
  * was closed as a result. */
 int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,

@@ -210,20 +210,14 @@ void conn_relay_start(struct proxy_conn *c)
     c->last_ms = proxy_now_ms();
     if (c->idle_timeout_ms > 0)
         timer_arm(c, c->idle_timeout_ms);
-    proxy_side_watch_read(&c->upstream, 1);
-    proxy_side_wake_if_buffered(&c->upstream);
-    if (c->up.buf != NULL) {
-        /* Header and early bytes first.  The socket has just been found
-         * writable, so they go out now rather than after a poll round;
-         * the client is read again once they are all out. */
-        if (proxy_relay_write(c, &c->client, &c->upstream, &c->up) < 0)
-            return;
-        if (c->up.buf != NULL)
-            proxy_side_watch_write(&c->upstream, 1);
+    /* Header and early bytes first.  The socket has just been found
+     * writable, so they go out now rather than after a poll round; the
+     * client is read again once they are all out (relay.c's rule). */
+    if (c->up.buf != NULL && proxy_relay_write(c, &c->client, &c->upstream, &c->up) < 0)
         return;
-    }
-    proxy_side_watch_read(&c->client, 1);
+    proxy_relay_arm(c);
     /* Application data that came with either side's Finished. */
+    proxy_side_wake_if_buffered(&c->upstream);
     proxy_side_wake_if_buffered(&c->client);
 }
 

@@ -114,6 +114,47 @@ static int kernel_path(const struct proxy_side *src, const struct proxy_side *ds
     return (src->xprt->caps & dst->xprt->caps & PROXY_XPRT_SPLICE) != 0;
 }
 
+/*
+ * The one rule for which events a direction needs, applied after every
+ * change of its state: its source is read while nothing waits for the
+ * destination and no EOF came; the destination is watched while bytes, a
+ * transport's records or the end of the stream wait for it.  A frozen
+ * connection (live handoff) is re-armed from the same rule.
+ */
+static void relay_want(const struct proxy_side *src, const struct proxy_side *dst,
+                       const struct proxy_pipe *p, int *read, int *write)
+{
+    int waiting = pipe_pending(p) || dst->xprt->pending_out(dst);
+
+    *read = !p->eof && !waiting;
+    *write = waiting || (p->eof && !p->shut);
+}
+
+static void relay_arm(struct proxy_side *src, struct proxy_side *dst, const struct proxy_pipe *p)
+{
+    int read, write;
+
+    relay_want(src, dst, p, &read, &write);
+    proxy_side_watch_read(src, read);
+    proxy_side_watch_write(dst, write);
+}
+
+void proxy_relay_arm(struct proxy_conn *c)
+{
+    relay_arm(&c->client, &c->upstream, &c->up);
+    relay_arm(&c->upstream, &c->client, &c->down);
+}
+
+unsigned proxy_relay_wanted(const struct proxy_conn *c)
+{
+    int cr, uw, ur, cw;
+
+    relay_want(&c->client, &c->upstream, &c->up, &cr, &uw);
+    relay_want(&c->upstream, &c->client, &c->down, &ur, &cw);
+    return (cr ? PROXY_WANT_CLIENT_READ : 0) | (cw ? PROXY_WANT_CLIENT_WRITE : 0) |
+           (ur ? PROXY_WANT_SERVER_READ : 0) | (uw ? PROXY_WANT_SERVER_WRITE : 0);
+}
+
 /* Passes the end of the stream on once everything before it has been
  * delivered; the connection is over when both directions have done so. */
 static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct proxy_pipe *p)
@@ -131,10 +172,8 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
         proxy_conn_close(c, side_end(c, dst));
         return -1;
     }
-    if (r == 0) {
-        proxy_side_watch_write(dst, 1);
-        return 0;
-    }
+    if (r == 0)
+        return 0;   /* the transport flushes first: relay_arm watches dst */
     p->shut = 1;
     if (last) {
         proxy_conn_close(c, c->end);
@@ -158,15 +197,10 @@ static int relay_eof(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     p->eof = 1;
     if (c->end == PROXY_END_NONE)
         c->end = side_end(c, src);
-    proxy_side_watch_read(src, 0);
-    return pipe_pass_eof(c, dst, p);
-}
-
-/* Bytes are pending for dst: wait for it before reading src again. */
-static void relay_backpressure(struct proxy_side *src, struct proxy_side *dst)
-{
-    proxy_side_watch_read(src, 0);
-    proxy_side_watch_write(dst, 1);
+    if (pipe_pass_eof(c, dst, p) < 0)
+        return -1;
+    relay_arm(src, dst, p);
+    return 0;
 }
 
 /* Keeps the n bytes dst did not take, and stops reading src until they
@@ -183,7 +217,7 @@ static int pipe_keep(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     memcpy(p->buf, bytes, n);
     p->off = 0;
     p->len = (uint32_t)n;
-    relay_backpressure(src, dst);
+    relay_arm(src, dst, p);
     return 0;
 }
 
@@ -216,7 +250,7 @@ static int splice_read(struct proxy_conn *c, struct proxy_side *src, struct prox
     if (splice_out(c, dst, p) < 0)
         return -1;
     if (p->inpipe > 0)
-        relay_backpressure(src, dst);
+        relay_arm(src, dst, p);
     return 0;
 }
 
@@ -238,7 +272,7 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
 
     /* Never read past bytes still waiting for dst: order would break. */
     if (pipe_pending(p) || dst->xprt->pending_out(dst)) {
-        relay_backpressure(src, dst);
+        relay_arm(src, dst, p);
         return 0;
     }
     if (kernel && p->bulk && p->pfd[0] < 0)
@@ -273,7 +307,7 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
         if (fin && src_drained(src))
             return relay_eof(c, src, dst, p);
         if (dst->xprt->pending_out(dst)) {
-            relay_backpressure(src, dst);
+            relay_arm(src, dst, p);
             return 0;
         }
     }
@@ -295,10 +329,9 @@ void proxy_side_wake_if_buffered(struct proxy_side *s)
 static int relay_drained(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,
                          struct proxy_pipe *p)
 {
-    proxy_side_watch_write(dst, 0);
-    if (p->eof)
-        return pipe_pass_eof(c, dst, p);
-    proxy_side_watch_read(src, 1);
+    if (pipe_pass_eof(c, dst, p) < 0)
+        return -1;
+    relay_arm(src, dst, p);
     proxy_side_wake_if_buffered(src);
     return 0;
 }

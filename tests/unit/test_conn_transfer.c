@@ -332,20 +332,24 @@ static void test_wanted(void)
     c->down.inpipe = 9;
     CHECK_U64(proxy_conn_wanted(c), W_CLIENT_READ | W_CLIENT_WRITE);
     c->down.inpipe = 0;
-    /* EOF from the client: nothing more to read from it. */
-    c->up.eof = 1;
+    /* EOF from the client, FIN passed on: nothing more to read from it. */
+    c->up.eof = c->up.shut = 1;
     CHECK_U64(proxy_conn_wanted(c), W_SERVER_READ);
+    /* Its FIN not passed on yet (a transport still flushing): the server
+     * side is watched until it is. */
+    c->up.shut = 0;
+    CHECK_U64(proxy_conn_wanted(c), W_SERVER_WRITE | W_SERVER_READ);
     set_pending(&c->up, "last", 0);   /* its last bytes still to deliver */
     CHECK_U64(proxy_conn_wanted(c), W_SERVER_WRITE | W_SERVER_READ);
     free(c->up.buf);
     c->up.buf = NULL;
     c->up.eof = 0;
-    /* EOF from the server. */
-    c->down.eof = 1;
+    /* EOF from the server, passed on. */
+    c->down.eof = c->down.shut = 1;
     CHECK_U64(proxy_conn_wanted(c), W_CLIENT_READ);
-    c->up.eof = 1;
+    c->up.eof = c->up.shut = 1;
     CHECK_U64(proxy_conn_wanted(c), 0);
-    c->up.eof = c->down.eof = 0;
+    c->up.eof = c->down.eof = c->up.shut = c->down.shut = 0;
     /* Setup phases. */
     c->state = PROXY_CONN_PROXY_HEADER;
     CHECK_U64(proxy_conn_wanted(c), W_CLIENT_READ);
