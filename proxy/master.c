@@ -343,6 +343,21 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
     }
 }
 
+/* A worker that exits closes its channel, possibly with messages of ours
+ * unread (a reset) or while we write (a broken pipe): that is its exit,
+ * reported through SIGCHLD, and a worker that has handed its connections
+ * over exits within milliseconds of being told to drain.  Anything else
+ * is worth a warning. */
+static void gen_channel_lost(struct master_gen *g, const char *op)
+{
+    if (errno == EPIPE || errno == ECONNRESET)
+        proxy_log_debug("worker %ld generation %u: %s: %s (it exited)", (long)g->pid, g->id,
+                        op, strerror(errno));
+    else
+        proxy_log_warn("worker %ld generation %u: %s: %s", (long)g->pid, g->id, op,
+                       strerror(errno));
+}
+
 static void gen_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct master_gen *g = arg;
@@ -366,8 +381,7 @@ static void gen_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (n <= 0) {
         if (n < 0)
-            proxy_log_warn("worker %ld generation %u: channel: %s", (long)g->pid, g->id,
-                           strerror(errno));
+            gen_channel_lost(g, "channel");
         gen_close_channel(g);   /* the exit itself is seen through SIGCHLD */
     }
 }
@@ -388,9 +402,10 @@ static void gen_flush(struct master_gen *g)
         event_add(g->wev, NULL);
     else
         event_del(g->wev);
-    if (rc < 0)
-        proxy_log_warn("worker %ld generation %u: channel write: %s", (long)g->pid, g->id,
-                       strerror(errno));
+    if (rc < 0) {
+        gen_channel_lost(g, "channel write");
+        gen_close_channel(g);
+    }
 }
 
 static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
