@@ -18,14 +18,21 @@ import time
 
 
 def cpu_ns(pid):
-    total = 0
+    """CPU time of every thread of pid (ns), or None if pid is gone; a
+    thread that ends while it is read is left out."""
+    total, seen = 0, False
     try:
-        for tid in os.listdir("/proc/%d/task" % pid):
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tids:
+        try:
             with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
                 total += int(f.read().split()[0])
-    except (OSError, ValueError):
-        return None
-    return total
+                seen = True
+        except (OSError, ValueError, IndexError):
+            continue
+    return total if seen else None
 
 
 def gone(pid):
