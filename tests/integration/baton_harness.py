@@ -1388,21 +1388,31 @@ def tcp_listen_inode(addr):
     return None
 
 
-def tcp_unread(addr):
-    """Established TCP connections to addr (IPv4 host, port) with bytes their
-    owner has not read yet (rx_queue of /proc/net/tcp), accepted or not."""
+def _tcp_rx_queues(addr):
+    """rx_queue (bytes not read by their owner) of every established TCP
+    socket whose local address is addr (IPv4 host, port)."""
     import struct
     host, port = addr[0], addr[1]
     want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(host))[0], port)
-    n = 0
+    out = []
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             cols = line.split()
-            if len(cols) > 4 and cols[1] == want and cols[3] == "01" and \
-                    int(cols[4].split(":")[1], 16) > 0:
-                n += 1
-    return n
+            if len(cols) > 4 and cols[1] == want and cols[3] == "01":
+                out.append(int(cols[4].split(":")[1], 16))
+    return out
+
+
+def tcp_unread(addr):
+    """Established TCP connections to addr (IPv4 host, port) with bytes their
+    owner has not read yet (rx_queue of /proc/net/tcp), accepted or not."""
+    return sum(1 for q in _tcp_rx_queues(addr) if q > 0)
+
+
+def tcp_rx_bytes(addr):
+    """Bytes waiting unread in the established TCP socket(s) bound to addr."""
+    return sum(_tcp_rx_queues(addr))
 
 
 def parse_notify(data):

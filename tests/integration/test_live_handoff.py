@@ -17,7 +17,7 @@ import unittest
 
 from baton_harness import (BatonTestCase, connect, pid_alive,
                            pseudo_random, recv_exact, recv_until_eof, render_config,
-                           sha256_hex, wait_status, wait_until)
+                           sha256_hex, tcp_rx_bytes, tcp_unread, wait_status, wait_until)
 
 
 def echo_ok(s, msg, timeout=15):
@@ -91,8 +91,9 @@ class LiveHandoffTest(BatonTestCase):
         finally:
             for s in socks:
                 s.close()
-        acc = b.wait_access(len(socks))
-        time.sleep(0.2)
+        # The old workers have exited (reload_moved): any line of theirs is
+        # in already, so the count is final once the last one arrives.
+        b.wait_access(len(socks))
         acc = b.access_lines()
         self.assertEqual(len(acc), len(socks), acc)
         self.assertEqual(sorted(int(a["bytes_in"]) for a in acc), sorted(sent))
@@ -155,7 +156,14 @@ class LiveHandoffTest(BatonTestCase):
         s = connect(addr)
         try:
             src.wait_conns(1)
-            time.sleep(0.3)   # let the buffers fill: the client reads nothing yet
+            # The client reads nothing yet: wait until its receive queue
+            # stops growing, so the rest of the 24 MiB waits in baton.
+            sizes = [-1]
+
+            def full():
+                sizes.append(tcp_rx_bytes(s.getsockname()))
+                return sizes[-1] > 0 and sizes[-1] == sizes[-2]
+            wait_until(full, 15, interval=0.05, what="the client's receive queue to fill")
             up = pseudo_random(300000, "upload")
             s.sendall(up)
             s.shutdown(socket.SHUT_WR)
@@ -184,7 +192,9 @@ class LiveHandoffTest(BatonTestCase):
         try:
             p.sendall(header[:17])
             t.sendall(hello[:40])
-            time.sleep(0.2)
+            # baton has read both halves: they travel in the handoff's state
+            wait_until(lambda: tcp_unread(addr) == 0 and tcp_unread(taddr) == 0, 10,
+                       what="baton to read the partial header and ClientHello")
             gen, pid = self.reload_moved(b, pid, gen, 2)
             p.sendall(header[17:] + b"after the header")
             self.assertEqual(recv_exact(p, 16), b"after the header")
@@ -212,7 +222,7 @@ class LiveHandoffTest(BatonTestCase):
                 for i, s in enumerate(socks):
                     self.assertTrue(echo_ok(s, b"pre-%d" % i))
                 new_gen, new_pid = self.reload(b)
-                time.sleep(delay)
+                time.sleep(delay)   # where in the transfer the kill lands, not a wait
                 os.kill(new_pid, signal.SIGKILL)
                 ok = cut = 0
                 for i, s in enumerate(socks):
