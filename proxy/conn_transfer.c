@@ -191,11 +191,10 @@ static struct proxy_server *find_server(struct proxy_backend *b, const char *nam
  * names why not.  Relaying needs nothing of it (a missing listener,
  * backend or server makes an orphan); a setup phase needs its listener as
  * it was, and a connect its server. */
-static int adopt_check(struct proxy_worker *w, const struct handoff_conn *st, char *why,
+static int adopt_check(const struct proxy_conn *c, const struct handoff_conn *st, char *why,
                        size_t n)
 {
-    struct proxy_listener *l = find_listener(w, st->listener);
-    struct proxy_backend *b = find_backend(w, st->backend);
+    const struct proxy_listener *l = c->listener;
 
     switch (st->phase) {
     case HANDOFF_PHASE_RELAYING:
@@ -211,7 +210,7 @@ static int adopt_check(struct proxy_worker *w, const struct handoff_conn *st, ch
         snprintf(why, n, "listener %s is not a passthrough listener here", st->listener);
         return -1;
     default:
-        if (l != NULL && l->conf->tls != CONF_TLS_ON && find_server(b, st->server) != NULL)
+        if (l != NULL && l->conf->tls != CONF_TLS_ON && c->server != NULL)
             return 0;
         snprintf(why, n, "server %s of backend %s (listener %s) is not here", st->server,
                  st->backend, st->listener);
@@ -266,9 +265,6 @@ static int adopt_names(struct proxy_conn *c, const struct handoff_conn *st)
 {
     struct proxy_worker *w = c->loop->worker;
 
-    c->listener = find_listener(w, st->listener);
-    c->backend = find_backend(w, st->backend);
-    c->server = find_server(c->backend, st->server);
     for (uint32_t i = 0; i < st->ntried && c->ntried < PROXY_MAX_ATTEMPTS; i++) {
         struct proxy_server *s = find_server(c->backend, st->tried[i]);
 
@@ -359,16 +355,20 @@ static void adopt_count(struct proxy_conn *c)
 struct proxy_conn *proxy_conn_adopt(struct proxy_loop *loop, struct handoff_conn *st,
                                     char *why, size_t n)
 {
-    struct proxy_conn *c;
+    struct proxy_conn *c = calloc(1, sizeof(*c));
 
-    if (adopt_check(loop->worker, st, why, n) != 0)
-        return NULL;
-    c = calloc(1, sizeof(*c));
     if (c == NULL) {
         snprintf(why, n, "out of memory");
         return NULL;
     }
     c->loop = loop;
+    c->listener = find_listener(loop->worker, st->listener);
+    c->backend = find_backend(loop->worker, st->backend);
+    c->server = find_server(c->backend, st->server);
+    if (adopt_check(c, st, why, n) != 0) {
+        free(c);
+        return NULL;
+    }
     if (adopt_fields(c, st) != 0) {
         if (c->orphan != NULL)
             atomic_fetch_sub_explicit(&loop->worker->orphans, 1, memory_order_relaxed);

@@ -250,10 +250,23 @@ void proxy_conn_link(struct proxy_loop *loop, struct proxy_conn *c)
     proxy_loop_conn_opened(loop);
 }
 
-/* Off the loop's list, its slots released, freed. */
-static void conn_unlink_free(struct proxy_conn *c)
+/* Whether it ends here (close) or goes on elsewhere (forget): this
+ * process's descriptors and memory go, it leaves the loop's list and
+ * releases its slots. */
+static void conn_release(struct proxy_conn *c)
 {
     struct proxy_loop *loop = c->loop;
+
+    c->client.xprt->release(&c->client);
+    if (close(c->client.fd) != 0)
+        proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
+    upstream_discard(c);
+    proxy_pipe_free(loop, &c->up);
+    proxy_pipe_free(loop, &c->down);
+    hello_reader_free(c);
+    free(c->prefix);
+    free(c->sni);
+    free(c->alpn);
 
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -375,19 +388,7 @@ void proxy_conn_resume(struct proxy_conn *c)
 void proxy_conn_forget(struct proxy_conn *c)
 {
     proxy_conn_disarm(c);
-    if (close(c->client.fd) != 0)
-        proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
-    if (c->upstream.fd >= 0 && close(c->upstream.fd) != 0)
-        proxy_log_debug("close(fd %d): %s", c->upstream.fd, strerror(errno));
-    if (c->connected)
-        atomic_fetch_sub_explicit(&c->server->active, 1, memory_order_relaxed);
-    proxy_pipe_free(c->loop, &c->up);
-    proxy_pipe_free(c->loop, &c->down);
-    hello_reader_free(c);
-    free(c->prefix);
-    free(c->sni);
-    free(c->alpn);
-    conn_unlink_free(c);
+    conn_release(c);
 }
 
 const char *proxy_conn_listener_name(const struct proxy_conn *c)
@@ -420,20 +421,9 @@ void proxy_conn_close(struct proxy_conn *c, enum proxy_end why)
         return;
     c->state = PROXY_CONN_CLOSED;
     c->end = why != PROXY_END_NONE ? why : PROXY_END_ERROR;
-    evtimer_del(&c->timer);
     proxy_conn_disarm(c);
     proxy_accesslog_write(w, c, proxy_now_ms());
-    c->client.xprt->release(&c->client);
-    if (close(c->client.fd) != 0)
-        proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
-    upstream_discard(c);
-    proxy_pipe_free(loop, &c->up);
-    proxy_pipe_free(loop, &c->down);
-    hello_reader_free(c);
-    free(c->prefix);
-    free(c->sni);
-    free(c->alpn);
     atomic_fetch_add_explicit(&w->bytes_in, c->up.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->bytes_out, c->down.bytes, memory_order_relaxed);
-    conn_unlink_free(c);
+    conn_release(c);
 }

@@ -278,13 +278,14 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
 {
     struct handoff_conn *st = malloc(sizeof(*st));
     struct proxy_conn *c;
+    struct handoff_reader r;
     char why[256];
     uint32_t id = 0;
 
     k->received++;
-    if (in->hdr.len >= 4 && in->payload != NULL)
-        id = (uint32_t)in->payload[0] << 24 | (uint32_t)in->payload[1] << 16 |
-             (uint32_t)in->payload[2] << 8 | in->payload[3];
+    /* The id comes first: even a CONN that cannot be decoded is answered. */
+    handoff_reader_init(&r, in->payload, in->hdr.len);
+    (void)handoff_get_u32(&r, &id);
     if (st == NULL || handoff_decode_conn(in, st, why, sizeof(why)) != 0) {
         proxy_log_warn("handoff from generation %u: connection %u refused: %s", k->peer_gen,
                        (unsigned)id, st == NULL ? "out of memory" : why);
@@ -371,30 +372,26 @@ static void take_forget_unreleased(struct proxy_link *k)
 
 /* ---- both --------------------------------------------------------------- */
 
+/* A giver reads CONN_ACK only; a taker CONN, CONN_RELEASE and CONN_DONE. */
 static void link_handle(struct proxy_link *k, struct handoff_in *in)
 {
     char why[256];
     struct handoff_conn_done done;
+    uint16_t type = in->hdr.type;
 
-    switch (k->role == HANDOFF_LINK_GIVE ? in->hdr.type * 2 : in->hdr.type * 2 + 1) {
-    case HANDOFF_CONN_ACK * 2:
+    if (k->role == HANDOFF_LINK_GIVE && type == HANDOFF_CONN_ACK) {
         give_ack(k, in);
-        return;
-    case HANDOFF_CONN * 2 + 1:
+    } else if (k->role == HANDOFF_LINK_TAKE && type == HANDOFF_CONN) {
         take_conn(k, in);
-        return;
-    case HANDOFF_CONN_RELEASE * 2 + 1:
+    } else if (k->role == HANDOFF_LINK_TAKE && type == HANDOFF_CONN_RELEASE) {
         take_release(k, in);
-        return;
-    case HANDOFF_CONN_DONE * 2 + 1:
+    } else if (k->role == HANDOFF_LINK_TAKE && type == HANDOFF_CONN_DONE) {
         if (handoff_decode_conn_done(in, &done, why, sizeof(why)) != 0)
             proxy_log_warn("handoff from generation %u: %s", k->peer_gen, why);
         k->peer_done = 1;
-        return;
-    default:
+    } else {
         proxy_log_warn("handoff link %u with generation %u: unexpected %s message ignored",
-                       k->index, k->peer_gen, handoff_type_name(in->hdr.type));
-        return;
+                       k->index, k->peer_gen, handoff_type_name(type));
     }
 }
 
@@ -474,7 +471,7 @@ static void link_end(struct proxy_link *k)
             break;
         }
     if (k->role == HANDOFF_LINK_GIVE)
-        proxy_worker_gave(loop->worker, k->moved, proxy_now_ms() - k->started_ms);
+        proxy_worker_gave(loop->worker, k->moved);
     free(k->ack);
     free(k->pend);
     free(k);
@@ -498,7 +495,6 @@ int proxy_link_start(struct proxy_loop *loop, const struct handoff_link *hl)
     k->role = hl->role;
     k->peer_gen = hl->peer_gen;
     k->index = hl->index;
-    k->started_ms = proxy_now_ms();
     event_assign(&k->rev, loop->base, k->ch.fd, EV_READ | EV_PERSIST, link_read_cb, k);
     event_assign(&k->wev, loop->base, k->ch.fd, EV_WRITE | EV_PERSIST, link_write_cb, k);
     evtimer_assign(&k->timer, loop->base, link_timer_cb, k);

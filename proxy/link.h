@@ -32,7 +32,6 @@ struct proxy_link {
     int                     writing;
     int                     closing;    /* ends once the output is flushed */
     int                     failed;     /* ends at the end of the callback */
-    uint64_t                started_ms;
     /* Giving. */
     uint32_t                credits, next_id;
     /* Sent, not answered yet, in the order sent (answers come in that

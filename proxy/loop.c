@@ -178,7 +178,7 @@ static void loop_take_links(struct proxy_loop *loop, int stop)
         if (stop) {
             close(links[i].fd);
             if (links[i].role == HANDOFF_LINK_GIVE)
-                proxy_worker_gave(loop->worker, 0, 0);
+                proxy_worker_gave(loop->worker, 0);
             continue;
         }
         if (links[i].role == HANDOFF_LINK_GIVE) {
@@ -207,7 +207,7 @@ int proxy_loop_add_link(struct proxy_loop *loop, const struct handoff_link *hl)
     if (grown == NULL) {
         close(hl->fd);
         if (hl->role == HANDOFF_LINK_GIVE)
-            proxy_worker_gave(loop->worker, 0, 0);
+            proxy_worker_gave(loop->worker, 0);
         return -1;
     }
     return proxy_loop_command(loop, PROXY_LOOP_LINKS);

@@ -79,11 +79,6 @@ void proxy_pipe_free(struct proxy_loop *loop, struct proxy_pipe *p)
     }
 }
 
-static int pipe_pending(const struct proxy_pipe *p)
-{
-    return p->buf != NULL || p->inpipe > 0;
-}
-
 /* Switches a bulk direction to splice mode when allowed; stays in copy
  * mode (which always works) when pipes are disabled, exhausted or fail. */
 static void pipe_try_splice(struct proxy_loop *loop, struct proxy_pipe *p)
@@ -124,7 +119,7 @@ static int kernel_path(const struct proxy_side *src, const struct proxy_side *ds
 static void relay_want(const struct proxy_side *src, const struct proxy_side *dst,
                        const struct proxy_pipe *p, int *read, int *write)
 {
-    int waiting = pipe_pending(p) || dst->xprt->pending_out(dst);
+    int waiting = proxy_pipe_pending(p) || dst->xprt->pending_out(dst);
 
     *read = !p->eof && !waiting;
     *write = waiting || (p->eof && !p->shut);
@@ -161,7 +156,7 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
 {
     int last, r;
 
-    if (!p->eof || p->shut || pipe_pending(p))
+    if (!p->eof || p->shut || proxy_pipe_pending(p))
         return 0;
     /* The last direction: closing the socket sends the FIN just the same
      * (its own EOF was read, so nothing unread can turn it into a reset). */
@@ -271,7 +266,7 @@ int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_
     int kernel = kernel_path(src, dst), may_recv = 1;
 
     /* Never read past bytes still waiting for dst: order would break. */
-    if (pipe_pending(p) || dst->xprt->pending_out(dst)) {
+    if (proxy_pipe_pending(p) || dst->xprt->pending_out(dst)) {
         relay_arm(src, dst, p);
         return 0;
     }

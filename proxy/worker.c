@@ -278,11 +278,10 @@ static void worker_carry_servers(struct proxy_worker *w, struct handoff_in *in, 
         worker_apply_servers(w);
 }
 
-void proxy_worker_gave(struct proxy_worker *w, uint64_t moved, uint64_t ms)
+void proxy_worker_gave(struct proxy_worker *w, uint64_t moved)
 {
     uint64_t all = atomic_fetch_add(&w->gave_moved, moved) + moved;
 
-    (void)ms;
     if (atomic_fetch_add(&w->gave_links, 1) + 1 != atomic_load(&w->give_links))
         return;
     proxy_log_info("worker generation %u: handoff: %" PRIu64 " connection(s) moved to "
@@ -316,7 +315,7 @@ static void worker_link(struct proxy_worker *w, struct handoff_in *in)
         }
         if (hl.index >= w->nloops) {
             close(hl.fd);
-            proxy_worker_gave(w, 0, 0);
+            proxy_worker_gave(w, 0);
             return;
         }
     }

@@ -65,9 +65,9 @@ struct proxy_worker {
     struct handoff_server_state carried; /* health from the previous generation */
 };
 
-/* A giving link ended (any loop's thread): moved connections went over in
- * ms.  The last one logs the handoff's line. */
-void proxy_worker_gave(struct proxy_worker *w, uint64_t moved, uint64_t ms);
+/* A giving link ended (any loop's thread) after moving `moved`
+ * connections.  The last one logs the handoff's line. */
+void proxy_worker_gave(struct proxy_worker *w, uint64_t moved);
 
 /* Entry point of `baton --worker FD`; returns the process exit status. */
 int proxy_worker_main(int channel_fd);
