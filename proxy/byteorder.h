@@ -18,6 +18,21 @@ static inline uint32_t proxy_be24(const uint8_t *p)
     return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
 }
 
+static inline uint64_t proxy_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void proxy_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
 static inline void proxy_put_be16(uint8_t *p, unsigned v)
 {
     p[0] = (uint8_t)(v >> 8);
