@@ -65,6 +65,7 @@ static void out_pop(struct handoff_channel *ch)
     ch->out_off = 0;
     if (!o->lent)
         close_fds(o->fds, o->nfds);
+    handoff_cleanse(o->data, o->len);
     free(o);
 }
 
@@ -74,6 +75,8 @@ void handoff_channel_close(struct handoff_channel *ch)
         out_pop(ch);
     close_fds(ch->fdq, ch->nfdq);
     ch->nfdq = 0;
+    if (ch->rbuf != NULL)
+        handoff_cleanse(ch->rbuf, ch->rcap);
     free(ch->rbuf);
     ch->rbuf = NULL;
     ch->rlen = ch->rcap = 0;
@@ -196,7 +199,7 @@ int handoff_channel_inject(struct handoff_channel *ch, const void *p, size_t n)
     if (n == 0)
         return 0;
     if (ch->rlen + n > ch->rcap) {
-        buf = realloc(ch->rbuf, ch->rlen + n);
+        buf = handoff_resize(ch->rbuf, ch->rlen, ch->rlen + n);
         if (buf == NULL)
             return -1;
         ch->rbuf = buf;
@@ -224,7 +227,7 @@ static int rbuf_grow(struct handoff_channel *ch)
     cap = ch->rcap == 0 ? (size_t)64 << 10 : ch->rcap * 2;
     if (cap > RBUF_MAX)
         cap = RBUF_MAX;
-    if ((p = realloc(ch->rbuf, cap)) == NULL)
+    if ((p = handoff_resize(ch->rbuf, ch->rlen, cap)) == NULL)
         return -1;
     ch->rbuf = p;
     ch->rcap = cap;
@@ -311,6 +314,7 @@ int handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
     }
     ch->rlen -= total;
     memmove(ch->rbuf, ch->rbuf + total, ch->rlen);
+    handoff_cleanse(ch->rbuf + ch->rlen, total);
     return 1;
 }
 

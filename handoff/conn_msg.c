@@ -19,6 +19,16 @@
  *   CONN_ACK   u32 credits, u32 n, n x (u32 id, u32 result)
  *   CONN_RELEASE u32 n, n x u32 id
  *   CONN_DONE  u32 sent
+ *
+ * Extensions:
+ *   LINK  1  u32 the other end's capabilities
+ *   CONN  1 (must understand)  the client side's TLS, 2 (must understand)
+ *            the server side's: u32 version, u32 suite, u32 role, u32 flags,
+ *            u32 max_frag, u64 ku_after, 2 x direction (read, then write):
+ *            bytes secret (48), bytes key (32), bytes iv (12), u64 seq,
+ *            u64 nonce; bytes hs, bytes plain_in, bytes raw_in, bytes
+ *            raw_out, u64 raw bytes in, str version, str cipher, u32
+ *            resumed, str subject
  */
 #include "conn_msg.h"
 
@@ -26,6 +36,9 @@
 
 #include "codec.h"
 
+#define LINK_EXT_PEER_CAPS  1
+#define CONN_EXT_CLIENT_TLS 1
+#define CONN_EXT_SERVER_TLS 2
 
 int handoff_encode_link(struct handoff_msg *m, uint32_t seq, const struct handoff_link *v)
 {
@@ -38,7 +51,24 @@ int handoff_encode_link(struct handoff_msg *m, uint32_t seq, const struct handof
     handoff_msg_put_u32(m, v->index);
     handoff_msg_put_u32(m, v->count);
     handoff_msg_add_handle(m, v->fd, HANDOFF_H_CHANNEL);
+    /* A worker of the first live-handoff release skips it. */
+    if (v->peer_caps != 0) {
+        size_t body = handoff_ext_begin(m, LINK_EXT_PEER_CAPS, 0);
+
+        handoff_msg_put_u32(m, v->peer_caps);
+        handoff_ext_end(m, body);
+    }
     return handoff_enc_end(m);
+}
+
+static int dec_link_ext(struct handoff_dec *e, uint16_t tag, void *arg)
+{
+    struct handoff_link *v = arg;
+
+    if (tag != LINK_EXT_PEER_CAPS)
+        return 0;
+    handoff_dec_u32(e, "peer capabilities", &v->peer_caps);
+    return 1;
 }
 
 int handoff_decode_link(struct handoff_in *in, struct handoff_link *v, char *why, size_t n)
@@ -61,7 +91,7 @@ int handoff_decode_link(struct handoff_in *in, struct handoff_link *v, char *why
                          (unsigned)v->count);
     if (!d.err && in->fds[0] < 0)
         handoff_dec_fail(&d, "descriptor already taken");
-    handoff_dec_exts(&d, NULL, NULL);
+    handoff_dec_exts(&d, dec_link_ext, v);
     if (handoff_dec_end(&d) == -1)
         return -1;
     v->fd = in->fds[0];
@@ -74,6 +104,48 @@ static void put_dir(struct handoff_msg *m, const struct handoff_conn_dir *dir)
     handoff_msg_put_u64(m, dir->bytes);
     handoff_msg_put_u32(m, dir->flags);
     handoff_msg_put_bytes(m, dir->pending, dir->npending);
+}
+
+static void put_tls_dir(struct handoff_msg *m, const struct handoff_tls_dir *d)
+{
+    handoff_msg_put_bytes(m, d->secret, sizeof(d->secret));
+    handoff_msg_put_bytes(m, d->key, sizeof(d->key));
+    handoff_msg_put_bytes(m, d->iv, sizeof(d->iv));
+    handoff_msg_put_u64(m, d->seq);
+    handoff_msg_put_u64(m, d->nonce);
+}
+
+static int tls_ok(const struct handoff_tls *t)
+{
+    return handoff_str_ok(t->version_name, sizeof(t->version_name)) &&
+           handoff_str_ok(t->cipher, sizeof(t->cipher)) &&
+           handoff_str_ok(t->subject, sizeof(t->subject)) && t->hslen <= HANDOFF_TLS_HS_MAX &&
+           t->nplain_in <= HANDOFF_PENDING_MAX && t->nraw_in <= HANDOFF_PENDING_MAX &&
+           t->nraw_out <= HANDOFF_PENDING_MAX;
+}
+
+static void put_tls(struct handoff_msg *m, uint16_t tag, const struct handoff_tls *t)
+{
+    size_t body = handoff_ext_begin(m, tag, HANDOFF_EXT_MUST_UNDERSTAND);
+
+    handoff_msg_put_u32(m, t->version);
+    handoff_msg_put_u32(m, t->suite);
+    handoff_msg_put_u32(m, t->role);
+    handoff_msg_put_u32(m, t->flags);
+    handoff_msg_put_u32(m, t->max_frag);
+    handoff_msg_put_u64(m, t->ku_after);
+    put_tls_dir(m, &t->rd);
+    put_tls_dir(m, &t->wr);
+    handoff_msg_put_bytes(m, t->hs, t->hslen);
+    handoff_msg_put_bytes(m, t->plain_in, t->nplain_in);
+    handoff_msg_put_bytes(m, t->raw_in, t->nraw_in);
+    handoff_msg_put_bytes(m, t->raw_out, t->nraw_out);
+    handoff_msg_put_u64(m, t->raw_bytes_in);
+    handoff_msg_put_str(m, t->version_name);
+    handoff_msg_put_str(m, t->cipher);
+    handoff_msg_put_u32(m, t->resumed);
+    handoff_msg_put_str(m, t->subject);
+    handoff_ext_end(m, body);
 }
 
 static int conn_strs_ok(const struct handoff_conn *v)
@@ -96,7 +168,10 @@ int handoff_encode_conn(struct handoff_msg *m, uint32_t seq, const struct handof
         return -1;
     if (!conn_strs_ok(v) || v->client_fd < 0 || v->peerlen > sizeof(v->peer) ||
         v->locallen > sizeof(v->local) || v->up.npending > HANDOFF_PENDING_MAX ||
-        v->down.npending > HANDOFF_PENDING_MAX || v->prefixlen > HANDOFF_PENDING_MAX)
+        v->down.npending > HANDOFF_PENDING_MAX || v->prefixlen > HANDOFF_PENDING_MAX ||
+        v->phase < HANDOFF_PHASE_RELAYING || v->phase > HANDOFF_PHASE_MAX ||
+        (v->has_client_tls && !tls_ok(&v->client_tls)) ||
+        (v->has_server_tls && !tls_ok(&v->server_tls)))
         return handoff_enc_fail(m);
     handoff_msg_put_u32(m, v->id);
     handoff_msg_put_u32(m, v->phase);
@@ -123,6 +198,10 @@ int handoff_encode_conn(struct handoff_msg *m, uint32_t seq, const struct handof
     handoff_msg_add_fd(m, v->client_fd);
     if (v->server_fd >= 0)
         handoff_msg_add_fd(m, v->server_fd);
+    if (v->has_client_tls)
+        put_tls(m, CONN_EXT_CLIENT_TLS, &v->client_tls);
+    if (v->has_server_tls)
+        put_tls(m, CONN_EXT_SERVER_TLS, &v->server_tls);
     return handoff_enc_end(m);
 }
 
@@ -171,6 +250,74 @@ static void dec_conn_fields(struct handoff_dec *d, struct handoff_conn *v)
     handoff_dec_bytes(d, "prefix", &v->prefix, &v->prefixlen, HANDOFF_PENDING_MAX);
 }
 
+/* A fixed-size field sent whole. */
+static void dec_fixed(struct handoff_dec *d, const char *field, uint8_t *out, uint32_t size)
+{
+    const uint8_t *p;
+    uint32_t len = 0;
+
+    handoff_dec_bytes(d, field, &p, &len, size);
+    if (!d->err && len != size)
+        handoff_dec_fail(d, "%s: %u bytes (expected %u)", field, (unsigned)len, (unsigned)size);
+    if (!d->err)
+        memcpy(out, p, size);
+}
+
+static void dec_tls_dir(struct handoff_dec *d, struct handoff_tls_dir *dir)
+{
+    dec_fixed(d, "TLS secret", dir->secret, sizeof(dir->secret));
+    dec_fixed(d, "TLS key", dir->key, sizeof(dir->key));
+    dec_fixed(d, "TLS iv", dir->iv, sizeof(dir->iv));
+    handoff_dec_u64(d, "TLS sequence number", &dir->seq);
+    handoff_dec_u64(d, "TLS nonce", &dir->nonce);
+}
+
+static void dec_tls(struct handoff_dec *d, struct handoff_tls *t)
+{
+    handoff_dec_u32(d, "TLS version", &t->version);
+    handoff_dec_u32(d, "TLS suite", &t->suite);
+    handoff_dec_u32(d, "TLS role", &t->role);
+    handoff_dec_u32(d, "TLS flags", &t->flags);
+    handoff_dec_u32(d, "TLS max_frag", &t->max_frag);
+    handoff_dec_u64(d, "TLS ku_after", &t->ku_after);
+    dec_tls_dir(d, &t->rd);
+    dec_tls_dir(d, &t->wr);
+    handoff_dec_bytes(d, "TLS handshake message", &t->hs, &t->hslen, HANDOFF_TLS_HS_MAX);
+    handoff_dec_bytes(d, "TLS plaintext in", &t->plain_in, &t->nplain_in, HANDOFF_PENDING_MAX);
+    handoff_dec_bytes(d, "TLS records in", &t->raw_in, &t->nraw_in, HANDOFF_PENDING_MAX);
+    handoff_dec_bytes(d, "TLS records out", &t->raw_out, &t->nraw_out, HANDOFF_PENDING_MAX);
+    handoff_dec_u64(d, "TLS bytes in", &t->raw_bytes_in);
+    handoff_dec_str(d, "TLS version name", t->version_name, sizeof(t->version_name));
+    handoff_dec_str(d, "TLS cipher", t->cipher, sizeof(t->cipher));
+    handoff_dec_u32(d, "TLS resumed", &t->resumed);
+    handoff_dec_str(d, "TLS subject", t->subject, sizeof(t->subject));
+}
+
+static int dec_conn_ext(struct handoff_dec *e, uint16_t tag, void *arg)
+{
+    struct handoff_conn *v = arg;
+
+    switch (tag) {
+    case CONN_EXT_CLIENT_TLS:
+        dec_tls(e, &v->client_tls);
+        v->has_client_tls = 1;
+        return 1;
+    case CONN_EXT_SERVER_TLS:
+        dec_tls(e, &v->server_tls);
+        v->has_server_tls = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Descriptors each phase comes with: the client's, and the server's once
+ * there is a server socket. */
+static unsigned phase_fds(uint32_t phase)
+{
+    return phase == HANDOFF_PHASE_RELAYING || phase == HANDOFF_PHASE_CONNECTING ? 2u : 1u;
+}
+
 int handoff_decode_conn(struct handoff_in *in, struct handoff_conn *v, char *why, size_t n)
 {
     struct handoff_dec d;
@@ -181,10 +328,9 @@ int handoff_decode_conn(struct handoff_in *in, struct handoff_conn *v, char *why
     if (handoff_dec_begin(&d, in, HANDOFF_CONN, nfds, why, n) == -1)
         return -1;
     dec_conn_fields(&d, v);
-    if (!d.err && (v->phase < HANDOFF_PHASE_RELAYING || v->phase > HANDOFF_PHASE_CONNECTING))
+    if (!d.err && (v->phase < HANDOFF_PHASE_RELAYING || v->phase > HANDOFF_PHASE_MAX))
         handoff_dec_fail(&d, "unknown phase %u", (unsigned)v->phase);
-    if (!d.err && (v->phase == HANDOFF_PHASE_RELAYING || v->phase == HANDOFF_PHASE_CONNECTING) !=
-                  (nfds == 2))
+    if (!d.err && phase_fds(v->phase) != nfds)
         handoff_dec_fail(&d, "phase %u with %u descriptor(s)", (unsigned)v->phase, nfds);
     if (!d.err && in->fds_lost)
         handoff_dec_fail(&d, "its sockets did not arrive (out of file descriptors)");
@@ -192,7 +338,7 @@ int handoff_decode_conn(struct handoff_in *in, struct handoff_conn *v, char *why
         handoff_dec_fail(&d, "descriptor already taken");
     if (!d.err && v->peerlen == 0)
         handoff_dec_fail(&d, "no client address");
-    handoff_dec_exts(&d, NULL, NULL);
+    handoff_dec_exts(&d, dec_conn_ext, v);
     if (handoff_dec_end(&d) == -1)
         return -1;
     v->client_fd = in->fds[0];

@@ -45,6 +45,7 @@ struct handoff_link {
     uint32_t index;          /* the giver's loop */
     uint32_t count;          /* links of this handoff (the giver's loops) */
     int      fd;
+    uint32_t peer_caps;      /* HANDOFF_CAP_* of the other end (0: not said) */
 };
 
 /* Where a connection was when it was frozen. */
@@ -52,8 +53,14 @@ enum handoff_conn_phase {
     HANDOFF_PHASE_RELAYING = 1,
     HANDOFF_PHASE_PROXY_HEADER,    /* bytes of a PROXY header so far in prefix */
     HANDOFF_PHASE_CLIENT_HELLO,    /* bytes of a ClientHello so far in prefix */
-    HANDOFF_PHASE_CONNECTING       /* the server socket is connecting */
+    HANDOFF_PHASE_CONNECTING,      /* the server socket is connecting */
+    /* HANDOFF_CAP_TLS only: */
+    HANDOFF_PHASE_TLS_HELLO,       /* tls = on: the client's first record so far in
+                                      prefix, nothing answered yet */
+    HANDOFF_PHASE_CONNECT          /* no server socket: connect now (an upstream TLS
+                                      handshake in progress starts over) */
 };
+#define HANDOFF_PHASE_MAX HANDOFF_PHASE_CONNECT
 
 /* Events armed when the connection was frozen. */
 #define HANDOFF_ARMED_CLIENT_READ    0x1u
@@ -68,6 +75,51 @@ enum handoff_conn_phase {
 #define HANDOFF_DIR_EOF   0x1u   /* the source sent FIN */
 #define HANDOFF_DIR_SHUT  0x2u   /* FIN passed on to the destination */
 #define HANDOFF_DIR_BULK  0x4u   /* a read filled the whole buffer */
+
+#define HANDOFF_TLS_SECRET_MAX  48
+#define HANDOFF_TLS_KEY_MAX     32
+#define HANDOFF_TLS_IV_LEN      12
+#define HANDOFF_TLS_HS_MAX      65536
+#define HANDOFF_TLS_SUBJECT_MAX 1024
+
+/* One direction of a TLS side's record protection. */
+struct handoff_tls_dir {
+    uint8_t  secret[HANDOFF_TLS_SECRET_MAX];   /* TLS 1.3 traffic secret */
+    uint8_t  key[HANDOFF_TLS_KEY_MAX];         /* TLS 1.2 key */
+    uint8_t  iv[HANDOFF_TLS_IV_LEN];           /* TLS 1.2 IV / GCM salt */
+    uint64_t seq;
+    uint64_t nonce;                            /* TLS 1.2 GCM: next explicit nonce */
+};
+
+/*
+ * A TLS side (the client's, terminated; or the server's, upstream TLS) on
+ * baton's record layer: what proxy/tls_record.h holds, the bytes in its
+ * buffers, and the handshake's facts.  Secrets: the encoder's and the
+ * decoder's buffers are cleansed when freed.
+ */
+struct handoff_tls {
+    uint32_t version;            /* 0x0304, 0x0303 */
+    uint32_t suite;
+    uint32_t role;               /* 0 server, 1 client */
+    uint32_t flags;              /* the record layer's */
+    uint32_t max_frag;
+    uint64_t ku_after;
+    struct handoff_tls_dir rd, wr;
+    const uint8_t *hs;           /* a post-handshake message begun */
+    uint32_t hslen;
+    const uint8_t *plain_in;     /* opened, not read yet */
+    uint32_t nplain_in;
+    const uint8_t *raw_in;       /* received, not opened yet: whole records, then
+                                    the start of one */
+    uint32_t nraw_in;
+    const uint8_t *raw_out;      /* sealed, not sent yet (goes out first) */
+    uint32_t nraw_out;
+    uint64_t raw_bytes_in;       /* bytes received in all */
+    char     version_name[16];   /* the facts the logs use */
+    char     cipher[64];
+    uint32_t resumed;
+    char     subject[HANDOFF_TLS_SUBJECT_MAX];   /* "" none */
+};
 
 /* One direction: relayed byte count and the bytes still to deliver. */
 struct handoff_conn_dir {
@@ -109,6 +161,10 @@ struct handoff_conn {
     const uint8_t *prefix;       /* client bytes read, not yet passed on */
     uint32_t prefixlen;
     int      client_fd, server_fd;         /* server_fd -1: none */
+    /* HANDOFF_CAP_TLS: the TLS sides, if any (extensions the taker must
+     * understand). */
+    unsigned has_client_tls:1, has_server_tls:1;
+    struct handoff_tls client_tls, server_tls;
 };
 
 /* What the taker did with one CONN. */

@@ -559,6 +559,8 @@ void handoff_in_free(struct handoff_in *in)
         in->fds[i] = -1;
     }
     in->nfds = 0;
+    if (in->payload != NULL)
+        handoff_cleanse(in->payload, in->hdr.len);
     free(in->payload);
     in->payload = NULL;
 }

@@ -44,8 +44,11 @@
  * Without it, a peer gets no type it may not know and no header flag. */
 #define HANDOFF_CAP_UNKNOWN_TYPES 0x2u
 #define HANDOFF_CAP_CONNS      0x4u   /* live connection handoff (conn_msg.h) */
+/* TLS connections move too: CONN carries TLS record state, LINK the
+ * taker's capabilities (conn_msg.h). */
+#define HANDOFF_CAP_TLS        0x8u
 #define HANDOFF_CAPS_OURS      (HANDOFF_CAP_LIST_PARTS | HANDOFF_CAP_UNKNOWN_TYPES | \
-                                HANDOFF_CAP_CONNS)
+                                HANDOFF_CAP_CONNS | HANDOFF_CAP_TLS)
 #define HANDOFF_CAPS_ENV       "BATON_HANDOFF_CAPS"
 /* What the first release's STATUS and SERVER_STATE could hold. */
 #define HANDOFF_LEGACY_LISTENERS 256

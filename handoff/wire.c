@@ -167,7 +167,7 @@ static uint8_t *msg_reserve(struct handoff_msg *m, size_t n)
         cap = m->cap;
         while (cap - m->len < n)
             cap = cap > MSG_LIMIT / 2 ? MSG_LIMIT : cap * 2;
-        if ((p = realloc(m->buf, cap)) == NULL)
+        if ((p = handoff_resize(m->buf, m->len, cap)) == NULL)
             goto fail;
         m->buf = p;
         m->cap = cap;
@@ -280,8 +280,32 @@ int handoff_msg_finish(struct handoff_msg *m)
     return 0;
 }
 
+void handoff_cleanse(void *p, size_t n)
+{
+    volatile uint8_t *v = p;
+
+    while (n-- > 0)
+        *v++ = 0;
+}
+
+void *handoff_resize(void *p, size_t oldlen, size_t newlen)
+{
+    void *q = malloc(newlen);
+
+    if (q == NULL)
+        return NULL;
+    if (p != NULL) {
+        memcpy(q, p, oldlen < newlen ? oldlen : newlen);
+        handoff_cleanse(p, oldlen);
+        free(p);
+    }
+    return q;
+}
+
 void handoff_msg_free(struct handoff_msg *m)
 {
+    if (m->buf != NULL)
+        handoff_cleanse(m->buf, m->cap);
     free(m->buf);
     m->buf = NULL;
     m->len = m->cap = 0;

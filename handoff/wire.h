@@ -140,7 +140,13 @@ void handoff_msg_put_str(struct handoff_msg *m, const char *s);            /* u1
 void handoff_msg_add_handle(struct handoff_msg *m, int fd, enum handoff_handle_kind kind);
 void handoff_msg_add_fd(struct handoff_msg *m, int fd);  /* a socket */
 int  handoff_msg_finish(struct handoff_msg *m);          /* writes header; 0 or -1 */
-void handoff_msg_free(struct handoff_msg *m);
+void handoff_msg_free(struct handoff_msg *m);   /* cleanses what it frees */
+
+/* Messages may carry TLS secrets (conn_msg.h): every buffer that held one
+ * is wiped before it is freed or moved.  handoff_resize is realloc that
+ * wipes the old block. */
+void  handoff_cleanse(void *p, size_t n);
+void *handoff_resize(void *p, size_t oldlen, size_t newlen);
 
 /* Reading. */
 void handoff_reader_init(struct handoff_reader *r, const void *p, size_t len);

@@ -21,25 +21,42 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "tls_transfer.h"
 #include "worker.h"
 #include "xprt.h"
 
-int proxy_conn_movable(const struct proxy_conn *c)
+int proxy_conn_movable(const struct proxy_conn *c, int tls)
 {
-    if (c->client.tls != NULL || c->upstream.tls != NULL || c->xfer != PROXY_XFER_NONE)
+    if (c->xfer != PROXY_XFER_NONE)
+        return 0;
+    if (!tls && (c->client.tls != NULL || c->upstream.tls != NULL ||
+                 c->state == PROXY_CONN_HANDSHAKE))
+        return 0;
+    /* A client side in its handshake, or kept on OpenSSL's records. */
+    if (c->client.tls != NULL && !proxy_tls_movable(c->client.tls))
         return 0;
     switch (c->state) {
     case PROXY_CONN_RELAYING:
+        return c->upstream.tls == NULL || proxy_tls_movable(c->upstream.tls);
     case PROXY_CONN_PROXY_HEADER:
     case PROXY_CONN_CLIENT_HELLO:
+    case PROXY_CONN_UPSTREAM_HANDSHAKE:   /* starts over in the next generation */
         return 1;
+    case PROXY_CONN_HANDSHAKE:
+        /* Only before the first record is whole: nothing was answered. */
+        return c->client.tls == NULL;
     case PROXY_CONN_CONNECTING:
-        /* The prefix a TLS listener keeps is a handshake's; only passthrough
-         * and plain connections connect with plain bytes pending. */
-        return c->listener != NULL && c->listener->conf->tls != CONF_TLS_ON;
+        /* A TLS listener's connection connects once its handshake is done. */
+        return c->listener != NULL &&
+               (c->listener->conf->tls != CONF_TLS_ON || c->client.tls != NULL);
     default:
         return 0;
     }
+}
+
+int proxy_conn_handshaking(const struct proxy_conn *c)
+{
+    return c->xfer == PROXY_XFER_NONE && c->state == PROXY_CONN_HANDSHAKE && c->client.tls != NULL;
 }
 
 /* Splice mode keeps bytes in a kernel pipe: they move into the buffer so
@@ -98,6 +115,10 @@ static uint32_t phase_of(enum proxy_conn_state s)
         return HANDOFF_PHASE_CLIENT_HELLO;
     case PROXY_CONN_CONNECTING:
         return HANDOFF_PHASE_CONNECTING;
+    case PROXY_CONN_HANDSHAKE:
+        return HANDOFF_PHASE_TLS_HELLO;
+    case PROXY_CONN_UPSTREAM_HANDSHAKE:
+        return HANDOFF_PHASE_CONNECT;
     default:
         return HANDOFF_PHASE_RELAYING;
     }
@@ -112,7 +133,11 @@ static void names_freeze(const struct proxy_conn *c, struct handoff_conn *st)
         snprintf(st->server, sizeof(st->server), "%s", c->server->conf->name);
     else if (c->orphan != NULL)
         snprintf(st->server, sizeof(st->server), "%s", c->orphan->server);
-    for (unsigned i = 0; i < c->ntried && i < HANDOFF_CONN_TRIED_MAX; i++)
+    /* An upstream handshake that starts over is not an attempt that failed. */
+    unsigned ntried = c->state == PROXY_CONN_UPSTREAM_HANDSHAKE && c->ntried > 0 ? c->ntried - 1
+                                                                                 : c->ntried;
+
+    for (unsigned i = 0; i < ntried && i < HANDOFF_CONN_TRIED_MAX; i++)
         snprintf(st->tried[st->ntried++], sizeof(st->tried[0]), "%s", c->tried[i]->conf->name);
     snprintf(st->sni, sizeof(st->sni), "%s", c->sni != NULL ? c->sni : "");
     snprintf(st->alpn, sizeof(st->alpn), "%s", c->alpn != NULL ? c->alpn : "");
@@ -120,24 +145,33 @@ static void names_freeze(const struct proxy_conn *c, struct handoff_conn *st)
 
 int proxy_conn_freeze(struct proxy_conn *c, struct handoff_conn *st)
 {
+    int restart;
+
     /* What relay.c armed must be what the state calls for: thaw and the
      * next generation re-arm from the state alone. */
     assert(proxy_conn_armed(c) == proxy_conn_wanted(c));
     if (pipe_unsplice(c->loop, &c->up) != 0 || pipe_unsplice(c->loop, &c->down) != 0)
         return -1;
     memset(st, 0, sizeof(*st));
+    if ((c->client.tls != NULL && proxy_tls_freeze(c->client.tls, &st->client_tls) != 0) ||
+        (c->state == PROXY_CONN_RELAYING && c->upstream.tls != NULL &&
+         proxy_tls_freeze(c->upstream.tls, &st->server_tls) != 0))
+        return -1;
+    st->has_client_tls = c->client.tls != NULL;
+    st->has_server_tls = c->state == PROXY_CONN_RELAYING && c->upstream.tls != NULL;
     st->armed = proxy_conn_armed(c);
     proxy_conn_disarm(c);
     st->id = c->xfer_id;
     st->phase = phase_of(c->state);
-    st->flags = (c->connected ? HANDOFF_CONN_F_CONNECTED : 0) |
+    restart = c->state == PROXY_CONN_UPSTREAM_HANDSHAKE;
+    st->flags = (c->connected && !restart ? HANDOFF_CONN_F_CONNECTED : 0) |
                 (c->client.fin_seen ? HANDOFF_CONN_F_CLIENT_FIN : 0) |
                 (c->upstream.fin_seen ? HANDOFF_CONN_F_SERVER_FIN : 0);
     st->handoffs = c->handoffs;
     st->idle_timeout_ms = c->idle_timeout_ms;
     st->start_ms = c->start_ms;
     st->last_ms = c->last_ms;
-    st->deadline_ms = c->state == PROXY_CONN_RELAYING ? 0 : c->deadline_ms;
+    st->deadline_ms = c->state == PROXY_CONN_RELAYING || restart ? 0 : c->deadline_ms;
     memcpy(st->peer, &c->peer, c->peerlen);
     st->peerlen = c->peerlen;
     memcpy(st->local, &c->local, c->locallen);
@@ -148,7 +182,9 @@ int proxy_conn_freeze(struct proxy_conn *c, struct handoff_conn *st)
     st->prefix = c->prefix;
     st->prefixlen = c->prefixlen;
     st->client_fd = c->client.fd;
-    st->server_fd = c->upstream.fd;
+    st->server_fd = restart ? -1 : c->upstream.fd;
+    if (restart)
+        st->server[0] = '\0';
     c->xfer = PROXY_XFER_FROZEN;
     return 0;
 }
@@ -209,8 +245,18 @@ static int adopt_check(const struct proxy_conn *c, const struct handoff_conn *st
             return 0;
         snprintf(why, n, "listener %s is not a passthrough listener here", st->listener);
         return -1;
+    case HANDOFF_PHASE_TLS_HELLO:
+        if (l != NULL && l->conf->tls == CONF_TLS_ON && !st->has_client_tls)
+            return 0;
+        snprintf(why, n, "listener %s does not terminate TLS here", st->listener);
+        return -1;
+    case HANDOFF_PHASE_CONNECT:
+        if (l != NULL && c->backend != NULL && st->server_fd < 0 && !st->has_server_tls)
+            return 0;
+        snprintf(why, n, "backend %s (listener %s) is not here", st->backend, st->listener);
+        return -1;
     default:
-        if (l != NULL && l->conf->tls != CONF_TLS_ON && c->server != NULL)
+        if (l != NULL && (l->conf->tls != CONF_TLS_ON || st->has_client_tls) && c->server != NULL)
             return 0;
         snprintf(why, n, "server %s of backend %s (listener %s) is not here", st->server,
                  st->backend, st->listener);
@@ -226,10 +272,29 @@ static enum proxy_conn_state state_of(uint32_t phase)
     case HANDOFF_PHASE_CLIENT_HELLO:
         return PROXY_CONN_CLIENT_HELLO;
     case HANDOFF_PHASE_CONNECTING:
+    case HANDOFF_PHASE_CONNECT:        /* no server socket yet: resume connects */
         return PROXY_CONN_CONNECTING;
+    case HANDOFF_PHASE_TLS_HELLO:
+        return PROXY_CONN_HANDSHAKE;
     default:
         return PROXY_CONN_RELAYING;
     }
+}
+
+/* A side arrives on baton's record layer, or as plain TCP. */
+static int side_adopt(struct proxy_side *s, int has_tls, const struct handoff_tls *h, char *why,
+                      size_t n)
+{
+    struct proxy_tls *t;
+
+    if (!has_tls) {
+        proxy_xprt_raw_attach(s);
+        return 0;
+    }
+    if ((t = proxy_tls_adopt(h, why, n)) == NULL)
+        return -1;
+    proxy_xprt_tlsrec_attach(s, t);
+    return 0;
 }
 
 static int dir_adopt(struct proxy_pipe *p, const struct handoff_conn_dir *d)
@@ -380,11 +445,17 @@ struct proxy_conn *proxy_conn_adopt(struct proxy_loop *loop, struct handoff_conn
     c->idle_timeout_ms = c->listener != NULL ? c->listener->conf->idle_timeout_ms
                                              : st->idle_timeout_ms;
     c->connected = (st->flags & HANDOFF_CONN_F_CONNECTED) != 0 && c->server != NULL;
+    if (side_adopt(&c->client, st->has_client_tls, &st->client_tls, why, n) != 0 ||
+        side_adopt(&c->upstream, st->has_server_tls, &st->server_tls, why, n) != 0) {
+        if (c->client.tls != NULL)
+            c->client.xprt->release(&c->client);
+        if (c->orphan != NULL)
+            atomic_fetch_sub_explicit(&loop->worker->orphans, 1, memory_order_relaxed);
+        adopt_undo(c);
+        return NULL;
+    }
     c->client.fd = st->client_fd;
     c->upstream.fd = st->server_fd;
-    /* Only plain sockets move (proxy_conn_movable). */
-    proxy_xprt_raw_attach(&c->client);
-    proxy_xprt_raw_attach(&c->upstream);
     st->client_fd = st->server_fd = -1;
     c->xfer = PROXY_XFER_ADOPTED;
     proxy_conn_bind_events(c);

@@ -15,10 +15,15 @@
 
 struct proxy_loop;
 
-/* 1 if c can move now: a plain or passthrough connection relaying,
- * connecting, or waiting for its PROXY header or ClientHello.  TLS that
- * baton terminates or originates stays (it drains). */
-int  proxy_conn_movable(const struct proxy_conn *c);
+/* 1 if c can move now: relaying, connecting, or waiting for its PROXY
+ * header, ClientHello or first TLS record; with tls (the taker has
+ * HANDOFF_CAP_TLS) also TLS that baton terminates or originates once on
+ * baton's record layer, and an upstream TLS handshake (which starts over
+ * there).  A handshake with the client in progress waits
+ * (proxy_conn_handshaking); TLS kept on OpenSSL's records drains. */
+int  proxy_conn_movable(const struct proxy_conn *c, int tls);
+/* 1 while c's TLS handshake with the client runs: it may move once done. */
+int  proxy_conn_handshaking(const struct proxy_conn *c);
 
 /* Stops every event of c and describes it in st (whose pointers point into
  * c's buffers, valid while c is frozen).  Bytes in a splice pipe move into

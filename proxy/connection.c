@@ -315,8 +315,11 @@ unsigned proxy_conn_wanted(const struct proxy_conn *c)
     case PROXY_CONN_PROXY_HEADER:
     case PROXY_CONN_CLIENT_HELLO:
         return PROXY_WANT_CLIENT_READ;
+    case PROXY_CONN_HANDSHAKE:
+        /* Before the first whole record: no TLS yet, only the client's bytes. */
+        return c->client.tls == NULL ? PROXY_WANT_CLIENT_READ : proxy_conn_armed(c);
     case PROXY_CONN_CONNECTING:
-        return PROXY_WANT_SERVER_WRITE;
+        return c->upstream.fd >= 0 ? PROXY_WANT_SERVER_WRITE : 0;
     case PROXY_CONN_RELAYING:
         return proxy_relay_wanted(c);
     default:
@@ -366,6 +369,17 @@ void proxy_conn_resume(struct proxy_conn *c)
     if (c->state == PROXY_CONN_RELAYING) {
         proxy_relay_arm(c);
         conn_resume_timer(c);
+        /* Records that came with the connection are not announced by
+         * the socket again. */
+        proxy_side_wake_if_buffered(&c->client);
+        proxy_side_wake_if_buffered(&c->upstream);
+        return;
+    }
+    if (c->state == PROXY_CONN_CONNECTING && c->upstream.fd < 0) {
+        /* An upstream TLS handshake starts over here: the client's bytes
+         * wait in c->up, as they did there.  (May close c.) */
+        proxy_side_watch_read(&c->client, 0);
+        conn_connect_next(c);
         return;
     }
     proxy_side_watch_read(&c->client, (want & PROXY_WANT_CLIENT_READ) != 0);

@@ -312,6 +312,10 @@ void client_handshake(struct proxy_conn *c)
     proxy_tls_alpn(c->client.tls, alpn, sizeof(alpn));
     if (alpn[0] != '\0')
         c->alpn = strdup(alpn);
+    if (proxy_xprt_tlsrec_take(&c->client) < 0) {
+        handshake_failed(c, "cannot take the connection over from OpenSSL");
+        return;
+    }
     route_and_connect(c);
 }
 

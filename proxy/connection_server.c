@@ -145,6 +145,10 @@ void upstream_handshake(struct proxy_conn *c)
             connect_failed(c, "send failed during TLS handshake");
             return;
         }
+        if (proxy_xprt_tlsrec_take(&c->upstream) < 0) {
+            connect_failed(c, "cannot take the connection over from OpenSSL");
+            return;
+        }
         proxy_server_succeeded(c->server);
         conn_relay_start(c);
         return;

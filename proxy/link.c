@@ -89,10 +89,12 @@ static void give_take_back(struct proxy_link *k, const char *why)
     k->done_sent = 1;
 }
 
-static struct proxy_conn *scan_from(struct proxy_loop *loop, struct proxy_conn *c)
+static struct proxy_conn *scan_from(struct proxy_link *k, struct proxy_conn *c)
 {
+    struct proxy_loop *loop = k->loop;
+
     for (; c != NULL; c = c->next)
-        if (proxy_conn_movable(c)) {
+        if (proxy_conn_movable(c, k->tls)) {
             loop->xfer_scan = c->next;
             return c;
         }
@@ -104,11 +106,24 @@ static struct proxy_conn *scan_from(struct proxy_loop *loop, struct proxy_conn *
  * a window of frozen connections is not looked at again for each one sent;
  * at the end of the list it starts over once, for connections that became
  * movable behind it (arrivals released meanwhile). */
-static struct proxy_conn *give_next(struct proxy_loop *loop)
+static struct proxy_conn *give_next(struct proxy_link *k)
 {
-    struct proxy_conn *c = loop->xfer_scan != NULL ? scan_from(loop, loop->xfer_scan) : NULL;
+    struct proxy_loop *loop = k->loop;
+    struct proxy_conn *c = loop->xfer_scan != NULL ? scan_from(k, loop->xfer_scan) : NULL;
 
-    return c != NULL ? c : scan_from(loop, loop->conns);
+    return c != NULL ? c : scan_from(k, loop->conns);
+}
+
+/* TLS handshakes with clients still running: each may move once done, if
+ * it is done within the grace (a second pass); the others drain here. */
+static int give_waiting_handshakes(struct proxy_link *k)
+{
+    if (!k->tls || proxy_now_ms() >= k->grace_until)
+        return 0;
+    for (struct proxy_conn *c = k->loop->conns; c != NULL; c = c->next)
+        if (proxy_conn_handshaking(c))
+            return 1;
+    return 0;
 }
 
 /* Connections arriving from a previous generation must be released to us
@@ -125,7 +140,7 @@ static int give_one(struct proxy_link *k, struct proxy_conn *c)
 {
     struct handoff_conn *st = malloc(sizeof(*st));
     struct handoff_msg m;
-    int rc;
+    int rc, encoded;
 
     if (st == NULL)
         return -1;
@@ -138,10 +153,17 @@ static int give_one(struct proxy_link *k, struct proxy_conn *c)
     /* Lent, not duplicated: the frozen connection keeps its sockets open
      * until the taker answers, and a link that fails closes its channel
      * before any of them could be closed. */
-    rc = handoff_encode_conn(&m, k->ch.seq++, st) == 0 ? handoff_channel_send_lent(&k->ch, &m)
-                                                       : -1;
+    encoded = handoff_encode_conn(&m, k->ch.seq, st);
+    rc = encoded == 0 ? handoff_channel_send_lent(&k->ch, &m) : 0;
     handoff_msg_free(&m);
+    handoff_cleanse(st, sizeof(*st));   /* TLS secrets */
     free(st);
+    if (encoded != 0) {
+        /* Too large for one message (megabytes pending both ways): it drains. */
+        proxy_conn_thaw(c);
+        return 0;
+    }
+    k->ch.seq++;
     if (rc != 0) {
         proxy_conn_thaw(c);
         return -1;
@@ -159,12 +181,21 @@ static void give_pump(struct proxy_link *k)
     struct handoff_msg m;
     struct handoff_conn_done done = { 0 };
 
+    k->polling = 0;
     while (!k->done_sent && k->credits > 0 && k->infl_span < PROXY_LINK_WINDOW &&
-           (c = give_next(loop)) != NULL)
+           (c = give_next(k)) != NULL)
         if (give_one(k, c) != 0) {
             give_take_back(k, "cannot queue a connection");
             break;
         }
+    if (!k->done_sent && c == NULL && k->ninflight == 0 && !give_waiting_arrivals(loop) &&
+        give_waiting_handshakes(k)) {
+        /* Looked at again shortly, until the grace ends. */
+        k->polling = 1;
+        if (proxy_timer_add_ms(&k->timer, PROXY_LINK_POLL_MS) != 0)
+            k->polling = 0;
+        return;
+    }
     if (!k->done_sent && c == NULL && k->ninflight == 0 && !give_waiting_arrivals(loop)) {
         done.sent = k->next_id;
         k->done_sent = 1;
@@ -290,6 +321,8 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
         proxy_log_warn("handoff from generation %u: connection %u refused: %s", k->peer_gen,
                        (unsigned)id, st == NULL ? "out of memory" : why);
         take_result(k, id, HANDOFF_CONN_REFUSED);
+        if (st != NULL)
+            handoff_cleanse(st, sizeof(*st));   /* TLS secrets */
         free(st);
         return;
     }
@@ -311,6 +344,7 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
         c->xfer_link = k;
         take_result(k, st->id, HANDOFF_CONN_ADOPTED);
     }
+    handoff_cleanse(st, sizeof(*st));
     free(st);
 }
 
@@ -447,6 +481,11 @@ static void link_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_link *k = arg;
 
+    if (k->polling) {
+        give_pump(k);
+        link_settle(k);
+        return;
+    }
     give_take_back(k, "no answer from the new generation");
     k->failed = 1;
     link_settle(k);
@@ -495,6 +534,8 @@ int proxy_link_start(struct proxy_loop *loop, const struct handoff_link *hl)
     k->role = hl->role;
     k->peer_gen = hl->peer_gen;
     k->index = hl->index;
+    k->tls = (hl->peer_caps & HANDOFF_CAP_TLS) != 0;
+    k->grace_until = proxy_now_ms() + PROXY_LINK_HANDSHAKE_GRACE_MS;
     event_assign(&k->rev, loop->base, k->ch.fd, EV_READ | EV_PERSIST, link_read_cb, k);
     event_assign(&k->wev, loop->base, k->ch.fd, EV_WRITE | EV_PERSIST, link_write_cb, k);
     evtimer_assign(&k->timer, loop->base, link_timer_cb, k);

@@ -20,6 +20,10 @@ struct proxy_conn;
 
 #define PROXY_LINK_WINDOW     1024    /* CONN messages in flight per link */
 #define PROXY_LINK_STALL_MS   5000    /* no answer this long: the giver takes back */
+/* TLS handshakes with clients running at the handoff move if done within
+ * this long; the giver looks every PROXY_LINK_POLL_MS. */
+#define PROXY_LINK_HANDSHAKE_GRACE_MS 2000
+#define PROXY_LINK_POLL_MS    10
 
 struct proxy_link {
     struct proxy_loop      *loop;
@@ -33,6 +37,9 @@ struct proxy_link {
     int                     closing;    /* ends once the output is flushed */
     int                     failed;     /* ends at the end of the callback */
     /* Giving. */
+    int                     tls;        /* the taker takes TLS state (HANDOFF_CAP_TLS) */
+    int                     polling;    /* the timer looks for finished handshakes */
+    uint64_t                grace_until;
     uint32_t                credits, next_id;
     /* Sent, not answered yet, in the order sent (answers come in that
      * order): a ring of infl_span slots from infl_head, holes NULL. */

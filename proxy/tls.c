@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "tls_capture.h"
 
 #define NAMES_MAX 64     /* names taken from one certificate */
 
@@ -213,6 +214,9 @@ static int server_ctx_setup(struct proxy_tls_server *s, SSL_CTX *ctx,
 
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                              SSL_OP_NO_COMPRESSION);
+    /* Every context an SSL may switch to by SNI reports its secrets: baton
+     * takes the connection over after the handshake. */
+    proxy_tls_capture_ctx(ctx);
     /* OpenSSL's own record buffers are freed while a connection is idle. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (!set_versions(ctx, l->tls_min, l->tls_max)) {
@@ -546,6 +550,7 @@ struct proxy_tls_client *proxy_tls_client_new(const struct conf_backend *b,
     snprintf(c->sni, sizeof(c->sni), "%s", b->tls_sni);
     c->verify = b->tls_verify;
     SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
+    proxy_tls_capture_ctx(c->ctx);
     if (!set_versions(c->ctx, CONF_TLS_V12, CONF_TLS_V13)) {
         snprintf(why, whylen, "backend %.200s: cannot set TLS versions", b->name);
         goto fail;

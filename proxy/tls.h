@@ -52,11 +52,27 @@ int  proxy_tls_new_ticket_key(uint8_t key[PROXY_TICKET_KEY_LEN]);
 
 /* ---- one connection ----------------------------------------------------- */
 
+struct proxy_tls_capture;
+struct proxy_tlsrec;
+
+/* What the handshake settled, kept for logs and PROXY v2 TLVs once
+ * OpenSSL's SSL is gone. */
+struct proxy_tls_facts {
+    char     version[16];     /* "TLSv1.3" */
+    char     cipher[64];      /* OpenSSL's name */
+    uint8_t  resumed;
+    char    *subject;         /* client certificate subject (RFC 2253), or NULL */
+};
+
 struct proxy_tls {
-    SSL      *ssl;
+    SSL      *ssl;            /* the handshake; for life if the suite is not carried below */
+    struct proxy_tlsrec *rec; /* after the handshake: baton's record layer (SSL freed) */
+    struct proxy_tls_capture *cap;   /* during the handshake: what rec will need */
     BIO      *rbio, *wbio;
-    uint8_t  *in;             /* raw bytes of an incomplete record */
+    uint8_t  *in;             /* raw bytes received: see "Input buffer layout" in tls_io.c */
     uint32_t  inlen, incap;
+    uint32_t  inoff, inready; /* consumed / end of the last whole record */
+    uint32_t  ptoff, ptlen;   /* rec: opened plaintext not read yet, inside in[0..inoff) */
     uint8_t  *out;            /* raw bytes produced, not sent yet */
     uint32_t  outoff, outlen, outcap;
     uint64_t  raw_in;         /* bytes received in all */
@@ -64,6 +80,7 @@ struct proxy_tls {
     unsigned  rx_short:1;     /* the last recv did not fill the room offered */
     unsigned  handshake_done:1;
     unsigned  close_notify_sent:1;
+    struct proxy_tls_facts facts;   /* once handshake_done */
 };
 
 enum proxy_tls_status {
@@ -77,7 +94,8 @@ SSL *proxy_tls_server_ssl(struct proxy_tls_server *s);
 SSL *proxy_tls_client_ssl(struct proxy_tls_client *c, const char *server_name);
 int  proxy_tls_init(struct proxy_tls *t, SSL *ssl);   /* takes ssl */
 void proxy_tls_free(struct proxy_tls *t);
-/* Frees the calling thread's spare input buffers (when its loop ends). */
+/* Frees the calling thread's spare input and sealing buffers (when its
+ * loop ends). */
 void proxy_tls_release_cache(void);
 
 /* The size of the TLS record starting at p[0..n) (header included) once it
@@ -118,9 +136,37 @@ int  proxy_tls_pending_out(const struct proxy_tls *t);
  * waiting for the socket again. */
 int  proxy_tls_pending_in(const struct proxy_tls *t);
 
-/* After the handshake: negotiated details, for logs and PROXY v2 TLVs. */
+/* Right after the handshake (while OpenSSL still has them): SNI and ALPN. */
 const char *proxy_tls_sni(const struct proxy_tls *t);          /* "" if none */
 void proxy_tls_alpn(const struct proxy_tls *t, char *buf, size_t n);
+
+/* After the handshake: hands the connection from OpenSSL to baton's record
+ * layer (tls_record.h) and frees the SSL.  1 done, 0 it stays on OpenSSL
+ * (why: a suite the layer does not carry, ...), -1 out of memory. */
+int proxy_tls_take_over(struct proxy_tls *t, char *why, size_t whylen);
+/* Baton's record layer: the next whole record received, taken from the
+ * input buffer (valid until the next receive): 1, or 0 if none. */
+int proxy_tls_next_record(struct proxy_tls *t, uint8_t **rec, size_t *len);
+/* Room for n more output bytes at the end of the output queue (NULL: out
+ * of memory); proxy_tls_out_commit then queues what was written there. */
+uint8_t *proxy_tls_out_room(struct proxy_tls *t, size_t n);
+void proxy_tls_out_commit(struct proxy_tls *t, size_t n);
+/* Sends whole records: straight to fd while nothing is queued, the rest
+ * queued.  0, or -1 out of memory. */
+int proxy_tls_send_records(struct proxy_tls *t, int fd, const uint8_t *p, size_t n);
+/* The calling thread's buffer for sealing n bytes of records (NULL: out of
+ * memory); valid until the next call. */
+uint8_t *proxy_tls_seal_buffer(size_t n);
+/* A connection arriving from the previous generation: its opened plaintext,
+ * the records received after it, and the records not sent yet.  0, or -1
+ * with why (malformed records, out of memory). */
+int proxy_tls_adopt_buffers(struct proxy_tls *t, const uint8_t *plain, uint32_t nplain,
+                            const uint8_t *raw, uint32_t nraw, const uint8_t *out,
+                            uint32_t nout, char *why, size_t whylen);
+/* Frees the input buffer if nothing in it is left to read. */
+void proxy_tls_in_release_if_empty(struct proxy_tls *t);
+
+/* After the handshake: negotiated details, for logs and PROXY v2 TLVs. */
 const char *proxy_tls_version(const struct proxy_tls *t);
 const char *proxy_tls_cipher(const struct proxy_tls *t);
 int  proxy_tls_resumed(const struct proxy_tls *t);

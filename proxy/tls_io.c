@@ -25,6 +25,8 @@
 
 #include "byteorder.h"
 #include "log.h"
+#include "tls_capture.h"
+#include "tls_record.h"
 
 #define REC_HDR     5
 #define REC_BODY_MAX (16384 + 2048)
@@ -52,34 +54,51 @@ static void in_release(uint8_t *buf, uint32_t cap)
         free(buf);
 }
 
+/* Records are sealed here and sent from here; only what the socket does
+ * not take is copied into the connection's own output queue. */
+static _Thread_local uint8_t *seal_buf;
+static _Thread_local size_t seal_cap;
+
+uint8_t *proxy_tls_seal_buffer(size_t n)
+{
+    uint8_t *p;
+
+    if (n <= seal_cap)
+        return seal_buf;
+    if ((p = realloc(seal_buf, n)) == NULL)
+        return NULL;
+    seal_buf = p;
+    seal_cap = n;
+    return p;
+}
+
 void proxy_tls_release_cache(void)
 {
     while (in_ncache > 0)
         free(in_cache[--in_ncache]);
+    free(seal_buf);
+    seal_buf = NULL;
+    seal_cap = 0;
 }
 
 /*
- * Input buffer layout:  in[0 .. off)        consumed by OpenSSL
- *                       in[off .. ready)    whole records, readable
- *                       in[ready .. inlen)  an incomplete record
+ * Input buffer layout:  in[0 .. inoff)          consumed (by OpenSSL or
+ *                                               baton's record layer; the
+ *                                               latter opens records in
+ *                                               place: in[ptoff, +ptlen) is
+ *                                               plaintext not read yet)
+ *                       in[inoff .. inready)    whole records, readable
+ *                       in[inready .. inlen)    an incomplete record
  */
-struct tls_in {
-    uint32_t off, ready;
-};
 
 static BIO_METHOD *tls_bio_method;
 static pthread_once_t tls_bio_once = PTHREAD_ONCE_INIT;
 
-/* The BIO's data: the connection whose buffers it reads and writes. */
-struct tls_bio_state {
-    struct proxy_tls *t;
-    struct tls_in     in;
-};
-
+/* The BIO's data is the connection whose buffers it reads and writes. */
 static int bio_read(BIO *b, char *buf, int len)
 {
-    struct tls_bio_state *st = BIO_get_data(b);
-    uint32_t avail = st->in.ready - st->in.off;
+    struct proxy_tls *t = BIO_get_data(b);
+    uint32_t avail = t->inready - t->inoff;
 
     BIO_clear_retry_flags(b);
     if (avail == 0) {
@@ -88,8 +107,8 @@ static int bio_read(BIO *b, char *buf, int len)
     }
     if ((uint32_t)len > avail)
         len = (int)avail;
-    memcpy(buf, st->t->in + st->in.off, (size_t)len);
-    st->in.off += (uint32_t)len;
+    memcpy(buf, t->in + t->inoff, (size_t)len);
+    t->inoff += (uint32_t)len;
     return len;
 }
 
@@ -117,44 +136,53 @@ static int out_reserve(struct proxy_tls *t, size_t n)
     return 0;
 }
 
-/* Sends straight away when nothing is queued (write-through); whatever the
- * socket does not take, or everything in the handshake, is queued. */
-static int bio_write(BIO *b, const char *buf, int len)
+int proxy_tls_send_records(struct proxy_tls *t, int fd, const uint8_t *p, size_t n)
 {
-    struct tls_bio_state *st = BIO_get_data(b);
-    struct proxy_tls *t = st->t;
     size_t sent = 0;
 
-    BIO_clear_retry_flags(b);
-    if (len <= 0)
-        return 0;
-    if (t->wfd >= 0 && t->outoff == t->outlen) {
+    if (fd >= 0 && t->outoff == t->outlen) {
         ssize_t w;
 
         do
-            w = send(t->wfd, buf, (size_t)len, MSG_NOSIGNAL);
+            w = send(fd, p, n, MSG_NOSIGNAL);
         while (w < 0 && errno == EINTR);
         /* On EAGAIN or an error the bytes are queued; the next flush
          * reports a socket error again. */
         if (w > 0)
             sent = (size_t)w;
-        if (sent == (size_t)len)
-            return len;
+        if (sent == n)
+            return 0;
     }
-    return proxy_tls_feed_out(t, buf + sent, (size_t)len - sent) == 0 ? len : -1;
+    return proxy_tls_feed_out(t, p + sent, n - sent);
+}
+
+/* Sends straight away when nothing is queued (write-through); whatever the
+ * socket does not take, or everything in the handshake, is queued. */
+static int bio_write(BIO *b, const char *buf, int len)
+{
+    struct proxy_tls *t = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (t->cap != NULL)
+        proxy_tls_capture_written(t->cap, t->ssl, (const uint8_t *)buf, (size_t)len);
+    return proxy_tls_send_records(t, t->wfd, (const uint8_t *)buf, (size_t)len) == 0 ? len : -1;
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    struct tls_bio_state *st = BIO_get_data(b);
+    struct proxy_tls *t = BIO_get_data(b);
 
+    (void)num;
+    (void)ptr;
     switch (cmd) {
     case BIO_CTRL_FLUSH:
         return 1;
     case BIO_CTRL_PENDING:
-        return st != NULL ? (long)(st->in.ready - st->in.off) : 0;
+        return t != NULL ? (long)(t->inready - t->inoff) : 0;
     case BIO_CTRL_WPENDING:
-        return st != NULL ? (long)(st->t->outlen - st->t->outoff) : 0;
+        return t != NULL ? (long)(t->outlen - t->outoff) : 0;
     default:
         return 0;
     }
@@ -168,7 +196,6 @@ static int bio_create(BIO *b)
 
 static int bio_destroy(BIO *b)
 {
-    free(BIO_get_data(b));
     BIO_set_data(b, NULL);
     return 1;
 }
@@ -186,30 +213,20 @@ static void bio_method_init(void)
     tls_bio_method = m;
 }
 
-static struct tls_bio_state *bio_state(const struct proxy_tls *t)
-{
-    return BIO_get_data(t->rbio);
-}
-
 int proxy_tls_init(struct proxy_tls *t, SSL *ssl)
 {
-    struct tls_bio_state *st;
-
     memset(t, 0, sizeof(*t));
     t->wfd = -1;
     if (ssl == NULL || pthread_once(&tls_bio_once, bio_method_init) != 0 ||
         tls_bio_method == NULL)
         goto fail;
-    st = calloc(1, sizeof(*st));
-    if (st == NULL)
+    t->cap = malloc(sizeof(*t->cap));
+    if (t->cap == NULL || proxy_tls_capture_attach(ssl, t->cap) != 0)
         goto fail;
-    st->t = t;
     t->rbio = BIO_new(tls_bio_method);
-    if (t->rbio == NULL) {
-        free(st);
+    if (t->rbio == NULL)
         goto fail;
-    }
-    BIO_set_data(t->rbio, st);
+    BIO_set_data(t->rbio, t);
     /* One BIO both ways: SSL_set_bio then takes the single reference. */
     t->wbio = t->rbio;
     SSL_set_bio(ssl, t->rbio, t->wbio);
@@ -217,14 +234,33 @@ int proxy_tls_init(struct proxy_tls *t, SSL *ssl)
     return 0;
 fail:
     SSL_free(ssl);
+    free(t->cap);
+    t->cap = NULL;
     return -1;
+}
+
+static void cap_free(struct proxy_tls *t)
+{
+    if (t->cap == NULL)
+        return;
+    if (t->ssl != NULL)
+        proxy_tls_capture_detach(t->ssl);
+    OPENSSL_cleanse(t->cap, sizeof(*t->cap));
+    free(t->cap);
+    t->cap = NULL;
 }
 
 void proxy_tls_free(struct proxy_tls *t)
 {
-    SSL_free(t->ssl);   /* frees the BIO and its state */
+    cap_free(t);
+    SSL_free(t->ssl);   /* frees the BIO */
+    if (t->rec != NULL) {
+        proxy_tlsrec_free(t->rec);
+        free(t->rec);
+    }
     in_release(t->in, t->incap);
     free(t->out);
+    free(t->facts.subject);
     memset(t, 0, sizeof(*t));
     t->wfd = -1;
 }
@@ -236,11 +272,11 @@ void proxy_tls_free(struct proxy_tls *t)
  * Once relaying the room stays, as more data is on its way and copying each
  * tail would cost the bulk path.
  */
-static void in_shrink(struct proxy_tls *t, const struct tls_bio_state *st)
+static void in_shrink(struct proxy_tls *t)
 {
     uint8_t *small;
 
-    if (t->handshake_done || t->in == NULL || st->in.ready > 0 || t->incap <= t->inlen)
+    if (t->handshake_done || t->in == NULL || t->inready > 0 || t->incap <= t->inlen)
         return;
     if ((small = malloc(t->inlen)) == NULL)
         return;   /* keeps the large one */
@@ -250,23 +286,32 @@ static void in_shrink(struct proxy_tls *t, const struct tls_bio_state *st)
     t->incap = t->inlen;
 }
 
-/* Drops what OpenSSL consumed; frees the buffer when nothing is left. */
-static void in_compact(struct proxy_tls *t, struct tls_bio_state *st)
+/* Drops what was consumed; frees the buffer when nothing is left.  Never
+ * while opened plaintext waits in it (ptlen). */
+static void in_compact(struct proxy_tls *t)
 {
-    if (st->in.off == t->inlen) {
+    if (t->ptlen > 0)
+        return;
+    if (t->inoff == t->inlen) {
         in_release(t->in, t->incap);
         t->in = NULL;
         t->inlen = t->incap = 0;
-        st->in.off = st->in.ready = 0;
+        t->inoff = t->inready = t->ptoff = 0;
         return;
     }
-    if (st->in.off > 0) {
-        memmove(t->in, t->in + st->in.off, t->inlen - st->in.off);
-        t->inlen -= st->in.off;
-        st->in.ready -= st->in.off;
-        st->in.off = 0;
+    if (t->inoff > 0) {
+        memmove(t->in, t->in + t->inoff, t->inlen - t->inoff);
+        t->inlen -= t->inoff;
+        t->inready -= t->inoff;
+        t->inoff = t->ptoff = 0;
     }
-    in_shrink(t, st);
+    in_shrink(t);
+}
+
+void proxy_tls_in_release_if_empty(struct proxy_tls *t)
+{
+    if (t->ptlen == 0 && t->inoff == t->inlen)
+        in_compact(t);
 }
 
 /* Makes room for n more input bytes. */
@@ -316,14 +361,13 @@ ssize_t proxy_tls_record_size(const uint8_t *p, size_t n, char *why, size_t whyl
 
 /* Advances the readable window over every complete record just received,
  * checking each header. */
-static enum proxy_tls_status in_scan(struct proxy_tls *t, struct tls_bio_state *st,
-                                     char *why, size_t whylen)
+static enum proxy_tls_status in_scan(struct proxy_tls *t, char *why, size_t whylen)
 {
     ssize_t r;
 
-    while ((r = proxy_tls_record_size(t->in + st->in.ready, t->inlen - st->in.ready,
+    while ((r = proxy_tls_record_size(t->in + t->inready, t->inlen - t->inready,
                                       why, whylen)) > 0)
-        st->in.ready += (uint32_t)r;
+        t->inready += (uint32_t)r;
     /* An incomplete record longer than any valid one was rejected, so the
      * buffer never holds more than one record beyond what is readable. */
     return r < 0 ? PROXY_TLS_ERROR : PROXY_TLS_OK;
@@ -332,9 +376,7 @@ static enum proxy_tls_status in_scan(struct proxy_tls *t, struct tls_bio_state *
 enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size_t n,
                                      char *why, size_t whylen)
 {
-    struct tls_bio_state *st = bio_state(t);
-
-    in_compact(t, st);
+    in_compact(t);
     if (in_reserve(t, n) != 0) {
         snprintf(why, whylen, "out of memory");
         return PROXY_TLS_ERROR;
@@ -342,16 +384,15 @@ enum proxy_tls_status proxy_tls_feed(struct proxy_tls *t, const uint8_t *p, size
     memcpy(t->in + t->inlen, p, n);
     t->inlen += (uint32_t)n;
     t->raw_in += n;
-    return in_scan(t, st, why, whylen);
+    return in_scan(t, why, whylen);
 }
 
 ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen)
 {
-    struct tls_bio_state *st = bio_state(t);
     size_t room;
     ssize_t n;
 
-    in_compact(t, st);
+    in_compact(t);
     /* Room for a whole record, received where OpenSSL will read it. */
     if (in_reserve(t, REC_HDR + REC_BODY_MAX) != 0) {
         snprintf(why, whylen, "out of memory");
@@ -367,18 +408,18 @@ ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen)
             n = -2;
         else
             snprintf(why, whylen, "%s", strerror(errno));
-        in_compact(t, st);   /* nothing came: do not keep the room */
+        in_compact(t);   /* nothing came: do not keep the room */
         return n;
     }
     if (n == 0) {
-        in_compact(t, st);
+        in_compact(t);
         return 0;
     }
     t->inlen += (uint32_t)n;
     t->raw_in += (uint64_t)n;
-    if (in_scan(t, st, why, whylen) != PROXY_TLS_OK)
+    if (in_scan(t, why, whylen) != PROXY_TLS_OK)
         return -3;
-    in_shrink(t, st);
+    in_shrink(t);
     return n;
 }
 
@@ -410,6 +451,45 @@ static enum proxy_tls_status tls_result(struct proxy_tls *t, int rc, char *why, 
     }
 }
 
+/* The client certificate's subject: RFC 2253 order and separators,
+ * special characters escaped the RFC 2253 way, but bytes as they are (the
+ * log escapes those itself).  NULL if there is none. */
+static char *peer_subject(SSL *ssl)
+{
+    const unsigned long flags = XN_FLAG_RFC2253 & ~(ASN1_STRFLGS_ESC_CTRL | ASN1_STRFLGS_ESC_MSB);
+    X509 *x = SSL_get0_peer_certificate(ssl);
+    char buf[1024], *s = NULL;
+    BIO *mem;
+    int len;
+
+    if (x == NULL || (mem = BIO_new(BIO_s_mem())) == NULL)
+        return NULL;
+    if (X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, flags) >= 0 &&
+        (len = BIO_read(mem, buf, (int)sizeof(buf) - 1)) >= 0) {
+        buf[len] = '\0';
+        s = strdup(buf);
+    }
+    BIO_free(mem);
+    ERR_clear_error();
+    return s;
+}
+
+/* What the logs and PROXY headers need is kept apart from the SSL, which
+ * may be freed right after the handshake. */
+static enum proxy_tls_status facts_take(struct proxy_tls *t, char *why, size_t whylen)
+{
+    struct proxy_tls_facts *f = &t->facts;
+
+    snprintf(f->version, sizeof(f->version), "%s", SSL_get_version(t->ssl));
+    snprintf(f->cipher, sizeof(f->cipher), "%s", SSL_get_cipher_name(t->ssl));
+    f->resumed = SSL_session_reused(t->ssl) != 0;
+    if (SSL_get0_peer_certificate(t->ssl) != NULL && (f->subject = peer_subject(t->ssl)) == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return PROXY_TLS_ERROR;
+    }
+    return PROXY_TLS_OK;
+}
+
 enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t whylen)
 {
     int rc;
@@ -424,10 +504,10 @@ enum proxy_tls_status proxy_tls_handshake(struct proxy_tls *t, char *why, size_t
 
     /* What the handshake consumed is released now: an idle connection that
      * has just finished its handshake must not keep the input buffer. */
-    in_compact(t, bio_state(t));
+    in_compact(t);
     if (rc == 1) {
         t->handshake_done = 1;
-        return PROXY_TLS_OK;
+        return facts_take(t, why, whylen);
     }
     return tls_result(t, rc, why, whylen);
 }
@@ -441,7 +521,7 @@ enum proxy_tls_status proxy_tls_read(struct proxy_tls *t, void *buf, size_t n, s
         return PROXY_TLS_OK;
     *got = 0;
     /* Everything readable was consumed: let an idle connection hold no buffer. */
-    in_compact(t, bio_state(t));
+    in_compact(t);
     return tls_result(t, rc, why, whylen);
 }
 
@@ -504,9 +584,7 @@ int proxy_tls_pending_out(const struct proxy_tls *t)
 
 int proxy_tls_pending_in(const struct proxy_tls *t)
 {
-    const struct tls_bio_state *st = bio_state(t);
-
-    return SSL_pending(t->ssl) > 0 || st->in.ready > st->in.off;
+    return t->ptlen > 0 || t->inready > t->inoff || (t->ssl != NULL && SSL_pending(t->ssl) > 0);
 }
 
 const char *proxy_tls_sni(const struct proxy_tls *t)
@@ -527,37 +605,109 @@ void proxy_tls_alpn(const struct proxy_tls *t, char *buf, size_t n)
 
 const char *proxy_tls_version(const struct proxy_tls *t)
 {
-    return SSL_get_version(t->ssl);
+    return t->facts.version;
 }
 
 const char *proxy_tls_cipher(const struct proxy_tls *t)
 {
-    return SSL_get_cipher_name(t->ssl);
+    return t->facts.cipher;
 }
 
 int proxy_tls_resumed(const struct proxy_tls *t)
 {
-    return SSL_session_reused(t->ssl);
+    return t->facts.resumed;
 }
 
 int proxy_tls_peer_subject(const struct proxy_tls *t, char *buf, size_t n)
 {
-    /* RFC 2253 order and separators, special characters escaped the RFC
-     * 2253 way, but bytes as they are: the log escapes those itself. */
-    const unsigned long flags = XN_FLAG_RFC2253 & ~(ASN1_STRFLGS_ESC_CTRL | ASN1_STRFLGS_ESC_MSB);
-    X509 *x = SSL_get0_peer_certificate(t->ssl);
-    BIO *mem;
-    int len;
+    if (t->facts.subject == NULL || n == 0)
+        return -1;
+    snprintf(buf, n, "%s", t->facts.subject);
+    return 0;
+}
 
-    if (x == NULL || n == 0 || (mem = BIO_new(BIO_s_mem())) == NULL)
+int proxy_tls_take_over(struct proxy_tls *t, char *why, size_t whylen)
+{
+    struct proxy_tlsrec *r;
+
+    if (t->ssl == NULL || t->cap == NULL || !t->handshake_done) {
+        snprintf(why, whylen, "no handshake to take over");
+        return 0;
+    }
+    if ((r = malloc(sizeof(*r))) == NULL)
         return -1;
-    if (X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, flags) < 0 ||
-        (len = BIO_read(mem, buf, (int)(n - 1 < INT_MAX ? n - 1 : INT_MAX))) < 0)
-        len = -1;
-    BIO_free(mem);
-    ERR_clear_error();
-    if (len < 0)
+    if (proxy_tls_capture_finish(t->ssl, t->cap, r, why, whylen) != 0) {
+        free(r);
+        cap_free(t);   /* nothing more to follow: the SSL stays for life */
+        return 0;
+    }
+    cap_free(t);
+    SSL_free(t->ssl);  /* and the BIO; buffers and offsets are ours */
+    t->ssl = NULL;
+    t->rbio = t->wbio = NULL;
+    t->rec = r;
+    return 1;
+}
+
+int proxy_tls_next_record(struct proxy_tls *t, uint8_t **rec, size_t *len)
+{
+    size_t n;
+
+    if (t->inready == t->inoff)
+        return 0;
+    /* in_scan checked every header up to inready. */
+    n = PROXY_TLSREC_HDR + proxy_be16(t->in + t->inoff + 3);
+    *rec = t->in + t->inoff;
+    *len = n;
+    t->inoff += (uint32_t)n;
+    return 1;
+}
+
+uint8_t *proxy_tls_out_room(struct proxy_tls *t, size_t n)
+{
+    return out_reserve(t, n) == 0 ? t->out + t->outlen : NULL;
+}
+
+void proxy_tls_out_commit(struct proxy_tls *t, size_t n)
+{
+    t->outlen += (uint32_t)n;
+}
+
+int proxy_tls_adopt_buffers(struct proxy_tls *t, const uint8_t *plain, uint32_t nplain,
+                            const uint8_t *raw, uint32_t nraw, const uint8_t *out,
+                            uint32_t nout, char *why, size_t whylen)
+{
+    if (nplain > PROXY_TLSREC_PT_MAX) {
+        snprintf(why, whylen, "%u bytes of opened plaintext (max %u)", (unsigned)nplain,
+                 PROXY_TLSREC_PT_MAX);
         return -1;
-    buf[len] = '\0';
+    }
+    if (nout > 0 && proxy_tls_feed_out(t, out, nout) != 0) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    if (nplain + nraw == 0)
+        return 0;
+    if (in_reserve(t, (size_t)nplain + nraw) != 0) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    /* Plaintext first, as if its record had just been opened in place. */
+    if (nplain > 0)
+        memcpy(t->in, plain, nplain);
+    if (nraw > 0)
+        memcpy(t->in + nplain, raw, nraw);
+    t->inlen = nplain + nraw;
+    t->inoff = t->inready = nplain;
+    t->ptoff = 0;
+    t->ptlen = nplain;
+    if (in_scan(t, why, whylen) != PROXY_TLS_OK)
+        return -1;
+    /* More than one incomplete record after the whole ones is not a state
+     * any sender could have left. */
+    if (t->inlen - t->inready > PROXY_TLS_RECORD_MAX) {
+        snprintf(why, whylen, "%u bytes of an incomplete record", (unsigned)(t->inlen - t->inready));
+        return -1;
+    }
     return 0;
 }

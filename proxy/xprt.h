@@ -62,12 +62,20 @@ struct proxy_xprt {
 };
 
 extern const struct proxy_xprt proxy_xprt_raw;   /* xprt_raw.c */
-extern const struct proxy_xprt proxy_xprt_tls;   /* xprt_tls.c */
+extern const struct proxy_xprt proxy_xprt_tls;   /* xprt_tls.c: OpenSSL's records */
+extern const struct proxy_xprt proxy_xprt_tlsrec; /* xprt_tlsrec.c: baton's records */
 
 /* A side starts as plain TCP on its socket. */
 void proxy_xprt_raw_attach(struct proxy_side *s);
 /* Puts TLS on a side, taking ssl (freed on failure too): 0, or -1 out of
  * memory (the side stays plain). */
 int  proxy_xprt_tls_attach(struct proxy_side *s, struct ssl_st *ssl);
+/* Once its handshake is done: the side goes over to baton's record layer
+ * (the SSL is freed) if the suite allows it.  1 moved, 0 it stays on
+ * OpenSSL (and drains at upgrades), -1 failed (errno set). */
+int  proxy_xprt_tlsrec_take(struct proxy_side *s);
+/* Puts an adopted connection's TLS state (with its record layer) on s. */
+struct proxy_tls;
+void proxy_xprt_tlsrec_attach(struct proxy_side *s, struct proxy_tls *t);
 
 #endif
