@@ -316,7 +316,8 @@ static void test_wanted(void)
     if (w == NULL)
         return;
     c = conn_relaying(w, &far);
-    CHECK(proxy_conn_movable(c));
+    CHECK(proxy_conn_movable(c, 0));
+    CHECK(proxy_conn_movable(c, 1));
     CHECK_U64(proxy_conn_wanted(c), W_CLIENT_READ | W_SERVER_READ);
     /* Bytes pending toward the server: wait for it, do not read the client. */
     set_pending(&c->up, "abc", 0);
