@@ -17,6 +17,7 @@
 #include "master_int.h"
 #include "notify.h"
 #include "tls.h"
+#include "tls_ciphers.h"
 
 /* A new control_group takes effect with the configuration: the socket
  * file's group and mode follow (who may connect is checked against the
@@ -181,6 +182,9 @@ static int reload_start(struct master *m, char *why, size_t n)
         return -1;
     }
     m->next_text = text;
+    err[0] = '\0';
+    proxy_tls_ciphers_warnings(&m->next_conf, err, sizeof(err));
+    proxy_log_text(CONF_LOG_WARN, "reload: ", err);
     if (proxy_master_socks_prepare(m, &m->next_conf, 1, why, n) != 0) {
         reload_forget(m);
         return -1;
