@@ -24,6 +24,7 @@
 #include "master.h"
 #include "tls.h"
 #include "tls_ciphers.h"
+#include "tls_keylog.h"
 #include "worker.h"
 
 #define EXIT_USAGE 2
@@ -79,6 +80,7 @@ static int load_config(const char *path, int explicit_path, struct conf *c, char
     }
     if (conf_load_text(path, *text, c, err, sizeof(err)) != 0 ||
         proxy_tls_check_conf(c, err, sizeof(err)) != 0 ||
+        proxy_tls_keylog_check(c, err, sizeof(err)) != 0 ||
         proxy_control_check_path(c, err, sizeof(err), warn, sizeof(warn)) != 0) {
         print_err();
         conf_free(c);

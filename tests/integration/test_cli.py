@@ -405,6 +405,32 @@ class CipherCheckTest(PKITestCase):
                 p, err = self.check(name, glob=glob, listener=listener)
                 self.assertEqual(err, "")
 
+    def test_tls_keylog_file_that_cannot_be_opened(self):
+        """A key log path that cannot be appended to is a FILE:LINE error at
+        -t and at start; a FIFO is refused without waiting for a reader."""
+        cert = self.pki.certs["www-rsa"]
+        fifo = os.path.join(self.tmp, "keys.fifo")
+        os.mkfifo(fifo)
+        cases = [(os.path.join(self.tmp, "nodir", "keys.log"),
+                  "cannot open for appending: No such file or directory"),
+                 (self.tmp, "cannot open for appending: Is a directory"),
+                 (fifo, "not a regular file (expected a file to append TLS secrets to)")]
+        for i, (path, why) in enumerate(cases):
+            with self.subTest(path=path):
+                text = TLS_CHECK.format(control=self.control_path(), listener="",
+                                        glob="tls_keylog_file = %s\n" % path,
+                                        cert=cert["cert"], key=cert["key"])
+                p = os.path.join(self.tmp, "keylog%d.ini" % i)
+                with open(p, "w") as f:
+                    f.write(text)
+                for args in (["-t", "-c", p], ["-c", p]):
+                    r = run_baton(args)
+                    self.assertEqual(r.returncode, 1, "%s: stdout=%r stderr=%r"
+                                     % (args, r.stdout, r.stderr))
+                    self.assertIn("%s:4: tls_keylog_file %s: %s\n" % (p, path, why), r.stderr)
+                    self.assertNotIn("configuration OK", r.stdout)
+                    self.assertFalse(os.path.exists(self.control_path()))
+
 
 if __name__ == "__main__":
     unittest.main()
