@@ -543,6 +543,13 @@ static int set_ticket_rotate(struct loader *l, const char *v, char *why, size_t 
     return 0;
 }
 
+static int set_keylog_file(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    l->c->global.tls_keylog_file_line = l->lineno;
+    return set_path(l->c->global.tls_keylog_file, sizeof(l->c->global.tls_keylog_file), v,
+                    why, whylen);
+}
+
 static int set_session_cache(struct loader *l, const char *v, char *why, size_t whylen)
 {
     return conf_parse_uint(v, 0, CONNECTIONS_MAX, &l->c->global.tls_session_cache, why, whylen);
@@ -626,6 +633,7 @@ static int set_tls_max(struct loader *l, const char *v, char *why, size_t whylen
 
 static int set_tls_ciphers(struct loader *l, const char *v, char *why, size_t whylen)
 {
+    cur_listener(l)->tls_ciphers_line = l->lineno;
     return set_string(cur_listener(l)->tls_ciphers, sizeof(cur_listener(l)->tls_ciphers), v,
                       why, whylen);
 }
@@ -878,6 +886,7 @@ static const struct key keys[] = {
     { SEC_GLOBAL,   "handoff",         false, set_handoff },
     { SEC_GLOBAL,   "tls_ticket_rotate", false, set_ticket_rotate },
     { SEC_GLOBAL,   "tls_session_cache", false, set_session_cache },
+    { SEC_GLOBAL,   "tls_keylog_file", false, set_keylog_file },
     { SEC_LISTENER, "bind",            true,  set_bind },
     { SEC_LISTENER, "backend",         false, set_listener_backend },
     { SEC_LISTENER, "idle_timeout",    false, set_idle_timeout },

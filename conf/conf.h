@@ -130,7 +130,9 @@ struct conf_listener {
     struct conf_cert    *certs;             /* tls_cert/tls_key pairs, in order */
     size_t               ncerts, nkeys;     /* tls_cert and tls_key lines seen */
     unsigned             tls_min, tls_max;  /* CONF_TLS_V12/13, default 1.2 - 1.3 */
-    char                 tls_ciphers[512];      /* TLS 1.2 cipher list, "" = OpenSSL default */
+    char                 tls_ciphers[512];      /* TLS 1.2 cipher list, "" = baton's default
+                                                   (PROXY_TLS_CIPHERS_DEFAULT) */
+    int                  tls_ciphers_line;      /* where it was set, 0 = not set */
     char                 tls_ciphersuites[512]; /* TLS 1.3 suites, "" = OpenSSL default */
     char                 alpn[256];         /* "h2,http/1.1"; "" = no ALPN */
     char                 tls_client_ca[CONF_PATH_MAX];
@@ -161,6 +163,9 @@ struct conf_global {
                                                live connections */
     uint64_t            tls_ticket_rotate_ms;   /* session ticket key lifetime, default 12h */
     uint64_t            tls_session_cache;      /* sessions cached per listener and worker, default 20480 */
+    char                tls_keylog_file[CONF_PATH_MAX]; /* TLS secrets appended here for
+                                                           debugging, "" = off (default) */
+    int                 tls_keylog_file_line;   /* where it was set, 0 = not set */
 };
 
 struct conf {

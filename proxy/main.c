@@ -23,6 +23,8 @@
 #include "logsafe.h"
 #include "master.h"
 #include "tls.h"
+#include "tls_ciphers.h"
+#include "tls_keylog.h"
 #include "worker.h"
 
 #define EXIT_USAGE 2
@@ -42,15 +44,20 @@ static void usage(FILE *out)
 /* Errors from the loaders; values from the file are escaped when printed. */
 static char err[CONF_ERR_MAX * 32];
 
-/* Prints err (lines that should end in a newline), one line each, escaped. */
-static void print_err(void)
+/* Prints text (lines that should end in a newline), one line each, escaped. */
+static void print_text(const char *text)
 {
     static char safe[CONF_ERR_MAX * 32];
 
-    proxy_logsafe(safe, sizeof(safe), err, PROXY_LOGSAFE_LINES);
+    proxy_logsafe(safe, sizeof(safe), text, PROXY_LOGSAFE_LINES);
     fputs(safe, stderr);
     if (safe[0] && safe[strlen(safe) - 1] != '\n')
         fputc('\n', stderr);
+}
+
+static void print_err(void)
+{
+    print_text(err);
 }
 
 static void explain_default(const char *path, int explicit_path)
@@ -62,7 +69,7 @@ static void explain_default(const char *path, int explicit_path)
 /* Loads and validates; prints every error (and warnings).  Returns 0 or -1. */
 static int load_config(const char *path, int explicit_path, struct conf *c, char **text)
 {
-    char warn[CONF_ERR_MAX];
+    char warn[CONF_ERR_MAX], tls_warn[CONF_ERR_MAX * 4] = "";
     size_t len;
 
     *text = conf_read_file(path, &len, err, sizeof(err));
@@ -73,6 +80,7 @@ static int load_config(const char *path, int explicit_path, struct conf *c, char
     }
     if (conf_load_text(path, *text, c, err, sizeof(err)) != 0 ||
         proxy_tls_check_conf(c, err, sizeof(err)) != 0 ||
+        proxy_tls_keylog_check(c, err, sizeof(err)) != 0 ||
         proxy_control_check_path(c, err, sizeof(err), warn, sizeof(warn)) != 0) {
         print_err();
         conf_free(c);
@@ -81,6 +89,8 @@ static int load_config(const char *path, int explicit_path, struct conf *c, char
         return -1;
     }
     fputs(warn, stderr);
+    proxy_tls_ciphers_warnings(c, tls_warn, sizeof(tls_warn));
+    print_text(tls_warn);
     return 0;
 }
 

@@ -17,6 +17,8 @@
 #include "master_int.h"
 #include "notify.h"
 #include "tls.h"
+#include "tls_ciphers.h"
+#include "tls_keylog.h"
 
 /* A new control_group takes effect with the configuration: the socket
  * file's group and mode follow (who may connect is checked against the
@@ -157,7 +159,8 @@ static int reload_start(struct master *m, char *why, size_t n)
         return -1;
     }
     if (conf_load_text(m->conf.path, text, &m->next_conf, err, sizeof(err)) != 0 ||
-        proxy_tls_check_conf(&m->next_conf, err, sizeof(err)) != 0) {
+        proxy_tls_check_conf(&m->next_conf, err, sizeof(err)) != 0 ||
+        proxy_tls_keylog_check(&m->next_conf, err, sizeof(err)) != 0) {
         conf_free(&m->next_conf);
         free(text);
         snprintf(why, n, "configuration rejected:\n%s", err);
@@ -181,6 +184,9 @@ static int reload_start(struct master *m, char *why, size_t n)
         return -1;
     }
     m->next_text = text;
+    err[0] = '\0';
+    proxy_tls_ciphers_warnings(&m->next_conf, err, sizeof(err));
+    proxy_log_text(CONF_LOG_WARN, "reload: ", err);
     if (proxy_master_socks_prepare(m, &m->next_conf, 1, why, n) != 0) {
         reload_forget(m);
         return -1;

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "tls_capture.h"
+#include "tls_ciphers.h"
 
 #define NAMES_MAX 64     /* names taken from one certificate */
 
@@ -223,8 +224,15 @@ static int server_ctx_setup(struct proxy_tls_server *s, SSL_CTX *ctx,
         snprintf(why, whylen, "cannot set TLS versions: %.200s", ssl_reason(reason, sizeof(reason)));
         return -1;
     }
-    if (l->tls_ciphers[0] && SSL_CTX_set_cipher_list(ctx, l->tls_ciphers) != 1) {
-        snprintf(why, whylen, "tls_ciphers '%.200s' rejected: %.200s", l->tls_ciphers,
+    if (SSL_CTX_set_cipher_list(ctx, proxy_tls_ciphers_of(l)) != 1) {
+        snprintf(why, whylen, "tls_ciphers '%.200s' rejected: %.200s", proxy_tls_ciphers_of(l),
+                 ssl_reason(reason, sizeof(reason)));
+        return -1;
+    }
+    /* DHE suites (in the default list) need parameters: OpenSSL's
+     * built-in groups, sized to the certificate's key. */
+    if (SSL_CTX_set_dh_auto(ctx, 1) != 1) {
+        snprintf(why, whylen, "cannot enable DHE parameters: %.200s",
                  ssl_reason(reason, sizeof(reason)));
         return -1;
     }
@@ -551,8 +559,16 @@ struct proxy_tls_client *proxy_tls_client_new(const struct conf_backend *b,
     c->verify = b->tls_verify;
     SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
     proxy_tls_capture_ctx(c->ctx);
+    /* A server's HelloRequest is refused: a renegotiated connection could
+     * no longer be carried by baton's own record layer. */
+    SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION);
     if (!set_versions(c->ctx, CONF_TLS_V12, CONF_TLS_V13)) {
         snprintf(why, whylen, "backend %.200s: cannot set TLS versions", b->name);
+        goto fail;
+    }
+    if (SSL_CTX_set_cipher_list(c->ctx, PROXY_TLS_CIPHERS_DEFAULT) != 1) {
+        snprintf(why, whylen, "backend %.200s: cannot set the cipher list: %.200s", b->name,
+                 ssl_reason(reason, sizeof(reason)));
         goto fail;
     }
     if (b->tls_verify) {

@@ -31,6 +31,7 @@
 #include "health.h"
 #include "testpeer.h"
 #include "tls.h"
+#include "tls_keylog.h"
 
 #define WORKER_STARTUP_TIMEOUT_MS 30000
 
@@ -539,6 +540,10 @@ static int worker_build(struct proxy_worker *w)
     w->access_fd = proxy_accesslog_open(w->conf.global.access_log, why, sizeof(why));
     if (w->access_fd == -2)
         return worker_fail(w, "%s", why);
+    if (proxy_tls_keylog_open(w->conf.global.tls_keylog_file, why, sizeof(why)) != 0)
+        return worker_fail(w, "%s:%d: tls_keylog_file %s: %s", w->conf.path,
+                           w->conf.global.tls_keylog_file_line, w->conf.global.tls_keylog_file,
+                           why);
     w->nbackends = w->conf.nbackends;
     w->backends = calloc(w->nbackends, sizeof(*w->backends));
     if (w->backends == NULL)
@@ -629,6 +634,7 @@ static void worker_free(struct proxy_worker *w)
     free(w->backends);
     if (w->access_fd > STDERR_FILENO)
         close(w->access_fd);
+    proxy_tls_keylog_close();
     for (int i = 0; i < 2; i++)
         if (w->done_fd[i] > 0)
             close(w->done_fd[i]);

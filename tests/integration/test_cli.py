@@ -6,8 +6,8 @@ import re
 import socket
 import unittest
 
-from baton_harness import (BatonTestCase, open_to_others, other_user, run_as, run_baton,
-                           BATON_SOURCE_DIR)
+from baton_harness import (BatonTestCase, PKITestCase, open_to_others, other_user, run_as,
+                           run_baton, BATON_SOURCE_DIR)
 
 GOOD = """\
 [global]
@@ -342,6 +342,94 @@ class CliTest(BatonTestCase):
         r = run_as(user, [exe, "-t", "-c", p])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("configuration OK", r.stdout)
+
+
+TLS_CHECK = """\
+[global]
+threads = 1
+control = {control}
+{glob}
+[listener web]
+bind = 127.0.0.1:0
+backend = app
+tls = on
+tls_cert = {cert}
+tls_key = {key}
+{listener}
+[backend app]
+server = a 127.0.0.1:9000
+"""
+
+NON_AEAD = ("warning: listener web: tls_ciphers allows non-AEAD suites (%s); connections "
+            "using them cannot move at an upgrade and drain instead\n")
+
+
+class CipherCheckTest(PKITestCase):
+    """-t warns when a live-handoff listener's TLS 1.2 ciphers allow a
+    suite that cannot move at an upgrade; a warning, not an error."""
+
+    def check(self, name, glob="", listener=""):
+        cert = self.pki.certs["www-rsa"]
+        text = TLS_CHECK.format(control=self.control_path(), glob=glob, listener=listener,
+                                cert=cert["cert"], key=cert["key"])
+        p = os.path.join(self.tmp, name + ".ini")
+        with open(p, "w") as f:
+            f.write(text)
+        r = run_baton(["-t", "-c", p])
+        self.assertEqual(r.returncode, 0, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+        self.assertEqual(r.stdout, "configuration OK\n")
+        return p, r.stderr
+
+    def test_non_aead_suites_warn(self):
+        # line 11: the tls_ciphers key; the first suite OpenSSL would
+        # offer, "..." when there are more
+        p, err = self.check("one", listener="tls_ciphers = ECDHE-RSA-AES128-GCM-SHA256:"
+                            "ECDHE-RSA-AES128-SHA")
+        self.assertEqual(err, "%s:11: " % p + NON_AEAD % "ECDHE-RSA-AES128-SHA")
+        p, err = self.check("more", listener="tls_min_version = 1.2\n"
+                            "tls_ciphers = ECDHE-RSA-AES256-SHA:ECDHE-RSA-AES128-SHA")
+        self.assertEqual(err, "%s:12: " % p + NON_AEAD % "ECDHE-RSA-AES256-SHA...")
+        # OpenSSL's own default list (CBC suites included)
+        p, err = self.check("default", glob="handoff = live\n",
+                            listener="tls_ciphers = DEFAULT")
+        self.assertRegex(err, r"^%s:12: warning: listener web: tls_ciphers allows non-AEAD "
+                         r"suites \([A-Z0-9-]+-(SHA|SHA256|SHA384)\.\.\.\); " % re.escape(p))
+
+    def test_no_warning_when_every_suite_can_move(self):
+        cases = [("baton_default", "", ""),
+                 ("aead_list", "", "tls_ciphers = ECDHE+AESGCM:ECDHE+CHACHA20"),
+                 ("drain", "handoff = drain\n", "tls_ciphers = DEFAULT"),
+                 ("tls13_only", "", "tls_min_version = 1.3\ntls_ciphers = DEFAULT")]
+        for name, glob, listener in cases:
+            with self.subTest(case=name):
+                p, err = self.check(name, glob=glob, listener=listener)
+                self.assertEqual(err, "")
+
+    def test_tls_keylog_file_that_cannot_be_opened(self):
+        """A key log path that cannot be appended to is a FILE:LINE error at
+        -t and at start; a FIFO is refused without waiting for a reader."""
+        cert = self.pki.certs["www-rsa"]
+        fifo = os.path.join(self.tmp, "keys.fifo")
+        os.mkfifo(fifo)
+        cases = [(os.path.join(self.tmp, "nodir", "keys.log"),
+                  "cannot open for appending: No such file or directory"),
+                 (self.tmp, "cannot open for appending: Is a directory"),
+                 (fifo, "not a regular file (expected a file to append TLS secrets to)")]
+        for i, (path, why) in enumerate(cases):
+            with self.subTest(path=path):
+                text = TLS_CHECK.format(control=self.control_path(), listener="",
+                                        glob="tls_keylog_file = %s\n" % path,
+                                        cert=cert["cert"], key=cert["key"])
+                p = os.path.join(self.tmp, "keylog%d.ini" % i)
+                with open(p, "w") as f:
+                    f.write(text)
+                for args in (["-t", "-c", p], ["-c", p]):
+                    r = run_baton(args)
+                    self.assertEqual(r.returncode, 1, "%s: stdout=%r stderr=%r"
+                                     % (args, r.stdout, r.stderr))
+                    self.assertIn("%s:4: tls_keylog_file %s: %s\n" % (p, path, why), r.stderr)
+                    self.assertNotIn("configuration OK", r.stdout)
+                    self.assertFalse(os.path.exists(self.control_path()))
 
 
 if __name__ == "__main__":

@@ -222,6 +222,41 @@ class TLSTest(TLSBase):
             finally:
                 s.close()
 
+    def test_default_tls12_ciphers_are_aead_with_forward_secrecy(self):
+        """Without tls_ciphers a listener offers only ECDHE/DHE with AES-GCM
+        or ChaCha20-Poly1305 in TLS 1.2 (what baton's record layer can carry
+        and move); a client offering only CBC suites is refused, and
+        tls_ciphers still lets an operator allow them."""
+        echo = self.echo_server()
+        b, addr = self.tls_proxy([echo])
+        for cipher in ("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305",
+                       "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-CHACHA20-POLY1305"):
+            with self.subTest(cipher=cipher):
+                ctx = self.ctx(max_version=ssl.TLSVersion.TLSv1_2, ciphers=cipher)
+                s = tls_connect(addr, ctx, server_hostname="www.example.test")
+                try:
+                    self.assertEqual(s.cipher()[0], cipher)
+                    self.assertEqual(echo_round_trip(s), b"hello over tls")
+                finally:
+                    s.close()
+        for cipher in ("ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384",
+                       "ECDHE-RSA-AES128-SHA256", "AES128-GCM-SHA256"):
+            with self.subTest(cipher=cipher):
+                port = self.expect_tls_failure(addr, self.ctx(
+                    max_version=ssl.TLSVersion.TLSv1_2, ciphers=cipher))
+                self.assertEqual(self.access_of(b, port)["end"], "handshake_failed")
+        cfg = self.make_config([echo], name="cbc", listener=self.tls_listener(
+            tls_ciphers="ECDHE-RSA-AES128-SHA"))
+        addr2 = self.start_baton(cfg, name="cbc").listener_addr("web")
+        s = tls_connect(addr2, self.ctx(max_version=ssl.TLSVersion.TLSv1_2,
+                                        ciphers="ECDHE-RSA-AES128-SHA"),
+                        server_hostname="www.example.test")
+        try:
+            self.assertEqual(s.cipher()[0], "ECDHE-RSA-AES128-SHA")
+            self.assertEqual(echo_round_trip(s), b"hello over tls")
+        finally:
+            s.close()
+
     def test_tls12_and_tls13(self):
         echo = self.echo_server()
         b, addr = self.tls_proxy([echo])
@@ -592,6 +627,39 @@ class TLSTest(TLSBase):
         self.assertEqual(acc["server"], "b1")
         self.assertNotIn("sni", acc)   # plain listener: no TLS fields
 
+    def test_upstream_tls_default_ciphers_refuse_cbc(self):
+        """Backends get the same AEAD-only TLS 1.2 list: a server that only
+        speaks a CBC suite is a failed connect; one with an AEAD suite
+        serves."""
+        for cipher, ok in (("ECDHE-ECDSA-AES128-SHA", False),
+                           ("ECDHE-ECDSA-AES128-GCM-SHA256", True)):
+            with self.subTest(cipher=cipher):
+                sctx = server_context(self.pki.certs["backend"])
+                sctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                sctx.set_ciphers(cipher)
+                srv = self._track(ProtoEchoServer(ctx=sctx, name="b1"))
+                name = "aead" if ok else "cbc"
+                b = self.start_baton(self.make_config(
+                    [srv], name=name, backend={"tls": "on", "tls_ca": self.ca_file(),
+                                               "tls_sni": "backend.test"}), name=name)
+                addr = b.listener_addr("web")
+                if ok:
+                    self.assertEqual(self.plain_echo(addr), b"to a TLS server")
+                    with srv.lock:
+                        self.assertEqual(srv.conns[0].get("cipher"), cipher)
+                    continue
+                s = connect(addr)
+                try:
+                    port = s.getsockname()[1]
+                    s.sendall(b"must not pass")
+                    self.assertIsNotNone(wait_closed(s, scaled(15)),
+                                         "client not closed after a failed server handshake")
+                finally:
+                    s.close()
+                b.wait_for_log(r"^backend app: connect to server b1 \(127\.0\.0\.1:\d+\) "
+                               r"failed: .* \(client 127\.0\.0\.1:%d\)$" % port)
+                self.assertEqual(self.access_of(b, port)["end"], "connect_failed")
+
     def test_upstream_tls_sni_defaults_to_server_name(self):
         srv, b, addr = self.upstream(backend={"tls_ca": self.ca_file()},
                                      server_name="backend.test")
@@ -702,6 +770,28 @@ class TLSTest(TLSBase):
         self.assertTrue(pid_alive(pid))
 
     # ---- bad clients
+
+    def test_reload_logs_the_non_aead_warning(self):
+        """A reload's check logs the -t warning about suites that cannot
+        move, and the reload goes ahead."""
+        echo = self.echo_server()
+        cfg = self.make_config([echo], listener=self.tls_listener())
+        b = self.start_baton(cfg)
+        self.assertEqual(b.find_log(r"non-AEAD"), [])
+        cbc = dict(cfg)
+        cbc["listener web"] = dict(cfg["listener web"], tls_ciphers="ECDHE-RSA-AES128-SHA")
+        text = render_config(cbc)
+        line = text.splitlines().index("tls_ciphers = ECDHE-RSA-AES128-SHA") + 1
+        with open(b.config_path, "w") as f:
+            f.write(text)
+        mark = b.mark()
+        r = b.ctl("reload", timeout=60)
+        self.assertEqual(r.returncode, 0, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+        b.wait_for_log(r"^reload: %s:%d: warning: listener web: tls_ciphers allows non-AEAD "
+                       r"suites \(ECDHE-RSA-AES128-SHA\); connections using them cannot move "
+                       r"at an upgrade and drain instead$" % (re.escape(b.config_path), line),
+                       start=mark)
+        self.assert_serves(b.listener_addr("web"))
 
     def test_garbage_is_a_failed_handshake(self):
         echo = self.echo_server()

@@ -603,6 +603,39 @@ static void test_control_keys(void)
     CHECK_STR(err, "/nonexistent/b.ini: cannot open: No such file or directory\n");
 }
 
+/* tls_keylog_file (off by default) and where it and tls_ciphers were set,
+ * for the FILE:LINE of -t's errors and warnings. */
+static void test_tls_keys(void)
+{
+    struct conf c;
+    char err[ERRBUF];
+
+    CHECK(conf_load_text("t.ini", "[global]\nthreads = 1\n" TAIL, &c, err, sizeof(err)) == 0);
+    CHECK_STR(c.global.tls_keylog_file, "");
+    CHECK_U64(c.global.tls_keylog_file_line, 0);
+    CHECK_STR(c.listeners[0].tls_ciphers, "");
+    CHECK_U64(c.listeners[0].tls_ciphers_line, 0);
+    conf_free(&c);
+    CHECK(conf_load_text("t.ini", "[global]\nthreads = 1\ntls_keylog_file = /tmp/k.log\n"
+                         "\n[listener web]\nbind = 127.0.0.1:0\nbackend = app\ntls = on\n"
+                         "tls_cert = /c.pem\ntls_key = /k.pem\ntls_ciphers = ECDHE+AESGCM\n"
+                         "\n[backend app]\nserver = a 127.0.0.1:9000\n", &c, err,
+                         sizeof(err)) == 0);
+    CHECK_STR(err, "");
+    CHECK_STR(c.global.tls_keylog_file, "/tmp/k.log");
+    CHECK_U64(c.global.tls_keylog_file_line, 3);
+    CHECK_STR(c.listeners[0].tls_ciphers, "ECDHE+AESGCM");
+    CHECK_U64(c.listeners[0].tls_ciphers_line, 11);
+    conf_free(&c);
+    /* off is the key's absence: an empty value is an error, as for any key */
+    CHECK(conf_load_text("t.ini", "[global]\ntls_keylog_file =\n" TAIL, &c, err,
+                         sizeof(err)) == -1);
+    CHECK_WHY(err, "t.ini:2: missing value for 'tls_keylog_file'");
+    CHECK(conf_load_text("t.ini", "[listener x]\ntls_keylog_file = /k\n" TAIL, &c, err,
+                         sizeof(err)) == -1);
+    CHECK_WHY(err, "t.ini:2: ");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -623,5 +656,6 @@ int main(int argc, char **argv)
     test_example();
     test_names();
     test_control_keys();
+    test_tls_keys();
     return test_summary("test_conf");
 }
