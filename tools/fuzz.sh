@@ -51,6 +51,7 @@ sources_of() {
         proxyproto) echo proxy/proxyproto.c ;;
         ctl_command) echo proxy/ctl_command.c ;;
         conn) echo handoff/conn_msg.c handoff/codec.c ;;
+        tlsrec) echo proxy/tls_record.c proxy/tls_post.c proxy/tls_keys.c ;;
         *) echo "baton fuzz: no sources listed for target '$1' in tools/fuzz.sh" >&2; return 1 ;;
     esac
 }
@@ -69,6 +70,7 @@ max_len_of() {
     case $1 in
         conf | channel) echo 16384 ;;
         clienthello) echo 20480 ;;     # several TLS records of up to 16 KiB + 256
+        tlsrec) echo 40000 ;;          # records of up to 16 KiB + 256, and data to seal
         *) echo 8192 ;;
     esac
 }

@@ -607,11 +607,42 @@ def ctl_command_seeds():
     return c
 
 
+def tlsrec_seeds():
+    """fuzz_tlsrec.c: [suite][mode][seqs][ku_after][48 key bytes][ops]."""
+    c = Corpus("tlsrec")
+    keys = bytes(range(48))
+
+    def state(suite, mode=0, seqs=0x20, ku_after=0):
+        return bytes([suite, mode, seqs, ku_after]) + keys
+
+    ops = (bytes([2, 0, 100, 0]) + bytes(100) +          # A writes 100 bytes
+           bytes([3, 4]) + bytes(64) +                    # B writes 64
+           bytes([1, 22, 6]) + bytes([4, 0, 0, 20]) + bytes(20) +   # a ticket
+           bytes([1, 22, 2, 24, 0, 0, 1, 1, 0, 0, 0]) +   # KeyUpdate(requested)
+           bytes([5]) +                                   # B answers it
+           bytes([4, 1, 0]))                              # close_notify
+    for i, name in enumerate(("aes128", "aes256", "chacha")):
+        c.add("tls13-" + name, state(i) + ops)
+        c.add("tls13-%s-client-mfl512-ku" % name, state(i, mode=1, ku_after=2) + ops)
+    reneg = (bytes([1, 22, 1, 0, 0, 0, 0]) +              # HelloRequest
+             bytes([1, 22, 2, 1, 0, 0, 2, 3, 3, 0, 0]) +  # ClientHello
+             bytes([5]) + bytes([2, 0x40, 0, 1]) + bytes(16384) +
+             bytes([1, 20, 1, 1, 0, 0, 0]) + bytes([4, 2, 40]))
+    for i, name in ((3, "ecdsa-aes128"), (6, "ecdsa-aes256"), (9, "ecdsa-chacha")):
+        c.add("tls12-" + name, state(i) + ops)
+        c.add("tls12-%s-client-reneg" % name, state(i, mode=1 | 0x20) + reneg)
+    c.add("exhausted", state(0, seqs=0xff) + ops)
+    c.add("raw-record", state(1) + bytes([0, 23, 3, 3, 0, 40]) + bytes(40))
+    c.add("bad-flags", state(3, mode=0x1e) + ops)
+    return c
+
+
 def main():
     if len(sys.argv) > 1:
         sys.exit(__doc__)
     for corpus in (conf_seeds(), clienthello_seeds(), proxyproto_seeds(), message_seeds(),
-                   channel_seeds(), wire_seeds(), ctl_command_seeds(), conn_seeds()):
+                   channel_seeds(), wire_seeds(), ctl_command_seeds(), conn_seeds(),
+                   tlsrec_seeds()):
         corpus.write()
 
 
