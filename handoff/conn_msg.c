@@ -169,7 +169,6 @@ int handoff_encode_conn(struct handoff_msg *m, uint32_t seq, const struct handof
     if (!conn_strs_ok(v) || v->client_fd < 0 || v->peerlen > sizeof(v->peer) ||
         v->locallen > sizeof(v->local) || v->up.npending > HANDOFF_PENDING_MAX ||
         v->down.npending > HANDOFF_PENDING_MAX || v->prefixlen > HANDOFF_PENDING_MAX ||
-        v->phase < HANDOFF_PHASE_RELAYING || v->phase > HANDOFF_PHASE_MAX ||
         (v->has_client_tls && !tls_ok(&v->client_tls)) ||
         (v->has_server_tls && !tls_ok(&v->server_tls)))
         return handoff_enc_fail(m);

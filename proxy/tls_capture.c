@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 
 #include "byteorder.h"
+#include "tls_keylog.h"
 
 #define HS_KEY_UPDATE   24
 #define RT_CCS          20
@@ -71,6 +72,8 @@ static void keylog_cb(const SSL *ssl, const char *line)
     uint8_t secret[PROXY_TLSREC_SECRET_MAX];
     int n;
 
+    /* tls_keylog_file (debugging): every secret OpenSSL reports. */
+    proxy_tls_keylog_line(line);
     if (cap == NULL)
         return;
     if ((n = keylog_secret(line, "CLIENT_TRAFFIC_SECRET_0", secret, sizeof(secret))) > 0)

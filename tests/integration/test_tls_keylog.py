@@ -65,11 +65,6 @@ class TLSKeylogTest(PKITestCase):
         os.unlink(client_log)
         return random, secrets
 
-    # Waits for the lead's keylog callback in proxy/tls.c (issue 10), which
-    # is to call proxy_tls_keylog_line(); until then baton writes no line
-    # and this fails on that (and only that) assertion.  Remove the marker
-    # when it lands: an unexpected success fails the run.
-    @unittest.expectedFailure
     def test_secrets_match_the_clients(self):
         echo = self.echo_server()
         path = os.path.join(self.tmp, "keys.log")
