@@ -7,7 +7,9 @@
  * so at any quiescent moment no partial record is hidden inside OpenSSL
  * (what the live connection handoff needs).  Records OpenSSL produces are
  * sent by baton: straight to the socket while nothing is queued once the
- * connection relays, otherwise queued in baton's output buffer.
+ * connection relays, otherwise queued in baton's output buffer.  After the
+ * handshake, baton's own record layer takes over from OpenSSL (SSL freed)
+ * on the suites it carries.
  */
 #ifndef BATON_PROXY_TLS_H
 #define BATON_PROXY_TLS_H

@@ -9,6 +9,10 @@
  * baton owns or in the kernel (whole records on the way in), both buffers
  * are freed when empty (an idle connection holds none), and OpenSSL's own
  * buffers are released between records (SSL_MODE_RELEASE_BUFFERS).
+ *
+ * Once the handshake is done, proxy_tls_take_over hands the connection to
+ * baton's own record layer (tls_record.h) and frees the SSL; the same two
+ * buffers then carry its records (xprt_tlsrec.c).
  */
 #include "tls.h"
 
