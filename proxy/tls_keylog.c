@@ -104,6 +104,7 @@ void proxy_tls_keylog_line(const char *line)
     int fd = atomic_load(&keylog_fd);
     size_t len;
     ssize_t w;
+    int err;
 
     if (fd < 0)
         return;
@@ -117,9 +118,10 @@ void proxy_tls_keylog_line(const char *line)
     do
         w = write(fd, buf, len);
     while (w < 0 && errno == EINTR);
+    err = errno;
     OPENSSL_cleanse(buf, sizeof(buf));
     if (w < 0)
-        keylog_failed(strerror(errno));
+        keylog_failed(strerror(err));
     else if ((size_t)w != len)
         keylog_failed("short write (file system full?)");
 }
