@@ -540,8 +540,21 @@ def conn_payload(phase=1, peer=SOCKADDR_IN, local=b"", listener="web", backend="
     return out + pbytes(prefix)
 
 
+def tls_side(version=0x0304, suite=0x1301, role=0, flags=0, max_frag=16384, secret=48,
+             hs=b"", plain=b"", raw_in=b"", raw_out=b"", subject=""):
+    """A TLS side's extension body (CONN tags 1 and 2)."""
+    def direction(fill, seq):
+        return pbytes(bytes([fill]) * secret) + pbytes(bytes(32)) + pbytes(bytes(12)) + \
+            p64(seq) + p64(seq + 1)
+    out = p32(version) + p32(suite) + p32(role) + p32(flags) + p32(max_frag) + p64(0)
+    out += direction(0xc1, 7) + direction(0x5e, 2)
+    out += pbytes(hs) + pbytes(plain) + pbytes(raw_in) + pbytes(raw_out) + p64(4096)
+    return out + pstr("TLSv1.3") + pstr("TLS_AES_128_GCM_SHA256") + p32(1) + pstr(subject)
+
+
 def conn_seeds():
     c = Corpus("conn")
+    record = bytes([23, 3, 3, 0, 20]) + bytes(20)
     relaying = conn_payload(up=b"GET / HTTP/1.1\r\n\r\n", down=b"HTTP/1.1 200 OK\r\n",
                             up_flags=1, down_flags=6)
     header = conn_payload(phase=2, backend="", server="", tried=(), prefix=b"PROXY TCP4 ")
@@ -557,6 +570,16 @@ def conn_seeds():
         "conn-client-hello": ("conn", 1, hello),
         "conn-connecting": ("conn", 2, connecting),
         "conn-extension": ("conn", 2, relaying + ext(999, 0, b"later")),
+        "conn-tls-client": ("conn", 2, relaying + ext(1, 1, tls_side(
+            plain=b"GET /", raw_in=record + record[:7], raw_out=record, subject="CN=c"))),
+        "conn-tls-both": ("conn", 2, relaying + ext(999, 0, b"x") + ext(1, 1, tls_side())
+                          + ext(2, 1, tls_side(version=0x0303, suite=0xc02b, role=1,
+                                               hs=bytes([4, 0, 0, 9]) + bytes(3)))),
+        "conn-tls-hello": ("conn", 1, conn_payload(phase=5, backend="", server="", tried=(),
+                                                   prefix=bytes([22, 3, 1, 2, 0, 1]))),
+        "conn-connect": ("conn", 1, conn_payload(phase=6, server="", tried=("s2",))
+                         + ext(1, 1, tls_side())),
+        "link-caps": ("link", 1, p32(1) + p32(7) + p32(0) + p32(2) + ext(1, 0, p32(0xf))),
         "ack": ("ack", 0, p32(64) + p32(3) + p32(100) + p32(0) + p32(101) + p32(1)
                 + p32(102) + p32(0)),
         "ack-empty": ("ack", 0, p32(64) + p32(0)),
@@ -571,6 +594,9 @@ def conn_seeds():
         "link-role": ("link", 1, p32(3) + p32(7) + p32(0) + p32(1)),
         "link-fd-taken": ("link", 0x81, p32(1) + p32(7) + p32(0) + p32(1)),
         "conn-phase": ("conn", 2, conn_payload(phase=5)),
+        "conn-phase-7": ("conn", 1, conn_payload(phase=7)),
+        "conn-tls-secret-short": ("conn", 2, conn_payload() + ext(1, 1, tls_side(secret=47))),
+        "conn-tls-truncated": ("conn", 2, conn_payload() + ext(2, 1, tls_side()[:-5])),
         "conn-phase-fds": ("conn", 1, relaying),
         "conn-fds-lost": ("conn", 0x42, relaying),
         "conn-no-peer": ("conn", 2, conn_payload(peer=b"")),
