@@ -656,14 +656,16 @@ class SServerStream(_Stream):
             seen = o.epoch
             while True:
                 last = o.stop_event.is_set()
+                # before our bytes: baton owes an answer to a K, which
+                # OpenSSL sends only with its next record
+                if o.epoch != seen and self.keyupdates:
+                    seen = o.epoch
+                    self.keyupdate()
                 n = 64 if last else rng.randint(1, o.params.echo_max)
                 up = r.up.next_bytes(n)
                 s.sendall(up)
                 r.up.sent(up)
                 sr.up.take(self._out(n))
-                if o.epoch != seen and self.keyupdates:
-                    seen = o.epoch
-                    self.keyupdate()
                 down = sr.down.next_bytes(rng.randint(1, o.params.echo_max))
                 out = down
                 if self.corrupt_at is not None and \
