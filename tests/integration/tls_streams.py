@@ -230,6 +230,7 @@ class _Pipe(object):
                 if not d:
                     self.eof = True
                     self.cond.notify_all()
+                    self.f.close()
                     return
                 self.buf += d
                 self.cond.notify_all()
@@ -344,6 +345,11 @@ class _ToolStream(_Stream):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        if self.proc is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass     # it had exited with bytes of ours unread
 
 
 def _record_lengths(msgfile, direction="<<<"):
@@ -532,11 +538,12 @@ class CurlStream(_Stream):
              "--max-time", str(int(scaled(600))), "-o", "-"] + self.args + [url],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         err = _Pipe(self.proc.stderr)
-        while True:
-            d = self.proc.stdout.read1(1 << 20)
-            if not d:
-                break
-            self.rec.down.take(d)
+        with self.proc.stdout:
+            while True:
+                d = self.proc.stdout.read1(1 << 20)
+                if not d:
+                    break
+                self.rec.down.take(d)
         rc = self.proc.wait(scaled(T_TOOL))
         if rc != 0:
             self.extra.append("curl exited with status %d: %s" % (rc, err.text()[-300:]))
@@ -600,6 +607,10 @@ class SServer(object):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass         # it had exited with bytes of ours unread
 
 
 # s_server's own lines among the data on its stdout: they start with an
@@ -707,6 +718,7 @@ class SServerStream(_Stream):
             self.extra.append("s_server still running after the connection ended")
             self.ss.kill()
             return
+        self.ss.kill()
         got = _count_file(self.ss.msgfile, r"^<<< .*KeyUpdate")
         if got < (self.commands + 1) // 2:
             self.extra.append("s_server requested %d KeyUpdate(s), baton sent %d"
