@@ -3,7 +3,7 @@
 # missing.  Usage: tools/deps.sh [extra-package ...]
 set -euo pipefail
 
-pkgs=(gcc make cmake pkg-config libevent-dev libssl-dev libinih-dev python3 openssl curl "$@")
+pkgs=(gcc make cmake pkg-config libevent-dev libssl-dev libinih-dev python3 openssl curl gnutls-bin "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -64,6 +64,20 @@ KIND_CODE = {k: i + 1 for i, k in enumerate(KINDS)}
 CODE_KIND = {v: k for k, v in KIND_CODE.items()}
 HEADER = struct.Struct("!4sB3xQQ")    # magic, kind, pad, id, reserved
 MAGIC = b"BSTR"
+# The same header in text (for clients driven through a tool's stdin, which
+# may not pass NUL bytes): "BTXT", the kind's code in 3 digits, the id in 16,
+# a newline; as long as the binary one.
+TEXT_MAGIC = b"BTXT"
+# Kinds whose clients live in other modules (tls_streams.py), added by
+# register_kind: the StreamServer echoes them and their clients send their
+# FIN only after stop.
+EXTRA_KINDS = set()
+# Kinds whose bytes are text (TEXT_ALPHABET and newlines): tools such as
+# openssl s_client and s_server read a chunk of their stdin that starts
+# with K, k, Q, R, c... as a command, and gnutls-cli a line with ^...^.
+TEXT_KINDS = set()
+TEXT_ALPHABET = b"abdefghijlmnopstuvwxyz0123456789"
+TEXT_LINE = 61
 SLOW_RCVBUF = 64 << 10
 
 # The pattern: L bytes (not a power of two, so it does not line up with any
@@ -73,11 +87,52 @@ _PAT = {}
 
 
 def pattern(name):
+    """The pattern `name`; a name ending in '-text' is text: TEXT_ALPHABET
+    with a newline every TEXT_LINE bytes."""
     p = _PAT.get(name)
     if p is None:
         b = pseudo_random(PATTERN_LEN, b"streams-" + name.encode())
+        if name.endswith("-text"):
+            table = bytes(TEXT_ALPHABET[i % len(TEXT_ALPHABET)] for i in range(256))
+            b = bytearray(b.translate(table))
+            b[TEXT_LINE - 1::TEXT_LINE] = b"\n" * len(b[TEXT_LINE - 1::TEXT_LINE])
+            b = bytes(b)
         p = _PAT[name] = b + b
     return p
+
+
+def register_kind(name, text=False):
+    """A stream kind whose client another module drives; its header code is
+    the next free one.  The StreamServer echoes it."""
+    if name not in KIND_CODE:
+        code = max(CODE_KIND) + 1
+        KIND_CODE[name], CODE_KIND[code] = code, name
+    EXTRA_KINDS.add(name)
+    if text:
+        TEXT_KINDS.add(name)
+
+
+def echoes(kind):
+    """True if the StreamServer echoes what this kind's client sends."""
+    return kind in ECHO_KINDS or kind in EXTRA_KINDS
+
+
+def stream_header(kind, cid):
+    """The first bytes a client of (kind, cid) sends: text for TEXT_KINDS."""
+    if kind in TEXT_KINDS:
+        return TEXT_MAGIC + b"%03d%016d\n" % (KIND_CODE[kind], cid)
+    return HEADER.pack(MAGIC, KIND_CODE[kind], cid, 0)
+
+
+def parse_stream_header(raw):
+    """(kind, cid) of a header (either form), or None if it is not one."""
+    if raw[:4] == TEXT_MAGIC and raw[-1:] == b"\n" and raw[4:-1].isdigit():
+        code, cid = int(raw[4:7]), int(raw[7:-1])
+    else:
+        magic, code, cid, _ = HEADER.unpack(raw)
+        if magic != MAGIC:
+            return None
+    return (CODE_KIND[code], cid) if code in CODE_KIND else None
 
 
 def start_offset(kind, cid, direction):
@@ -138,10 +193,10 @@ class Record(object):
 
     def __init__(self, kind, cid, side):
         self.kind, self.cid, self.side = kind, cid, side
-        down_pat = "up" if kind in ECHO_KINDS else "down"
-        self.up = Flow(pattern("up"), start_offset(kind, cid, "up"))
-        self.down = Flow(pattern(down_pat), start_offset(kind, cid, "up" if down_pat == "up"
-                                                          else "down"))
+        down_pat = "up" if echoes(kind) else "down"
+        text = "-text" if kind in TEXT_KINDS else ""
+        self.up = Flow(pattern("up" + text), start_offset(kind, cid, "up"))
+        self.down = Flow(pattern(down_pat + text), start_offset(kind, cid, down_pat))
         self.end = None            # 'eof', 'reset', or an error text
         self.errors = []
         self.eof_early = None      # bytes read when an EOF came before stop
@@ -538,20 +593,21 @@ class StreamServer(_Loop):
             if len(hdr) < HEADER.size:
                 return
             del self.pending[c]
-            magic, code, cid, _ = HEADER.unpack(bytes(hdr[:HEADER.size]))
-            if magic != MAGIC or code not in CODE_KIND:
+            key = parse_stream_header(bytes(hdr[:HEADER.size]))
+            if key is None:
                 c.rec.end = "bad header %r" % bytes(hdr[:HEADER.size])
                 self.records[("?", id(c))] = c.rec
                 self._close(c)
                 return
-            c.rec = Record(CODE_KIND[code], cid, "server")
+            kind, cid = key
+            c.rec = Record(kind, cid, "server")
             self.records[(c.rec.kind, cid)] = c.rec
             self.begin(c)
             data = bytes(hdr[HEADER.size:])
             if not data or c.closed:
                 return
         c.rec.up.take(data)
-        if c.rec.kind in ECHO_KINDS:
+        if echoes(c.rec.kind):
             self.queue(c, data, c.rec.down)
 
     def begin(self, c):
@@ -591,7 +647,8 @@ class StreamServer(_Loop):
 
     def eof_is_early(self, c):
         # these clients send their FIN only after stop
-        return c.rec.kind in ("echo", "idle", "half_server", "slow", "connecting")
+        return c.rec.kind in ("echo", "idle", "half_server", "slow", "connecting") or \
+            c.rec.kind in EXTRA_KINDS
 
     def got_eof(self, c):
         if c.rec.kind == "half_client":
@@ -614,6 +671,23 @@ class StreamServer(_Loop):
             if queued < p.bulk_min:
                 self.queue(c, c.rec.down.next_bytes(p.bulk_min - queued), c.rec.down)
             c.want_shut = True
+
+
+class CorruptingServer(StreamServer):
+    """Flips one bit of what it receives at a given offset of given streams
+    ({(kind, cid): offset}): a proxy that damaged a byte in flight."""
+
+    def __init__(self, targets, **kw):
+        self.targets = dict(targets)
+        super().__init__(**kw)
+
+    def got(self, c, data):
+        r = c.rec
+        off = self.targets.get((r.kind, r.cid))
+        if c not in self.pending and off is not None and r.up.n <= off < r.up.n + len(data):
+            i = off - r.up.n
+            data = data[:i] + bytes([data[i] ^ 1]) + data[i + 1:]
+        super().got(c, data)
 
 
 # --------------------------------------------------------------------------
@@ -648,7 +722,7 @@ class StreamClients(_Loop):
     def connected(self, c):
         p, k, rec = self.params, c.rec.kind, c.rec
         rec.connected = True
-        self.queue(c, HEADER.pack(MAGIC, KIND_CODE[k], rec.cid, 0), None)
+        self.queue(c, stream_header(k, rec.cid), None)
         if k == "half_client":
             self.queue(c, rec.up.next_bytes(p.half_block), rec.up)
             c.want_shut = True
@@ -724,11 +798,11 @@ class TLSStreamServer(Server):
         try:
             s = self.ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False)
             hdr = recv_exact(s, HEADER.size, timeout=120)
-            magic, code, cid, _ = HEADER.unpack(hdr)
-            if magic != MAGIC or code not in CODE_KIND:
+            key = parse_stream_header(hdr)
+            if key is None:
                 raise ValueError("bad header %r" % hdr)
-            rec = Record(CODE_KIND[code], cid, "server")
-            self.records[(rec.kind, cid)] = rec
+            rec = Record(key[0], key[1], "server")
+            self.records[(rec.kind, rec.cid)] = rec
             while True:
                 data = s.recv(65536)
                 if not data:          # close_notify (a bare EOF raises)
@@ -827,7 +901,7 @@ class _Threaded(object):
 
     def _run(self):
         try:
-            getattr(self, "run_" + self.kind)()
+            self.body()
             if self.rec.end is None:
                 self.rec.end = "eof"
         except Exception as e:
@@ -836,8 +910,12 @@ class _Threaded(object):
         finally:
             self.rec.done = True
 
+    def body(self):
+        """What the thread does (subclasses of other modules replace it)."""
+        getattr(self, "run_" + self.kind)()
+
     def header(self):
-        return HEADER.pack(MAGIC, KIND_CODE[self.kind], self.cid, 0)
+        return stream_header(self.kind, self.cid)
 
     def run_tls(self):
         o = self.owner
@@ -849,17 +927,21 @@ class _Threaded(object):
             raw.close()
             raise
         try:
-            s.sendall(self.header())
-            self._echo_until_stop(s.sendall, s.recv)
-            # strict: our close_notify, the peer's close_notify back, then EOF
-            plain = s.unwrap()
-            try:
-                if plain.recv(1) != b"":
-                    raise AssertionError("bytes after close_notify")
-            finally:
-                plain.close()
+            self.tls_echo_strict(s)
         finally:
             s.close()
+
+    def tls_echo_strict(self, s):
+        """The header and an echo stream until stop over the SSLSocket s,
+        then strictly: our close_notify, the peer's close_notify back, EOF."""
+        s.sendall(self.header())
+        self._echo_until_stop(s.sendall, s.recv)
+        plain = s.unwrap()
+        try:
+            if plain.recv(1) != b"":
+                raise AssertionError("bytes after close_notify")
+        finally:
+            plain.close()
 
     def run_proxy_partial(self):
         o = self.owner
@@ -868,13 +950,18 @@ class _Threaded(object):
             hdr = b"PROXY TCP4 192.0.2.1 192.0.2.2 40000 443\r\n"
             s.sendall(hdr[:17])
             o.stop_event.wait()
-            s.sendall(hdr[17:] + self.header())
-            self._echo_until_stop(s.sendall, s.recv)
-            s.shutdown(socket.SHUT_WR)
-            if s.recv(1) != b"":
-                raise AssertionError("bytes after the echoes")
+            self.plain_echo_then_fin(s, hdr[17:])
         finally:
             s.close()
+
+    def plain_echo_then_fin(self, s, prefix=b""):
+        """prefix, the header and an echo stream until stop over the plain
+        socket s, then our FIN and the peer's EOF (nothing after the echoes)."""
+        s.sendall(prefix + self.header())
+        self._echo_until_stop(s.sendall, s.recv)
+        s.shutdown(socket.SHUT_WR)
+        if s.recv(1) != b"":
+            raise AssertionError("bytes after the echoes")
 
     def run_hello_partial(self):
         o = self.owner
@@ -885,12 +972,17 @@ class _Threaded(object):
             s.sendall(hello[:len(hello) // 2])
             o.stop_event.wait()
             s.sendall(hello[len(hello) // 2:])
-            m.handshake()
-            m.sendall(self.header())
-            self._echo_until_stop(m.sendall, m.recv)
-            _mem_close_strict(m)
+            self.mem_echo_strict(m)
         finally:
             s.close()
+
+    def mem_echo_strict(self, m):
+        """The rest of the MemTLSClient m's handshake, the header, an echo
+        stream until stop, and a strict close (_mem_close_strict)."""
+        m.handshake()
+        m.sendall(self.header())
+        self._echo_until_stop(m.sendall, m.recv)
+        _mem_close_strict(m)
 
 
 def _mem_close_strict(m):
@@ -906,6 +998,40 @@ def _mem_close_strict(m):
         except ssl.SSLWantReadError:
             if not m._fill():
                 raise AssertionError("EOF without the server's close_notify")
+
+
+def client_problems(c):
+    """What went wrong at the client end of a connection (its Record)."""
+    probs = list(c.errors)
+    if not c.done:
+        probs.append("client end still open at the deadline (sent %d, received %d)"
+                     % (c.up.n, c.down.n))
+    if c.end not in (None, "eof"):
+        probs.append("client end: %s (sent %d, received %d)" % (c.end, c.up.n, c.down.n))
+    if c.eof_early is not None:
+        probs.append("EOF before stop, after %d bytes received" % c.eof_early)
+    if c.down.bad_at is not None:
+        probs.append("down: first difference at offset %d" % c.down.bad_at)
+    return probs
+
+
+def server_problems(c, s):
+    """What went wrong at the server end s, and between the two ends of a
+    connection: each direction's count and sha256 as sent and as received."""
+    probs = []
+    if s.end not in (None, "eof"):
+        probs.append("server end: %s (sent %d, received %d)" % (s.end, s.down.n, s.up.n))
+    elif not s.done:
+        probs.append("server end still open (sent %d, received %d)" % (s.down.n, s.up.n))
+    if s.eof_early is not None:
+        probs.append("server end: EOF before stop, after %d bytes received" % s.eof_early)
+    if s.up.bad_at is not None:
+        probs.append("up: first difference at offset %d" % s.up.bad_at)
+    for d, snd, rcv in (("up", c.up, s.up), ("down", s.down, c.down)):
+        if snd.n != rcv.n or snd.digest() != rcv.digest():
+            probs.append("%s: sent %d bytes sha256 %s.., received %d sha256 %s.."
+                         % (d, snd.n, snd.digest()[:12], rcv.n, rcv.digest()[:12]))
+    return probs
 
 
 # --------------------------------------------------------------------------
@@ -1033,20 +1159,10 @@ class StreamSet(object):
         return out
 
     def _check(self, kind, cid, c):
-        p = self.params
         if c is None:
             return ["never started"]
         s = self.server_record(kind, cid)
-        probs = list(c.errors)
-        if not c.done:
-            probs.append("client end still open at the deadline (sent %d, received %d)"
-                         % (c.up.n, c.down.n))
-        if c.end not in (None, "eof"):
-            probs.append("client end: %s (sent %d, received %d)" % (c.end, c.up.n, c.down.n))
-        if c.eof_early is not None:
-            probs.append("EOF before stop, after %d bytes received" % c.eof_early)
-        if c.down.bad_at is not None:
-            probs.append("down: first difference at offset %d" % c.down.bad_at)
+        probs = client_problems(c)
         if s is None:
             if (self.server if kind in SELECTOR_KINDS or kind == "proxy_partial"
                     else self.tls_server) is not None:
@@ -1055,22 +1171,13 @@ class StreamSet(object):
             # client's own checks are all there is (for echo streams they
             # cover both directions: every byte came back as sent)
             return probs + self._check_lengths(kind, c)
-        if s.end not in (None, "eof"):
-            probs.append("server end: %s (sent %d, received %d)" % (s.end, s.down.n, s.up.n))
-        elif not s.done:
-            probs.append("server end still open (sent %d, received %d)" % (s.down.n, s.up.n))
-        if s.eof_early is not None:
-            probs.append("server end: EOF before stop, after %d bytes received" % s.eof_early)
-        if s.up.bad_at is not None:
-            probs.append("up: first difference at offset %d" % s.up.bad_at)
-        for d, snd, rcv in (("up", c.up, s.up), ("down", s.down, c.down)):
-            if snd.n != rcv.n or snd.digest() != rcv.digest():
-                probs.append("%s: sent %d bytes sha256 %s.., received %d sha256 %s.."
-                             % (d, snd.n, snd.digest()[:12], rcv.n, rcv.digest()[:12]))
-        return probs + self._check_lengths(kind, c)
+        return probs + server_problems(c, s) + self._check_lengths(kind, c)
 
     def _check_lengths(self, kind, c):
         p, probs = self.params, []
+        if kind in EXTRA_KINDS and echoes(kind):
+            return [] if c.down.n == c.up.n else \
+                ["down: %d bytes, expected %d" % (c.down.n, c.up.n)]
         want = {"echo": ("down", c.up.n), "idle": ("down", c.up.n),
                 "tls": ("down", c.up.n), "proxy_partial": ("down", c.up.n),
                 "hello_partial": ("down", c.up.n), "connecting": ("down", c.up.n),

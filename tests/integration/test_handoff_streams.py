@@ -18,7 +18,8 @@ import unittest
 from baton_harness import (BATON_BIN, BATON_NEXT_BIN, HANDOFF_MODE, HANDOFF_RE, PKITestCase,
                            client_context, install_binary, pid_alive, render_config,
                            server_context, start_baton_command, wait_until, handoff_global)
-from streams import GateServer, KINDS, Params, StreamServer, StreamSet, TLSStreamServer
+from streams import (CorruptingServer, GateServer, KINDS, Params, StreamServer, StreamSet,
+                     TLSStreamServer)
 
 # connections per kind: enough of each to see one go wrong, few enough for
 # a shared two-core machine (and an ASan build)
@@ -173,31 +174,13 @@ class HandoffStreamsTest(PKITestCase):
                             "no failure reported for kind %s" % kind)
 
 
-class CorruptingServer(StreamServer):
-    """Flips one bit of what it receives at a given offset of one stream:
-    a proxy that damaged a byte in flight."""
-
-    def __init__(self, kind, cid, offset, **kw):
-        self.target = (kind, cid, offset)
-        super().__init__(**kw)
-
-    def got(self, c, data):
-        kind, cid, off = self.target
-        r = c.rec
-        if c not in self.pending and (r.kind, r.cid) == (kind, cid) and \
-                r.up.n <= off < r.up.n + len(data):
-            i = off - r.up.n
-            data = data[:i] + bytes([data[i] ^ 1]) + data[i + 1:]
-        super().got(c, data)
-
-
 class StreamChecksTest(unittest.TestCase):
     """The checks themselves, without baton: a byte changed on the way is
     reported with its stream and offset, in both directions of an echo."""
 
     def test_changed_byte_is_reported_with_its_offset(self):
         p = Params(slow_bytes=1 << 20, bulk_min=2 << 20)
-        srv = CorruptingServer("echo", 1, 500, params=p)
+        srv = CorruptingServer({("echo", 1): 500}, params=p)
         self.addCleanup(srv.close)
         streams = StreamSet(plain=srv.addr, server=srv, params=p)
         self.addCleanup(streams.close)
