@@ -138,15 +138,12 @@ static int give_waiting_arrivals(struct proxy_loop *loop)
 
 static int give_one(struct proxy_link *k, struct proxy_conn *c)
 {
-    struct handoff_conn *st = malloc(sizeof(*st));
+    struct handoff_conn *st = k->st;
     struct handoff_msg m;
     int rc, encoded;
 
-    if (st == NULL)
-        return -1;
     c->xfer_id = ++k->next_id;
     if (proxy_conn_freeze(c, st) != 0) {
-        free(st);
         c->xfer = PROXY_XFER_STAYS;
         return 0;
     }
@@ -157,7 +154,6 @@ static int give_one(struct proxy_link *k, struct proxy_conn *c)
     rc = encoded == 0 ? handoff_channel_send_lent(&k->ch, &m) : 0;
     handoff_msg_free(&m);
     handoff_cleanse(st, sizeof(*st));   /* TLS secrets */
-    free(st);
     if (encoded != 0) {
         /* Too large for one message (megabytes pending both ways): it drains. */
         proxy_conn_thaw(c);
@@ -307,7 +303,7 @@ static void take_result(struct proxy_link *k, uint32_t id, uint32_t result)
 
 static void take_conn(struct proxy_link *k, struct handoff_in *in)
 {
-    struct handoff_conn *st = malloc(sizeof(*st));
+    struct handoff_conn *st = k->st;
     struct proxy_conn *c;
     struct handoff_reader r;
     char why[256];
@@ -317,13 +313,11 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
     /* The id comes first: even a CONN that cannot be decoded is answered. */
     handoff_reader_init(&r, in->payload, in->hdr.len);
     (void)handoff_get_u32(&r, &id);
-    if (st == NULL || handoff_decode_conn(in, st, why, sizeof(why)) != 0) {
+    if (handoff_decode_conn(in, st, why, sizeof(why)) != 0) {
         proxy_log_warn("handoff from generation %u: connection %u refused: %s", k->peer_gen,
-                       (unsigned)id, st == NULL ? "out of memory" : why);
+                       (unsigned)id, why);
         take_result(k, id, HANDOFF_CONN_REFUSED);
-        if (st != NULL)
-            handoff_cleanse(st, sizeof(*st));   /* TLS secrets */
-        free(st);
+        handoff_cleanse(st, sizeof(*st));   /* TLS secrets */
         return;
     }
     c = proxy_conn_adopt(k->loop, st, why, sizeof(why));
@@ -345,7 +339,6 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
         take_result(k, st->id, HANDOFF_CONN_ADOPTED);
     }
     handoff_cleanse(st, sizeof(*st));
-    free(st);
 }
 
 /* Adopted connections wait for their release unarmed, in k->pend in the
@@ -513,6 +506,7 @@ static void link_end(struct proxy_link *k)
         proxy_worker_gave(loop->worker, k->moved);
     free(k->ack);
     free(k->pend);
+    free(k->st);
     free(k);
     proxy_loop_check_done(loop);
 }
@@ -522,10 +516,13 @@ int proxy_link_start(struct proxy_loop *loop, const struct handoff_link *hl)
     struct proxy_link *k = calloc(1, sizeof(*k));
 
     if (k == NULL || (hl->role == HANDOFF_LINK_TAKE && (k->ack = malloc(sizeof(*k->ack))) == NULL)
+        || (k->st = malloc(sizeof(*k->st))) == NULL
         || handoff_channel_init(&k->ch, hl->fd, 0) != 0) {
         proxy_log_error("handoff link %u: cannot set up: %s", hl->index, strerror(errno));
-        if (k != NULL)
+        if (k != NULL) {
             free(k->ack);
+            free(k->st);
+        }
         free(k);
         close(hl->fd);
         return -1;

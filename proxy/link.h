@@ -36,6 +36,9 @@ struct proxy_link {
     int                     writing;
     int                     closing;    /* ends once the output is flushed */
     int                     failed;     /* ends at the end of the callback */
+    /* One connection's state at a time, frozen or decoded: allocated once
+     * (a few KB) rather than per connection; cleansed after each use. */
+    struct handoff_conn    *st;
     /* Giving. */
     int                     tls;        /* the taker takes TLS state (HANDOFF_CAP_TLS) */
     int                     polling;    /* the timer looks for finished handshakes */

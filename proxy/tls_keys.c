@@ -175,6 +175,11 @@ int proxy_tlsrec_tls12_key_block(uint16_t suite, const uint8_t *master, size_t m
     return rc;
 }
 
+int proxy_tlsrec_cipher_available(const struct proxy_tlsrec_suite *s)
+{
+    return fetch() == 0 && fetched.cipher[s->cipher] != NULL;
+}
+
 int proxy_tlsrec_dir_key(const struct proxy_tlsrec_suite *s, struct proxy_tlsrec_dir *d,
                          int enc, char *why, size_t whylen)
 {

@@ -87,6 +87,18 @@ static size_t record_len(const struct proxy_tlsrec_suite *s, size_t ptlen)
     return PROXY_TLSREC_HDR + s->explicit_len + ptlen + (s->version == TLS13) + PROXY_TLSREC_TAG;
 }
 
+/*
+ * A direction is keyed at its first record, not at start: a connection
+ * adopted in a handoff (or an idle one) holds no cipher context until it
+ * has something to protect, and a handoff of thousands does not pay for
+ * contexts most of them will not use for a while.
+ */
+static int dir_ready(const struct proxy_tlsrec_suite *s, struct proxy_tlsrec_dir *d, int enc,
+                     char *why, size_t whylen)
+{
+    return d->ctx != NULL ? 0 : proxy_tlsrec_dir_key(s, d, enc, why, whylen);
+}
+
 ssize_t proxy_tlsrec_seal(struct proxy_tlsrec *r, uint8_t type, const uint8_t *pt, size_t len,
                           uint8_t *out, size_t cap, char *why, size_t whylen)
 {
@@ -97,10 +109,8 @@ ssize_t proxy_tlsrec_seal(struct proxy_tlsrec *r, uint8_t type, const uint8_t *p
     uint8_t *p;
     int ok;
 
-    if (s == NULL || d->ctx == NULL) {
-        proxy_tlsrec_why(why, whylen, "record layer not started");
+    if (s == NULL || dir_ready(s, d, 1, why, whylen) != 0)
         return -1;
-    }
     if (len > PROXY_TLSREC_PT_MAX) {
         proxy_tlsrec_why(why, whylen, "record plaintext of %zu bytes (max %d)", len,
                          PROXY_TLSREC_PT_MAX);
@@ -201,10 +211,8 @@ int proxy_tlsrec_open(struct proxy_tlsrec *r, uint8_t *rec, size_t reclen, uint8
     size_t n;
     int ok;
 
-    if (s == NULL || d->ctx == NULL) {
-        proxy_tlsrec_why(why, whylen, "record layer not started");
+    if (s == NULL || dir_ready(s, d, 0, why, whylen) != 0)
         return open_fail(alert, PROXY_TLS_ALERT_INTERNAL_ERROR);
-    }
     if (check_header(s, rec, reclen, alert, why, whylen) != 0)
         return -1;
     if (d->seq == UINT64_MAX) {
@@ -304,9 +312,11 @@ int proxy_tlsrec_start(struct proxy_tlsrec *r, char *why, size_t whylen)
     if (check_fields(r, why, whylen) != 0)
         return fail_start(r);
     s = proxy_tlsrec_suite_find(r->version, r->suite);
-    if (proxy_tlsrec_dir_key(s, &r->rd, 0, why, whylen) != 0 ||
-        proxy_tlsrec_dir_key(s, &r->wr, 1, why, whylen) != 0)
+    /* Keys and contexts come with each direction's first record (dir_ready). */
+    if (!proxy_tlsrec_cipher_available(s)) {
+        proxy_tlsrec_why(why, whylen, "the cipher of suite 0x%04x is not available", r->suite);
         return fail_start(r);
+    }
     return 0;
 }
 

@@ -96,10 +96,12 @@ int proxy_tlsrec_tls12_key_block(uint16_t suite, const uint8_t *master, size_t m
                                  uint8_t *server_key, uint8_t *server_iv);
 
 /* Checks the plain fields (version, suite, role, flags, max_frag, seq
- * below 2^64-1, hslen) and keys both directions: TLS 1.3 derives key and
- * iv from each secret; TLS 1.2 uses key and iv as given.  Used after the
- * handshake and after a handoff alike.  0, or -1 with why (r is then
- * freed with proxy_tlsrec_free all the same). */
+ * below 2^64-1, hslen) and that the suite's cipher is available.  Each
+ * direction is keyed at its first record (TLS 1.3 derives key and iv from
+ * its secret; TLS 1.2 uses key and iv as given), so an idle or just
+ * adopted connection holds no cipher context.  Used after the handshake
+ * and after a handoff alike.  0, or -1 with why (r is then freed with
+ * proxy_tlsrec_free all the same). */
 int proxy_tlsrec_start(struct proxy_tlsrec *r, char *why, size_t whylen);
 
 /* Frees the contexts and hs, and cleanses every byte of r. */

@@ -37,6 +37,8 @@ struct proxy_tlsrec_suite {
 const struct proxy_tlsrec_suite *proxy_tlsrec_suite_find(uint16_t version, uint16_t suite);
 /* Keys one direction: TLS 1.3 derives key and iv from the secret first;
  * then the cipher context is created if need be and keyed.  0 or -1. */
+/* 1 if the suite's cipher could be fetched. */
+int proxy_tlsrec_cipher_available(const struct proxy_tlsrec_suite *s);
 int proxy_tlsrec_dir_key(const struct proxy_tlsrec_suite *s, struct proxy_tlsrec_dir *d,
                          int enc, char *why, size_t whylen);
 /* TLS 1.3 KeyUpdate of one direction: the next secret, its key and iv, and

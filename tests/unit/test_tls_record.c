@@ -154,20 +154,23 @@ static void test_rfc8448(void)
     CHECK(start13(&cli, 0x1301, PROXY_TLSREC_CLIENT, s_ap, 0, c_ap, 0) == 0);
     /* The server's application record is its second (a ticket came first). */
     CHECK(start13(&srv, 0x1301, PROXY_TLSREC_SERVER, c_ap, 0, s_ap, 1) == 0);
-    CHECK(same_hex(cli.wr.key, 16, "17 42 2d da 59 6e d5 d9 ac d8 90 e3 c6 3f 50 51"));
-    CHECK(same_hex(cli.wr.iv, 12, "5b 78 92 3d ee 08 57 90 33 e5 23 d9"));
-    CHECK(same_hex(srv.wr.key, 16, "9f 02 28 3b 6c 9c 07 ef c2 6b b9 f2 ac 92 e3 56"));
-    CHECK(same_hex(srv.wr.iv, 12, "cf 78 2b 88 dd 83 54 9a ad f1 e9 84"));
-    CHECK(memcmp(cli.rd.key, srv.wr.key, 16) == 0 && memcmp(cli.rd.iv, srv.wr.iv, 12) == 0);
+    /* A direction is keyed at its first record: none yet. */
+    CHECK(cli.wr.ctx == NULL && srv.rd.ctx == NULL);
 
     w = proxy_tlsrec_write(&cli, pay, sizeof(pay), out, sizeof(out), why, sizeof(why));
     CHECK(w > 0 && same_hex(out, (size_t)w,
         "17 03 03 00 43 a2 3f 70 54 b6 2c 94 d0 af fa fe 82 28 ba 55 cb ef ac ea 42 f9 14 aa "
         "66 bc ab 3f 2b 98 19 a8 a5 b4 6b 39 5b d5 4a 9a 20 44 1e 2b 62 97 4e 1f 5a 62 92 a2 "
         "97 70 14 bd 1e 3d ea e6 3a ee bb 21 69 49 15 e4"));
+    CHECK(same_hex(cli.wr.key, 16, "17 42 2d da 59 6e d5 d9 ac d8 90 e3 c6 3f 50 51"));
+    CHECK(same_hex(cli.wr.iv, 12, "5b 78 92 3d ee 08 57 90 33 e5 23 d9"));
     /* The server opens the client's record. */
     CHECK(rd(&srv, out, (size_t)w, &pt, &ptlen, &alert) == PROXY_TLSREC_DATA &&
           ptlen == 50 && memcmp(pt, pay, 50) == 0);
+    /* The server's write key, from its first record. */
+    CHECK(proxy_tlsrec_write(&srv, pay, 10, rec, sizeof(rec), why, sizeof(why)) > 0);
+    CHECK(same_hex(srv.wr.key, 16, "9f 02 28 3b 6c 9c 07 ef c2 6b b9 f2 ac 92 e3 56"));
+    CHECK(same_hex(srv.wr.iv, 12, "cf 78 2b 88 dd 83 54 9a ad f1 e9 84"));
     w = proxy_tlsrec_alert(&cli, 1, PROXY_TLS_ALERT_CLOSE_NOTIFY, out, sizeof(out), why,
                            sizeof(why));
     CHECK(w > 0 && same_hex(out, (size_t)w,
@@ -183,6 +186,7 @@ static void test_rfc8448(void)
     cli.rd.seq = 1;
     CHECK(rd(&cli, rec, n, &pt, &ptlen, &alert) == PROXY_TLSREC_DATA && ptlen == 50 &&
           memcmp(pt, pay, 50) == 0);
+    CHECK(memcmp(cli.rd.key, srv.wr.key, 16) == 0 && memcmp(cli.rd.iv, srv.wr.iv, 12) == 0);
     /* Negative control: the same record one sequence number off. */
     n = unhex("17 03 03 00 43 2e 93 7e 11 ef 4a c7 40 e5 38 ad 36 00 5f c4 a4 69 32 fc 32 25 "
               "d0 5f 82 aa 1b 36 e3 0e fa f9 7d 90 e6 df fc 60 2d cb 50 1a 59 a8 fc c4 9c 4b "
