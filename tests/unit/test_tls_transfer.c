@@ -212,8 +212,74 @@ out:
     free(got);
 }
 
+/* A KeyUpdate owed at the moment of the handoff (the peer asked for one
+ * and the old process had not answered yet) is sent by the new process
+ * before anything else, and the peer follows it. */
+static void test_ku_owed(void)
+{
+    struct proxy_tlsrec server, peer;
+    struct proxy_tls *t0 = calloc(1, sizeof(*t0)), *t1;
+    struct handoff_conn *got = calloc(1, sizeof(*got));
+    struct handoff_tls h;
+    struct handoff_in in;
+    uint8_t wire[1024], *pt, alert, out[256];
+    size_t ptlen, n;
+    ssize_t w;
+    char why[256];
+
+    if (t0 == NULL || got == NULL)
+        return;
+    rec_pair(&server, &peer, 0x1301);
+    t0->wfd = -1;
+    t0->handshake_done = 1;
+    t0->rec = malloc(sizeof(*t0->rec));
+    *t0->rec = server;
+    /* The peer rekeys (the record layer only sends update_not_requested):
+     * the old side follows it, and is then left owing a KeyUpdate as if the
+     * peer had asked for one and the handoff came before the answer. */
+    peer.flags |= PROXY_TLSREC_F_KU_OWED;
+    n = (size_t)proxy_tlsrec_flush_control(&peer, wire, sizeof(wire), why, sizeof(why));
+    CHECK(n > 0 && !(peer.flags & PROXY_TLSREC_F_KU_OWED));
+    CHECK(proxy_tlsrec_read(t0->rec, wire, n, &pt, &ptlen, &alert, why, sizeof(why)) ==
+          PROXY_TLSREC_CONTROL);
+    CHECK(t0->rec->rd.seq == 0);
+    t0->rec->flags |= PROXY_TLSREC_F_KU_OWED;
+    CHECK(proxy_tls_freeze(t0, &h) == 0);
+    CHECK(h.flags & PROXY_TLSREC_F_KU_OWED);
+    CHECK(through_wire(&h, got, &in) == 0);
+    t1 = proxy_tls_adopt(&got->client_tls, why, sizeof(why));
+    CHECK(t1 != NULL);
+    if (t1 != NULL) {
+        /* The new side's first record is the KeyUpdate, then data under
+         * the new key: the peer follows and reads it. */
+        w = proxy_tlsrec_write(t1->rec, (const uint8_t *)"after", 5, out, sizeof(out), why,
+                               sizeof(why));
+        CHECK(w > 0 && !(t1->rec->flags & PROXY_TLSREC_F_KU_OWED));
+        n = PROXY_TLSREC_HDR + ((size_t)out[3] << 8 | out[4]);
+        CHECK(n < (size_t)w);
+        CHECK(proxy_tlsrec_read(&peer, out, n, &pt, &ptlen, &alert, why, sizeof(why)) ==
+              PROXY_TLSREC_CONTROL);
+        CHECK(peer.rd.seq == 0);   /* followed: a new read key */
+        CHECK(proxy_tlsrec_read(&peer, out + n, (size_t)w - n, &pt, &ptlen, &alert, why,
+                                sizeof(why)) == PROXY_TLSREC_DATA &&
+              ptlen == 5 && memcmp(pt, "after", 5) == 0);
+        proxy_tls_free(t1);
+        free(t1);
+    }
+    handoff_in_free(&in);
+    if (got->client_fd >= 0)
+        close(got->client_fd);
+    if (got->server_fd >= 0)
+        close(got->server_fd);
+    proxy_tls_free(t0);
+    free(t0);
+    proxy_tlsrec_free(&peer);
+    free(got);
+}
+
 int main(void)
 {
+    test_ku_owed();
     test_round_trip(0x1301);
     test_round_trip(0x1302);
     test_round_trip(0x1303);
