@@ -97,14 +97,34 @@ def has_ipv6_loopback():
         s.close()
 
 
+_closed_ports = {}
+
+
 def closed_port(host="127.0.0.1"):
-    """An address on which nothing listens (connect is refused)."""
+    """An address on which nothing listens (connect is refused).  The port
+    stays bound, never listening, until reclaim_port() (a test reviving the
+    server there) or the end of the test process: closed, it could be handed
+    to the next bind to port 0 (a listener of baton's own, which then
+    answers the 'dead' server's health checks)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return (host, port)
+    addr = (host, s.getsockname()[1])
+    _closed_ports[addr] = s
+    return addr
+
+
+def reclaim_port(addr):
+    """Frees a closed_port() address for a server to bind it."""
+    s = _closed_ports.pop(tuple(addr), None)
+    if s is not None:
+        s.close()
+
+
+@atexit.register
+def _release_closed_ports():
+    for addr in list(_closed_ports):
+        reclaim_port(addr)
 
 
 def connect(addr, timeout=None, source=None):
@@ -1956,6 +1976,7 @@ class PortTagServer(TagServer):
         self.name = name
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reclaim_port(addr)
         self.sock.bind(tuple(addr))
         self.sock.listen(backlog)
         self.addr = self.sock.getsockname()[:2]
