@@ -10,6 +10,7 @@ Every wait in here is bounded by a deadline; nothing synchronises on a bare
 sleep.  Backend servers are Python threads bound to 127.0.0.1:0 (or [::1]:0).
 """
 
+import atexit
 import errno
 import hashlib
 import os
@@ -1521,7 +1522,6 @@ class NotifyReceiver(object):
 # TLS, PROXY protocol and health checks
 # (added for test_tls, test_passthrough, test_proxy_protocol, test_health)
 
-import atexit
 import ssl
 import struct
 
