@@ -82,6 +82,32 @@ static int aead(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *nonce, const uint8_
     return 1;
 }
 
+/*
+ * Sealing reads the plaintext where it is and writes the ciphertext into
+ * the record (one pass over the bytes, as OpenSSL's own record layer does),
+ * then TLS 1.3's inner content type.  GCM and ChaCha20-Poly1305 take
+ * updates of any length.  1, or 0 on failure.
+ */
+static int aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *nonce, const uint8_t *aad,
+                     size_t aadlen, const uint8_t *pt, size_t len, const uint8_t *inner_type,
+                     uint8_t *out, uint8_t *tag)
+{
+    size_t n = len + (inner_type != NULL);
+    int outl = 0, finl = 0;
+
+    if (!EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 1) ||
+        !EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aadlen))
+        return 0;
+    if (len > 0 && !EVP_CipherUpdate(ctx, out, &outl, pt, (int)len))
+        return 0;
+    if (inner_type != NULL && !EVP_CipherUpdate(ctx, out + len, &outl, inner_type, 1))
+        return 0;
+    if (EVP_CipherFinal_ex(ctx, out + n, &finl) <= 0 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, PROXY_TLSREC_TAG, tag) <= 0)
+        return 0;
+    return 1;
+}
+
 static size_t record_len(const struct proxy_tlsrec_suite *s, size_t ptlen)
 {
     return PROXY_TLSREC_HDR + s->explicit_len + ptlen + (s->version == TLS13) + PROXY_TLSREC_TAG;
@@ -127,23 +153,28 @@ ssize_t proxy_tlsrec_seal(struct proxy_tlsrec *r, uint8_t type, const uint8_t *p
     }
     body = total - PROXY_TLSREC_HDR;
     p = out + PROXY_TLSREC_HDR + s->explicit_len;
-    memmove(p, pt, len);
+    /* Plaintext that already sits in the output (or overlaps it) is moved
+     * into place and sealed there; any other is read where it is. */
+    if (pt + len > out && pt < out + total) {
+        memmove(p, pt, len);
+        pt = p;
+    }
     out[0] = s->version == TLS13 ? PROXY_TLSREC_CT_APPDATA : type;
     out[1] = 3;
     out[2] = 3;
     out[3] = (uint8_t)(body >> 8);
     out[4] = (uint8_t)body;
     if (s->version == TLS13) {
-        p[len] = type;      /* TLSInnerPlaintext without padding */
+        /* TLSInnerPlaintext without padding: data, then the type. */
         inner = len + 1;
         make_nonce(s, d, NULL, nonce);
-        ok = aead(d->ctx, 1, nonce, out, PROXY_TLSREC_HDR, p, inner, p + inner);
+        ok = aead_seal(d->ctx, nonce, out, PROXY_TLSREC_HDR, pt, len, &type, p, p + inner);
     } else {
         if (s->explicit_len > 0)
             put_be64(out + PROXY_TLSREC_HDR, d->nonce);
         make_nonce(s, d, out + PROXY_TLSREC_HDR, nonce);
         make_aad12(d->seq, type, len, aad);
-        ok = aead(d->ctx, 1, nonce, aad, sizeof(aad), p, len, p + len);
+        ok = aead_seal(d->ctx, nonce, aad, sizeof(aad), pt, len, NULL, p, p + len);
     }
     OPENSSL_cleanse(nonce, sizeof(nonce));
     if (!ok) {
