@@ -177,12 +177,16 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
     return 0;
 }
 
-/* A socket failed: nothing more can be delivered either way. */
+/* A socket failed: nothing more can be delivered either way.  Its side
+ * ended the connection even if the other side's FIN came first: a server
+ * that resets a request after the client's half-close (as the kernel does
+ * for a handshake that completed into a full accept queue) is the cause,
+ * not the client's orderly SHUT_WR. */
 static int relay_fail(struct proxy_conn *c, struct proxy_side *s, const char *op)
 {
     if (errno != EPIPE && errno != ECONNRESET)
         proxy_log_debug("%s %s(fd %d): %s", s->xprt->name, op, s->fd, strerror(errno));
-    proxy_conn_close(c, c->end != PROXY_END_NONE ? c->end : side_end(c, s));
+    proxy_conn_close(c, side_end(c, s));
     return -1;
 }
 

@@ -886,6 +886,16 @@ class HoldServer(Server):
         _read_to_eof(conn, info)
 
 
+class ResetServer(Server):
+    """Reads until EOF without replying, then resets the connection (a close
+    with SO_LINGER 0 sends RST, as the kernel does for a handshake that
+    completed into a full accept queue: docs/operations.md)."""
+
+    def handle(self, conn, info):
+        _read_to_eof(conn, info)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 class EchoServer(object):
     """Single-threaded selectors echo server (scales to thousands of
     connections).  On client EOF it flushes, shuts down its write side and
@@ -1101,6 +1111,9 @@ class BatonTestCase(unittest.TestCase):
 
     def hold_server(self, name="hold", host="127.0.0.1"):
         return self._track(HoldServer(host=host, name=name))
+
+    def reset_server(self, name="reset", host="127.0.0.1"):
+        return self._track(ResetServer(host=host, name=name))
 
     # ---- config + baton
     def control_path(self, name="baton"):

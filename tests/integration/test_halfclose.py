@@ -1,6 +1,7 @@
 """Half-close is relayed in both directions."""
 
 import socket
+import struct
 import time
 import unittest
 
@@ -161,6 +162,37 @@ class HalfCloseTest(BatonTestCase):
         src.wait_done(1)
         with src.lock:
             self.assertEqual(src.conns[0].get("received_sha256"), sha256_hex(b"late data"))
+
+    def test_server_reset_after_client_shutdown(self):
+        """A server that resets the connection after the client's SHUT_WR
+        (what the kernel does to a connection whose handshake completed
+        into a full accept queue: docs/operations.md) ends it: the client
+        sees the end at once and nothing else, and the access line names
+        the server, not the client's half-close that came first."""
+        rst = self.reset_server()
+        b, addr = self.proxy([rst])
+        self.assertEqual(send_and_half_close(addr, b"7 bytes", timeout=10), b"")
+        rst.wait_done(1)
+        with rst.lock:
+            self.assertEqual(rst.conns[0].get("received_bytes"), 7)
+        acc = b.wait_access(1)[0]
+        self.assertEqual((acc["end"], acc["bytes_in"], acc["bytes_out"]),
+                         ("server_close", "7", "0"), acc)
+
+    def test_client_reset_after_server_shutdown(self):
+        """The mirror case: the server answers and half-closes, then the
+        client resets; the access line names the client."""
+        src = self.source_server(1000, seed=b"hc-rst", half_close=True)
+        b, addr = self.proxy([src])
+        s = connect(addr)
+        try:
+            self.assertEqual(recv_until_eof(s), src.data)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            s.close()
+        acc = b.wait_access(1)[0]
+        self.assertEqual((acc["end"], acc["bytes_in"], acc["bytes_out"]),
+                         ("client_close", "0", "1000"), acc)
 
 
 if __name__ == "__main__":
