@@ -73,7 +73,7 @@ openssl_deb=$(candidate libssl-dev)
 openssl_ver=${openssl_deb%%-*}
 [ -n "$libevent_ver" ] && [ -n "$openssl_ver" ] || die "apt knows no libevent-dev or libssl-dev"
 # The recipe's revision: bump it when a build option below changes.
-recipe=2
+recipe=3
 key_base="r${recipe}+mingw-gcc-${gcc_ver}+libevent-${libevent_ver}+openssl-${openssl_ver}"
 key_base=${key_base//\~/_}
 # inih's version is known only from trixie's source index, which exists only
@@ -162,18 +162,24 @@ step "unpacking openssl" tar xzf "openssl_${openssl_ver}.orig.tar.gz"
 toolchain="$root/cmake/mingw-w64.cmake"
 export BATON_WIN_DEPS="$prefix"
 # --libdir=lib: the mingw64 target would install into lib64/, where
-# FindOpenSSL does not look for Windows.  --openssldir: where a Windows
-# OpenSSL reads openssl.cnf; it must be writable by administrators only
-# (CVE-2019-1552), never the build's prefix path (that would be
-# \root\.cache\... on the current drive, which any user may create).
+# FindOpenSSL does not look for Windows.
+# Where a Windows OpenSSL reads openssl.cnf, engines and providers must be
+# writable by administrators only (CVE-2019-1552), never the build's paths
+# (they would be \root\.cache\... on the current drive, which any user may
+# create).  Cross-configured, OpenSSL's Configure takes "C:/..." for a
+# relative path and puts the prefix in front, so the three directories are
+# given to make, which compiles them in (LIB_CPPFLAGS), and checked.
+win_ssl="C:/Program Files/Common Files/SSL"
 (
     cd "openssl-$openssl_ver"
     step "openssl configure" quiet "$work/openssl.log" ./Configure mingw64 no-shared no-tests \
         --cross-compile-prefix=x86_64-w64-mingw32- --prefix="$prefix" --libdir=lib \
-        --openssldir="C:/Program Files/Common Files/SSL" \
         || die "openssl configure failed"
     step "openssl build" quiet "$work/openssl.log" nice -n 10 make -j"$jobs" build_libs \
+        OPENSSLDIR="$win_ssl" ENGINESDIR="$win_ssl/engines-3" MODULESDIR="$win_ssl/ossl-modules" \
         || die "openssl build failed"
+    grep -qaF "$win_ssl/ossl-modules" libcrypto.a && ! grep -qaF "$prefix" libcrypto.a \
+        || die "OpenSSL's directories are not $win_ssl"
     step "openssl install" quiet "$work/openssl.log" make install_dev || die "openssl install failed"
 )
 step "libevent configure" quiet "$work/libevent.log" cmake -S "$libevent_dir" -B "$work/libevent" -G Ninja \
