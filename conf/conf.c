@@ -13,21 +13,17 @@
  */
 #include "conf.h"
 #include "parse.h"
+#include "port.h"
 
 #include <ini.h>
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define LINE_LEN_MAX     4096        /* longest line accepted, newline excluded */
@@ -123,9 +119,9 @@ static const char *const balance_names[] = { "roundrobin", "leastconn", "random"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static void add_error(struct loader *l, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PORT_PRINTF(3, 4);
 static int fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PORT_PRINTF(3, 4);
 
 /*
  * Returns base, reallocated if needed to hold element n (it holds n now),
@@ -272,8 +268,7 @@ static int set_control(struct loader *l, const char *v, char *why, size_t whylen
 
 static int set_control_group(struct loader *l, const char *v, char *why, size_t whylen)
 {
-    struct group gr, *found = NULL;
-    char buf[16384];
+    const char *err = NULL;
     int rc;
 
     if (set_string(l->c->global.control_group, sizeof(l->c->global.control_group), v, why,
@@ -281,15 +276,12 @@ static int set_control_group(struct loader *l, const char *v, char *why, size_t 
         return -1;
     /* Looked up now so that a typo is a FILE:LINE error at -t, not a
      * surprise when someone is refused later. */
-    do
-        rc = getgrnam_r(v, &gr, buf, sizeof(buf), &found);
-    while (rc == EINTR);
-    if (rc != 0)
-        return fail(why, whylen, "cannot look up group '%.*s': %s", 64, v, strerror(rc));
-    if (found == NULL)
+    rc = port_group_id(v, &l->c->global.control_gid, &err);
+    if (rc < 0)
+        return fail(why, whylen, "cannot look up group '%.*s': %s", 64, v, err);
+    if (rc > 0)
         return fail(why, whylen, "no group named '%.*s' on this system (expected a group "
                     "name, as `getent group` lists them)", 64, v);
-    l->c->global.control_gid = gr.gr_gid;
     return 0;
 }
 
@@ -1319,7 +1311,7 @@ static void check_backend_tls(struct loader *l, struct conf_backend *be)
 static void check_references(struct loader *l)
 {
     struct conf *c = l->c;
-    long cpus;
+    unsigned cpus;
     size_t i;
 
     if (l->listener_headers == 0)
@@ -1348,8 +1340,8 @@ static void check_references(struct loader *l)
     }
 
     if (c->global.threads == 0) {
-        cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        c->global.threads = cpus < 1 ? 1 : cpus > THREADS_MAX ? THREADS_MAX : (unsigned)cpus;
+        cpus = port_cpu_count();
+        c->global.threads = cpus > THREADS_MAX ? THREADS_MAX : cpus;
     }
 }
 
@@ -1516,7 +1508,7 @@ char *conf_read_file(const char *path, size_t *len, char *err, size_t errlen)
         errlen = 0;
     else if (errlen > 0)
         err[0] = '\0';
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = port_open_read(path);
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;

@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/types.h>
+
+#include "port_net.h"
 
 /* What a reload does with the old generation's connections. */
 enum conf_handoff { CONF_HANDOFF_LIVE = 0, CONF_HANDOFF_DRAIN };

@@ -9,14 +9,13 @@
 #include "parse.h"
 #include "conf.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/un.h>
+
+#include "port_libc.h"
+#include "port_net.h"
 
 /* Values echoed back in messages are cut here so one line stays readable. */
 #define QUOTE_MAX 64
@@ -30,7 +29,7 @@
 #define ADDRESS_FORMS  "(expected IPV4:PORT, [IPV6]:PORT or *:PORT, e.g. 127.0.0.1:8080)"
 
 static int fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PORT_PRINTF(3, 4);
 
 static int fail(char *why, size_t whylen, const char *fmt, ...)
 {

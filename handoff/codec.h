@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "message.h"
+#include "port_libc.h"
 #include "wire.h"
 
 /*
@@ -35,7 +36,7 @@ struct handoff_dec {
 #define HANDOFF_EXT_MUST_UNDERSTAND 0x0001u
 
 void handoff_dec_fail(struct handoff_dec *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    PORT_PRINTF(2, 3);
 size_t handoff_dec_left(const struct handoff_dec *d);
 /* Checks type and descriptor count, then starts reading the payload. */
 int handoff_dec_begin(struct handoff_dec *d, const struct handoff_in *in, uint16_t type,

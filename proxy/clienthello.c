@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "byteorder.h"
+#include "port_libc.h"
 
 #define TLS_RECORD_HDR      5
 #define TLS_RECORD_MAX      (16384u + 256u)
@@ -95,7 +96,7 @@ static int get_sub(struct hreader *r, size_t n, struct hreader *sub)
 }
 
 static void why_set(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PORT_PRINTF(3, 4);
 
 static void why_set(char *why, size_t whylen, const char *fmt, ...)
 {

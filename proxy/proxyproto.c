@@ -6,13 +6,13 @@
  */
 #include "proxyproto.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "byteorder.h"
+#include "port_libc.h"
+#include "port_net.h"
 
 #define PP2_SIG_LEN      12
 #define PP2_HDR_LEN      16
@@ -41,7 +41,7 @@ static const char pp1_prefix[] = "PROXY ";
 #define PP1_PREFIX_LEN (sizeof(pp1_prefix) - 1)
 
 static void why_set(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PORT_PRINTF(3, 4);
 
 static void why_set(char *why, size_t whylen, const char *fmt, ...)
 {

@@ -8,7 +8,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
+
+#include "port_net.h"
 
 #define PROXY_PP_V1_MAX  107     /* longest v1 line, CRLF included */
 #define PROXY_PP_MAX     4096    /* largest header baton builds or accepts */

@@ -5,7 +5,6 @@
  * once per process, so that a connection's start costs only its key
  * schedule.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -13,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
+#include "port_once.h"
 #include "tls_record_int.h"
 
 enum { CIPHER_AES128GCM, CIPHER_AES256GCM, CIPHER_CHACHA, CIPHER_COUNT };
@@ -43,7 +43,7 @@ static struct {
     EVP_KDF    *hkdf;
     EVP_KDF    *prf;
 } fetched;
-static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static port_once_t fetch_once = PORT_ONCE_INIT;
 
 static void fetch_all(void)
 {
@@ -55,7 +55,7 @@ static void fetch_all(void)
 
 static int fetch(void)
 {
-    return pthread_once(&fetch_once, fetch_all) == 0 ? 0 : -1;
+    return port_once(&fetch_once, fetch_all);
 }
 
 const struct proxy_tlsrec_suite *proxy_tlsrec_suite_find(uint16_t version, uint16_t suite)

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 
+#include "port_libc.h"
 #include "tls_record.h"
 
 #define PROXY_TLSREC_TAG        16
@@ -48,7 +49,7 @@ int proxy_tlsrec_dir_update(const struct proxy_tlsrec_suite *s, struct proxy_tls
 
 /* tls_record.c */
 void proxy_tlsrec_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PORT_PRINTF(3, 4);
 /* Seals one record of content type `type` (TLS 1.3: the inner type) at
  * out; pt may be anywhere, out too.  Bytes written or -1 (why). */
 ssize_t proxy_tlsrec_seal(struct proxy_tlsrec *r, uint8_t type, const uint8_t *pt, size_t len,

@@ -3,7 +3,9 @@
 # AddressSanitizer + UBSan) and runs the whole test suite against each, then
 # a 2-minute soak (bench/soak.sh) against the plain build, then fuzzes the
 # parsers (tools/fuzz.sh, clang + libFuzzer) for BATON_FUZZ_SECONDS per
-# target (default 60; 0 only replays the corpora).
+# target (default 60; 0 only replays the corpora), then cross-builds the
+# Windows side and runs its tests under Wine (tools/win-test.sh,
+# docs/windows.md; BATON_WINDOWS=0 skips it).
 # Exits non-zero on any failure.  SOAK_SECONDS=N changes the soak's length;
 # SOAK_SECONDS=0 skips it.
 set -euo pipefail
@@ -36,6 +38,11 @@ fi
 
 echo "== baton: fuzzing =="
 "$root/tools/fuzz.sh" "${BATON_FUZZ_SECONDS:-60}" || status=1
+
+if [ "${BATON_WINDOWS:-1}" != 0 ]; then
+    echo "== baton: windows (mingw-w64 cross-build, tests under Wine) =="
+    "$root/tools/win-test.sh" || status=1
+fi
 
 if [ $status -ne 0 ]; then
     echo "baton: some tests failed" >&2

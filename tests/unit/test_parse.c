@@ -5,11 +5,10 @@
 #include "parse.h"
 #include "testutil.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/un.h>
+
+#include "port_net.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -248,8 +247,8 @@ static void test_address(void)
         }
         CHECK(rc == 0);
         CHECK(a.ss.ss_family == cases[i].family);
-        CHECK(a.len == (cases[i].family == AF_INET ? sizeof(struct sockaddr_in)
-                                                   : sizeof(struct sockaddr_in6)));
+        CHECK((size_t)a.len == (cases[i].family == AF_INET ? sizeof(struct sockaddr_in)
+                                                           : sizeof(struct sockaddr_in6)));
         CHECK_STR(a.text, cases[i].in);
         conf_format_sockaddr(&a.ss, a.len, buf, sizeof(buf));
         CHECK_STR(buf, cases[i].formatted);

@@ -3,12 +3,11 @@
  * trips, truncation, exact consumption, and strict refusal of bad headers
  * and garbage.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "port_net.h"
 #include "proxyproto.h"
 #include "testutil.h"
 

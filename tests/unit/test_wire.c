@@ -3,13 +3,12 @@
  * typed message, including hostile input (truncation, trailing bytes,
  * oversized fields, random garbage, wrong descriptor counts).
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
+#include "port_net.h"
 
 #include "codec.h"
 #include "conn_msg.h"
@@ -19,7 +18,7 @@
 
 static int devnull(void)
 {
-    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return test_null_fd();
 }
 
 /* Turns a built message into a received one, as the channel would: the
@@ -41,7 +40,7 @@ static int to_in(const struct handoff_msg *m, struct handoff_in *in)
         memcpy(in->payload, m->buf + HANDOFF_HDR_LEN, in->hdr.len);
     }
     for (i = 0; i < m->nfds; i++)
-        in->fds[in->nfds++] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, 0);
+        in->fds[in->nfds++] = test_dup_fd(m->fds[i]);
     return 0;
 }
 
@@ -839,9 +838,9 @@ static void test_roundtrip(void)
         CHECK_STR(g.name, "api");
         CHECK_STR(g.addr, "[::1]:443");
         CHECK(g.fd >= 0 && g.fd != fd && in.fds[0] == -1);
-        CHECK(fcntl(g.fd, F_GETFD) != -1);
+        CHECK(test_fd_is_open(g.fd));
         handoff_in_free(&in);
-        CHECK(fcntl(g.fd, F_GETFD) != -1);   /* taken, so not closed by in_free */
+        CHECK(test_fd_is_open(g.fd));   /* taken, so not closed by in_free */
         close(g.fd);
         handoff_msg_free(&m);
     }
@@ -1511,12 +1510,12 @@ static int conn_roundtrip(const struct handoff_conn *v, struct handoff_conn *g, 
 /* Takes a decoded CONN's descriptors: each must be a live descriptor. */
 static int close_conn_fds(struct handoff_conn *g)
 {
-    int ok = g->client_fd >= 0 && fcntl(g->client_fd, F_GETFD) != -1;
+    int ok = g->client_fd >= 0 && test_fd_is_open(g->client_fd);
 
     if (g->client_fd >= 0)
         close(g->client_fd);
     if (g->server_fd >= 0) {
-        ok = ok && fcntl(g->server_fd, F_GETFD) != -1;
+        ok = ok && test_fd_is_open(g->server_fd);
         close(g->server_fd);
     }
     g->client_fd = g->server_fd = -1;
