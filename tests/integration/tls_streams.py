@@ -616,6 +616,9 @@ class SServer(object):
 # s_server's own lines among the data on its stdout: they start with an
 # upper-case letter (data never holds one) and end with a newline
 _SSERVER_INFO = re.compile(rb"[A-Z][^\n]*\n")
+# s_server's report that the connection ended: everything after it (its
+# session statistics, lines that start with spaces and digits) is not data
+_SSERVER_END = re.compile(rb"(ERROR|shutting down SSL|CONNECTION CLOSED)\n")
 BEGIN = b"::begin::\n"
 
 
@@ -640,11 +643,17 @@ class SServerStream(_Stream):
         """n data bytes from s_server's stdout, its own lines taken out."""
         deadline = time.monotonic() + scaled(T_TOOL)
         while True:
-            data = _SSERVER_INFO.sub(b"", bytes(self.pending))
+            raw = bytes(self.pending)
+            end = _SSERVER_END.search(raw)
+            tail = raw[end.start():] if end is not None else b""
+            data = _SSERVER_INFO.sub(b"", raw[:len(raw) - len(tail)])
             cut = re.search(rb"[A-Z][^\n]*$", data)       # a line still coming
             if cut is None and len(data) >= n:
-                self.pending = bytearray(data[n:])
+                self.pending = bytearray(data[n:] + tail)
                 return data[:n]
+            if end is not None:
+                raise AssertionError("s_server's connection ended after %d of %d bytes"
+                                     % (len(data), n))
             if time.monotonic() > deadline or self.ss.out.eof:
                 raise AssertionError("s_server gave %d of %d bytes: %r" % (len(data), n,
                                                                             data[-80:]))
