@@ -74,6 +74,11 @@ int  proxy_xprt_tls_attach(struct proxy_side *s, struct ssl_st *ssl);
  * (the SSL is freed) if the suite allows it.  1 moved, 0 it stays on
  * OpenSSL (and drains at upgrades), -1 failed (errno set). */
 int  proxy_xprt_tlsrec_take(struct proxy_side *s);
+/* The operations both TLS transports share (their buffers are tls_io.c's). */
+int  proxy_xprt_tls_flush(struct proxy_side *s);
+int  proxy_xprt_tls_pending_out(const struct proxy_side *s);
+int  proxy_xprt_tls_pending_in(const struct proxy_side *s);
+void proxy_xprt_tls_release(struct proxy_side *s);
 /* Puts an adopted connection's TLS state (with its record layer) on s. */
 struct proxy_tls;
 void proxy_xprt_tlsrec_attach(struct proxy_side *s, struct proxy_tls *t);

@@ -67,17 +67,19 @@ static ssize_t tls_send(struct proxy_side *s, const char *buf, size_t n, int mor
     return proxy_tls_flush(s->tls, s->fd) < 0 ? -1 : (ssize_t)n;
 }
 
-static int tls_flush(struct proxy_side *s)
+/* The buffers are tls_io.c's whichever record layer fills them: these
+ * serve both TLS transports (xprt_tlsrec.c too). */
+int proxy_xprt_tls_flush(struct proxy_side *s)
 {
     return proxy_tls_flush(s->tls, s->fd);
 }
 
-static int tls_pending_out(const struct proxy_side *s)
+int proxy_xprt_tls_pending_out(const struct proxy_side *s)
 {
     return proxy_tls_pending_out(s->tls);
 }
 
-static int tls_pending_in(const struct proxy_side *s)
+int proxy_xprt_tls_pending_in(const struct proxy_side *s)
 {
     return proxy_tls_pending_in(s->tls);
 }
@@ -99,7 +101,7 @@ static void tls_relaying(struct proxy_side *s)
     proxy_tls_write_through(s->tls, s->fd);
 }
 
-static void tls_release(struct proxy_side *s)
+void proxy_xprt_tls_release(struct proxy_side *s)
 {
     proxy_tls_free(s->tls);
     free(s->tls);
@@ -111,12 +113,12 @@ const struct proxy_xprt proxy_xprt_tls = {
     .caps = 0,
     .recv = tls_recv,
     .send = tls_send,
-    .flush = tls_flush,
-    .pending_out = tls_pending_out,
-    .pending_in = tls_pending_in,
+    .flush = proxy_xprt_tls_flush,
+    .pending_out = proxy_xprt_tls_pending_out,
+    .pending_in = proxy_xprt_tls_pending_in,
     .shutw = tls_shutw,
     .relaying = tls_relaying,
-    .release = tls_release,
+    .release = proxy_xprt_tls_release,
     .splice_in = NULL,
     .splice_out = NULL,
 };

@@ -46,8 +46,8 @@ static int control_out(struct proxy_side *s)
     return 0;
 }
 
-/* A fatal alert, if the socket takes it now; the connection ends anyway. */
-static void alert_out(struct proxy_side *s, uint8_t desc)
+/* Queues an alert (close_notify, or a fatal one): 0, or -1 (errno set). */
+static int alert_queue(struct proxy_side *s, uint8_t level, uint8_t desc)
 {
     struct proxy_tls *t = s->tls;
     size_t cap = proxy_tlsrec_write_bound(t->rec, 2);
@@ -55,11 +55,18 @@ static void alert_out(struct proxy_side *s, uint8_t desc)
     char why[256];
     ssize_t n;
 
-    if (room == NULL ||
-        (n = proxy_tlsrec_alert(t->rec, 2, desc, room, cap, why, sizeof(why))) <= 0)
-        return;
+    if (room == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    n = proxy_tlsrec_alert(t->rec, level, desc, room, cap, why, sizeof(why));
+    if (n < 0) {
+        proxy_log_debug("TLS alert %u on fd %d: %s", desc, s->fd, why);
+        errno = EPROTO;
+        return -1;
+    }
     proxy_tls_out_commit(t, (size_t)n);
-    (void)proxy_tls_flush(t, s->fd);
+    return 0;
 }
 
 /* Opens one record: 1 plaintext to read, 0 nothing to read (a control
@@ -84,8 +91,9 @@ static int open_record(struct proxy_side *s, uint8_t *rec, size_t len)
         return 2;
     default:
         proxy_log_debug("TLS record on fd %d: %s", s->fd, why);
-        if (alert != 0)
-            alert_out(s, alert);
+        /* Sent if the socket takes it now; the connection ends anyway. */
+        if (alert != 0 && alert_queue(s, 2, alert) == 0)
+            (void)proxy_tls_flush(t, s->fd);
         errno = EPROTO;
         return -1;
     }
@@ -162,46 +170,15 @@ static ssize_t rec_send(struct proxy_side *s, const char *buf, size_t n, int mor
     return proxy_tls_flush(t, s->fd) < 0 ? -1 : (ssize_t)n;
 }
 
-static int rec_flush(struct proxy_side *s)
-{
-    return proxy_tls_flush(s->tls, s->fd);
-}
-
-static int rec_pending_out(const struct proxy_side *s)
-{
-    return proxy_tls_pending_out(s->tls);
-}
-
-static int rec_pending_in(const struct proxy_side *s)
-{
-    return proxy_tls_pending_in(s->tls);
-}
-
 /* close_notify, then the FIN once it is out. */
 static int rec_shutw(struct proxy_side *s, int fin)
 {
     struct proxy_tls *t = s->tls;
     int r;
 
-    if (!(t->rec->flags & PROXY_TLSREC_F_CLOSE_SENT)) {
-        size_t cap = proxy_tlsrec_write_bound(t->rec, 2);
-        uint8_t *room = proxy_tls_out_room(t, cap);
-        char why[256];
-        ssize_t n;
-
-        if (room == NULL) {
-            errno = ENOMEM;
-            return -1;
-        }
-        n = proxy_tlsrec_alert(t->rec, 1, PROXY_TLS_ALERT_CLOSE_NOTIFY, room, cap, why,
-                               sizeof(why));
-        if (n < 0) {
-            proxy_log_debug("TLS close_notify on fd %d: %s", s->fd, why);
-            errno = EPROTO;
-            return -1;
-        }
-        proxy_tls_out_commit(t, (size_t)n);
-    }
+    if (!(t->rec->flags & PROXY_TLSREC_F_CLOSE_SENT) &&
+        alert_queue(s, 1, PROXY_TLS_ALERT_CLOSE_NOTIFY) != 0)
+        return -1;
     r = proxy_tls_flush(t, s->fd);
     if (r <= 0)
         return r;
@@ -213,24 +190,17 @@ static void rec_relaying(struct proxy_side *s)
     (void)s;   /* records always go straight out when nothing is queued */
 }
 
-static void rec_release(struct proxy_side *s)
-{
-    proxy_tls_free(s->tls);
-    free(s->tls);
-    proxy_xprt_raw_attach(s);
-}
-
 const struct proxy_xprt proxy_xprt_tlsrec = {
     .name = "tlsrec",
     .caps = 0,
     .recv = rec_recv,
     .send = rec_send,
-    .flush = rec_flush,
-    .pending_out = rec_pending_out,
-    .pending_in = rec_pending_in,
+    .flush = proxy_xprt_tls_flush,
+    .pending_out = proxy_xprt_tls_pending_out,
+    .pending_in = proxy_xprt_tls_pending_in,
     .shutw = rec_shutw,
     .relaying = rec_relaying,
-    .release = rec_release,
+    .release = proxy_xprt_tls_release,
     .splice_in = NULL,
     .splice_out = NULL,
 };
