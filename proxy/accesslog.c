@@ -1,7 +1,6 @@
 #include "accesslog.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,9 +11,11 @@
 #include "connection.h"
 #include "listener.h"
 #include "log.h"
+#include "logfile.h"
 #include "logsafe.h"
 #include "parse.h"
 #include "tls.h"
+#include "port_libc.h"
 #include "worker.h"
 
 int proxy_accesslog_open(const char *target, char *why, size_t whylen)
@@ -25,7 +26,7 @@ int proxy_accesslog_open(const char *target, char *why, size_t whylen)
         return -1;
     if (strcmp(target, "stderr") == 0)
         return STDERR_FILENO;
-    fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    fd = proxy_logfile_open(target, 0640, 0);
     if (fd < 0) {
         snprintf(why, whylen, "cannot open access log %s: %s", target, strerror(errno));
         return -2;
@@ -36,7 +37,7 @@ int proxy_accesslog_open(const char *target, char *why, size_t whylen)
 /* Appends to the line being built; a field that does not fit is cut (the
  * line is still written, with its newline). */
 static void line_add(char *line, size_t size, size_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    PORT_PRINTF(4, 5);
 
 static void line_add(char *line, size_t size, size_t *n, const char *fmt, ...)
 {

@@ -21,6 +21,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "splice.h"
 #include "tls_transfer.h"
 #include "worker.h"
 #include "xprt.h"
@@ -73,7 +74,7 @@ static int pipe_unsplice(struct proxy_loop *loop, struct proxy_pipe *p)
         if (buf == NULL)
             return -1;
         while (got < p->inpipe) {
-            ssize_t n = read(p->pfd[0], buf + got, p->inpipe - got);
+            ssize_t n = proxy_splice_pipe_read(p->pfd[0], buf + got, p->inpipe - got);
 
             if (n <= 0 && errno == EINTR)
                 continue;
@@ -90,8 +91,7 @@ static int pipe_unsplice(struct proxy_loop *loop, struct proxy_pipe *p)
         p->len = got;
         p->inpipe = 0;
     }
-    close(p->pfd[0]);
-    close(p->pfd[1]);
+    proxy_splice_pipe_close(p->pfd);
     p->pfd[0] = p->pfd[1] = -1;
     loop->npipes--;
     return 0;

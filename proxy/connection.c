@@ -211,7 +211,7 @@ void proxy_conn_start(struct proxy_loop *loop, struct proxy_listener *l, int cfd
 
     if (c == NULL) {
         proxy_log_error("listener %s: out of memory for a new connection", l->conf->name);
-        if (close(cfd) != 0)
+        if (proxy_sock_close(cfd) != 0)
             proxy_log_debug("close: %s", strerror(errno));
         proxy_listener_release(loop, l);
         proxy_loop_conn_closed(loop);
@@ -258,7 +258,7 @@ static void conn_release(struct proxy_conn *c)
     struct proxy_loop *loop = c->loop;
 
     c->client.xprt->release(&c->client);
-    if (close(c->client.fd) != 0)
+    if (proxy_sock_close(c->client.fd) != 0)
         proxy_log_debug("close(fd %d): %s", c->client.fd, strerror(errno));
     upstream_discard(c);
     proxy_pipe_free(loop, &c->up);

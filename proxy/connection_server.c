@@ -21,6 +21,7 @@
 #include "listener.h"
 #include "log.h"
 #include "logsafe.h"
+#include "netutil.h"
 #include "loop.h"
 #include "proxyproto.h"
 #include "tls.h"
@@ -42,7 +43,7 @@ void upstream_discard(struct proxy_conn *c)
     proxy_side_watch_read(&c->upstream, 0);
     proxy_side_watch_write(&c->upstream, 0);
     c->upstream.xprt->release(&c->upstream);
-    if (c->upstream.fd >= 0 && close(c->upstream.fd) != 0)
+    if (c->upstream.fd >= 0 && proxy_sock_close(c->upstream.fd) != 0)
         proxy_log_debug("close(fd %d): %s", c->upstream.fd, strerror(errno));
     c->upstream.fd = -1;
     if (c->connected) {
@@ -231,7 +232,7 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
     struct event_base *base = c->loop->base;
     int fd;
 
-    fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = proxy_socket(a->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
         proxy_log_error("backend %s: socket for server %s: %s", c->backend->conf->name,
                         s->conf->name, strerror(errno));

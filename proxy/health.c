@@ -53,7 +53,7 @@ static void probe_reset(struct probe *p)
         p->tls = NULL;
     }
     if (p->fd >= 0)
-        close(p->fd);
+        proxy_sock_close(p->fd);
     p->fd = -1;
     p->state = PROBE_IDLE;
 }
@@ -165,7 +165,7 @@ static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
     hlen = probe_proxy_header(p, hdr, sizeof(hdr));
     if (p->b->conf->check != CONF_CHECK_TLS) {
         /* A server that expects a PROXY header gets one (LOCAL: no client). */
-        if (hlen > 0 && send(p->fd, hdr, hlen, MSG_NOSIGNAL) != (ssize_t)hlen) {
+        if (hlen > 0 && send(p->fd, hdr, hlen, PROXY_SEND_FLAGS) != (ssize_t)hlen) {
             probe_done(p, 0, "cannot send the PROXY header");
             return;
         }
@@ -193,7 +193,7 @@ static void probe_start_cb(evutil_socket_t unused, short what, void *arg)
     const struct conf_addr *a = &p->s->conf->addr;
 
     p->deadline_ms = proxy_now_ms() + p->b->conf->check_timeout_ms;
-    p->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    p->fd = proxy_socket(a->ss.ss_family, SOCK_STREAM, 0);
     if (p->fd < 0) {
         probe_done(p, 0, strerror(errno));
         return;

@@ -25,6 +25,8 @@
 #include "connection.h"
 #include "log.h"
 #include "loop.h"
+#include "netutil.h"
+#include "transport.h"
 #include "worker.h"
 
 static void link_end(struct proxy_link *k);
@@ -324,9 +326,9 @@ static void take_conn(struct proxy_link *k, struct handoff_in *in)
     if (c == NULL) {
         proxy_log_warn("handoff from generation %u: connection %u refused: %s", k->peer_gen,
                        (unsigned)id, why);
-        close(st->client_fd);
+        proxy_sock_close(st->client_fd);
         if (st->server_fd >= 0)
-            close(st->server_fd);
+            proxy_sock_close(st->server_fd);
         take_result(k, id, HANDOFF_CONN_REFUSED);
     } else if (take_pend(k, c) != 0) {
         /* Without a place to wait for its release, it is the giver's. */
@@ -524,7 +526,7 @@ int proxy_link_start(struct proxy_loop *loop, const struct handoff_link *hl)
             free(k->st);
         }
         free(k);
-        close(hl->fd);
+        handoff_transport_close(hl->fd);
         return -1;
     }
     k->loop = loop;

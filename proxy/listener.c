@@ -54,7 +54,7 @@ int proxy_listener_add_fd(struct proxy_listener *l, int fd, const char *addr)
 void proxy_listener_free(struct proxy_listener *l)
 {
     for (size_t i = 0; i < l->nfds; i++)
-        if (l->fds[i] >= 0 && close(l->fds[i]) != 0)
+        if (l->fds[i] >= 0 && proxy_sock_close(l->fds[i]) != 0)
             proxy_log_debug("close listener fd %d: %s", l->fds[i], strerror(errno));
     free(l->fds);
     free(l->addrs);
@@ -138,7 +138,7 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
             proxy_loop_pause_accepts(loop, s == SLOT_GLOBAL_FULL ? NULL : a, ACCEPT_RETRY_MS);
             return;
         }
-        cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        cfd = proxy_accept(fd, (struct sockaddr *)&ss, &len);
         if (cfd < 0) {
             int err = errno;
 
@@ -163,7 +163,7 @@ int proxy_accept_init(struct proxy_accept *a, struct proxy_loop *loop,
     if (a->fd < 0)
         return -1;
     if (event_assign(&a->ev, loop->base, a->fd, EV_READ | EV_PERSIST, accept_cb, a) != 0) {
-        close(a->fd);
+        proxy_sock_close(a->fd);
         a->fd = -1;
         return -1;
     }
@@ -189,7 +189,7 @@ void proxy_accept_watch(struct proxy_accept *a, int on)
 void proxy_accept_close(struct proxy_accept *a)
 {
     proxy_accept_watch(a, 0);
-    if (a->fd >= 0 && close(a->fd) != 0)
+    if (a->fd >= 0 && proxy_sock_close(a->fd) != 0)
         proxy_log_debug("close accept fd %d: %s", a->fd, strerror(errno));
     a->fd = -1;
 }

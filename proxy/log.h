@@ -15,13 +15,14 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "port_libc.h"
 
 #define PROXY_LOG_LINE_MAX 4096   /* bytes, the newline included */
 
 void proxy_log_set_level(enum conf_log_level level);
 int  proxy_log_enabled(enum conf_log_level level);
 void proxy_log(enum conf_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    PORT_PRINTF(2, 3);
 /* Each line of text (lines end with '\n') as its own log line, after lead. */
 void proxy_log_text(enum conf_log_level level, const char *lead, const char *text);
 /* Writes "TIMESTAMP baton[PID] LEVEL: msg\n" to fd in one write, filtered
@@ -56,7 +57,7 @@ enum proxy_log_kind {
 };
 
 void proxy_log_limited(enum proxy_log_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    PORT_PRINTF(2, 3);
 /* Logs the counts whose second is over (all: every count, at exit). */
 void proxy_log_flush_suppressed(int all);
 

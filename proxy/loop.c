@@ -4,31 +4,30 @@
 #include "loop.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "conn_msg.h"
 #include "connection.h"
 #include "heap.h"
+#include "fdlimit.h"
 #include "link.h"
 #include "log.h"
 #include "netutil.h"
 #include "tls.h"
+#include "transport.h"
+#include "wakeup.h"
 #include "worker.h"
 
 /* Splice pipes cost two descriptors each: give them at most a quarter of
  * the descriptor limit, shared between the loops. */
 static unsigned proxy_loop_pipe_budget(unsigned nloops)
 {
-    struct rlimit rl;
-    rlim_t n;
+    uint64_t n = proxy_fdlimit_nofile();
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    if (n == 0)
         return 1024;
-    n = rl.rlim_cur / 8 / (nloops ? nloops : 1);
+    n = n / 8 / (nloops ? nloops : 1);
     return n > 65536 ? 65536 : (unsigned)n;
 }
 
@@ -176,7 +175,7 @@ static void loop_take_links(struct proxy_loop *loop, int stop)
     pthread_mutex_unlock(&loop->pending_mu);
     for (size_t i = 0; i < n; i++) {
         if (stop) {
-            close(links[i].fd);
+            handoff_transport_close(links[i].fd);
             if (links[i].role == HANDOFF_LINK_GIVE)
                 proxy_worker_gave(loop->worker, 0);
             continue;
@@ -205,7 +204,7 @@ int proxy_loop_add_link(struct proxy_loop *loop, const struct handoff_link *hl)
     }
     pthread_mutex_unlock(&loop->pending_mu);
     if (grown == NULL) {
-        close(hl->fd);
+        handoff_transport_close(hl->fd);
         if (hl->role == HANDOFF_LINK_GIVE)
             proxy_worker_gave(loop->worker, 0);
         return -1;
@@ -253,33 +252,40 @@ static void loop_handle(struct proxy_loop *loop, enum proxy_loop_cmd cmd)
     }
 }
 
-static void cmd_cb(evutil_socket_t fd, short what, void *arg)
+/* The queue is taken whole, then run without the lock: a command may
+ * queue another (or the main thread may, meanwhile), which a new poke
+ * brings. */
+static void cmd_cb(void *arg)
 {
     struct proxy_loop *loop = arg;
-    char cmds[16];
-    ssize_t n = read(fd, cmds, sizeof(cmds));
+    char cmds[PROXY_LOOP_CMDS_MAX];
+    unsigned n;
 
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            proxy_log_error("loop %u: command pipe: %s", loop->index, strerror(errno));
-        return;
-    }
-    for (ssize_t i = 0; i < n; i++)
+    pthread_mutex_lock(&loop->pending_mu);
+    n = loop->ncmds;
+    memcpy(cmds, loop->cmds, n);
+    loop->ncmds = 0;
+    pthread_mutex_unlock(&loop->pending_mu);
+    for (unsigned i = 0; i < n; i++)
         loop_handle(loop, (enum proxy_loop_cmd)cmds[i]);
 }
 
 int proxy_loop_command(struct proxy_loop *loop, enum proxy_loop_cmd cmd)
 {
-    char c = (char)cmd;
+    int queued;
 
-    for (;;) {
-        if (write(loop->cmd_fd[1], &c, 1) == 1)
-            return 0;
-        if (errno != EINTR) {
-            proxy_log_error("loop %u: cannot send command: %s", loop->index, strerror(errno));
-            return -1;
-        }
+    pthread_mutex_lock(&loop->pending_mu);
+    queued = loop->ncmds < sizeof(loop->cmds);
+    if (queued)
+        loop->cmds[loop->ncmds++] = (char)cmd;
+    pthread_mutex_unlock(&loop->pending_mu);
+    if (!queued) {
+        proxy_log_error("loop %u: cannot send command '%c': %u commands already waiting",
+                        loop->index, (char)cmd, (unsigned)PROXY_LOOP_CMDS_MAX);
+        return -1;
     }
+    proxy_wakeup_poke(loop->cmd_wake);
+    return 0;
 }
 
 int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned index)
@@ -293,7 +299,6 @@ int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned in
     loop->worker = w;
     loop->index = index;
     loop->accepting = 1;
-    loop->cmd_fd[0] = loop->cmd_fd[1] = -1;
     /* Only this loop's thread touches its base. */
     cfg = event_config_new();
     if (cfg == NULL || event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) != 0)
@@ -302,10 +307,8 @@ int proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned in
     event_config_free(cfg);
     if (loop->base == NULL)
         return -1;
-    if (pipe2(loop->cmd_fd, O_NONBLOCK | O_CLOEXEC) != 0)
-        return -1;
-    if (event_assign(&loop->cmd_ev, loop->base, loop->cmd_fd[0], EV_READ | EV_PERSIST,
-                     cmd_cb, loop) != 0 || event_add(&loop->cmd_ev, NULL) != 0)
+    loop->cmd_wake = proxy_wakeup_new(loop->base, cmd_cb, loop);
+    if (loop->cmd_wake == NULL)
         return -1;
     if (evtimer_assign(&loop->retry_ev, loop->base, retry_cb, loop) != 0 ||
         evtimer_assign(&loop->trim_ev, loop->base, trim_cb, loop) != 0)
@@ -362,14 +365,13 @@ void proxy_loop_finish(struct proxy_loop *loop)
 static void *loop_thread(void *arg)
 {
     struct proxy_loop *loop = arg;
-    char done = 'd';
 
     proxy_loop_prepare(loop);
     if (event_base_dispatch(loop->base) < 0)
         proxy_log_error("loop %u: event loop failed", loop->index);
     proxy_loop_finish(loop);
-    while (write(loop->worker->done_fd[1], &done, 1) < 0 && errno == EINTR)
-        ;
+    atomic_fetch_add(&loop->worker->loops_done, 1);
+    proxy_wakeup_poke(loop->worker->done_wake);
     return NULL;
 }
 
@@ -405,8 +407,8 @@ void proxy_loop_free(struct proxy_loop *loop)
         pthread_mutex_destroy(&loop->pending_mu);
     }
     loop_close_conns(loop, PROXY_END_SHUTDOWN);
+    proxy_wakeup_free(loop->cmd_wake);
     if (loop->base != NULL) {
-        event_del(&loop->cmd_ev);
         event_del(&loop->retry_ev);
         event_del(&loop->trim_ev);
     }
@@ -415,9 +417,6 @@ void proxy_loop_free(struct proxy_loop *loop)
     free(loop->balance);
     free(loop->accepts);
     free(loop->scratch);
-    for (int i = 0; i < 2; i++)
-        if (loop->cmd_fd[i] >= 0)
-            close(loop->cmd_fd[i]);
     if (loop->base != NULL)
         event_base_free(loop->base);
     memset(loop, 0, sizeof(*loop));

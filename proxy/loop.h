@@ -1,7 +1,7 @@
 /*
  * loop.h - one event-loop thread of the worker.  Each loop owns its
  * connections outright; other threads talk to it only through its command
- * pipe, so libevent runs without locks.
+ * queue and wake-up (wakeup.h), so libevent runs without locks.
  */
 #ifndef BATON_PROXY_LOOP_H
 #define BATON_PROXY_LOOP_H
@@ -16,7 +16,12 @@
 #include "backend.h"
 #include "listener.h"
 
+/* Commands queued for a loop and not yet run: a few in any real sequence
+ * (stop, resume, drain, links...). */
+#define PROXY_LOOP_CMDS_MAX 64
+
 struct proxy_worker;
+struct proxy_wakeup;
 struct proxy_conn;
 struct proxy_link;
 struct handoff_link;
@@ -45,8 +50,7 @@ struct proxy_loop {
     int                   retry_armed;
     uint64_t              emfile_logged_ms;
 
-    int                   cmd_fd[2];     /* [0] read by the loop */
-    struct event          cmd_ev;
+    struct proxy_wakeup  *cmd_wake;      /* runs the queued commands in the loop */
 
     struct proxy_conn    *conns;         /* doubly linked, for drain/stop */
     uint64_t              nconns;
@@ -62,9 +66,11 @@ struct proxy_loop {
 
     struct proxy_link    *links;         /* live handoff links this loop runs */
     struct proxy_conn    *xfer_scan;     /* where a giving link looks next */
-    pthread_mutex_t       pending_mu;    /* guards the two below (main thread -> loop) */
+    pthread_mutex_t       pending_mu;    /* guards the four below (main thread -> loop) */
     struct handoff_link  *pending;       /* links received, not started yet */
     size_t                npending;
+    char                  cmds[PROXY_LOOP_CMDS_MAX]; /* enum proxy_loop_cmd, in order */
+    unsigned              ncmds;
     int                   finished;      /* the loop ran its last iteration */
 };
 

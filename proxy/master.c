@@ -13,12 +13,10 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -33,6 +31,7 @@
 #include "message.h"
 #include "netutil.h"
 #include "notify.h"
+#include "osevents.h"
 #include "activation.h"
 #include "process.h"
 #include "testpeer.h"
@@ -288,7 +287,7 @@ static void gen_unknown(struct master_gen *g, const struct handoff_in *in)
     proxy_log_error("worker %ld generation %u: %s; stopping it", (long)g->pid, g->id,
                     g->failure);
     gen_close_channel(g);
-    kill(g->pid, SIGKILL);
+    proxy_process_stop(g->pid, PROXY_PROCESS_KILL);
 }
 
 static void gen_handle(struct master_gen *g, struct handoff_in *in)
@@ -301,12 +300,12 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
     case HANDOFF_HELLO:
         if (g->m->state != MASTER_RUNNING) {
             /* Stopping: its sockets may be closed already; it is not needed. */
-            kill(g->pid, SIGTERM);
+            proxy_process_stop(g->pid, PROXY_PROCESS_STOP);
             return;
         }
         if (handoff_decode_hello(in, &hello, why, sizeof(why)) != 0) {
             proxy_log_error("worker %ld generation %u: bad HELLO: %s", (long)g->pid, g->id, why);
-            kill(g->pid, SIGKILL);
+            proxy_process_stop(g->pid, PROXY_PROCESS_KILL);
             return;
         }
         /* Shown by `status` as a field: escaped as one, whatever it sent. */
@@ -345,7 +344,7 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
 
 /* A worker that exits closes its channel, possibly with messages of ours
  * unread (a reset) or while we write (a broken pipe): that is its exit,
- * reported through SIGCHLD, and a worker that has handed its connections
+ * reported by the exit watch, and a worker that has handed its connections
  * over exits within milliseconds of being told to drain.  Anything else
  * is worth a warning. */
 static void gen_channel_lost(struct master_gen *g, const char *op)
@@ -376,13 +375,13 @@ static void gen_read_cb(evutil_socket_t fd, short what, void *arg)
         proxy_log_error("worker %ld generation %u: malformed message: %s; stopping it",
                         (long)g->pid, g->id, why);
         gen_close_channel(g);
-        kill(g->pid, SIGKILL);
+        proxy_process_stop(g->pid, PROXY_PROCESS_KILL);
         return;
     }
     if (n <= 0) {
         if (n < 0)
             gen_channel_lost(g, "channel");
-        gen_close_channel(g);   /* the exit itself is seen through SIGCHLD */
+        gen_close_channel(g);   /* its exit is seen by the exit watch */
     }
 }
 
@@ -417,7 +416,7 @@ static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
          * exited well after that is wedged. */
         proxy_log_error("worker %ld generation %u still running %" PRIu64 " ms after it "
                         "was told to drain; killing it", (long)g->pid, g->id, g->timeout_ms);
-        kill(g->pid, SIGKILL);
+        proxy_process_stop(g->pid, PROXY_PROCESS_KILL);
         return;
     }
     if (g->state != GEN_STARTING)
@@ -425,7 +424,7 @@ static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(g->failure, sizeof(g->failure), "not ready within %" PRIu64 " ms",
              g->timeout_ms);
     proxy_log_error("worker %ld generation %u %s; killing it", (long)g->pid, g->id, g->failure);
-    kill(g->pid, SIGKILL);
+    proxy_process_stop(g->pid, PROXY_PROCESS_KILL);
 }
 
 void proxy_master_gen_drain_deadline(struct master_gen *g, uint64_t drain_timeout_ms,
@@ -498,15 +497,15 @@ void proxy_master_spawn(struct master *m, int is_reload)
     if (proxy_process_spawn_worker(is_reload ? &m->next_image : &m->serving, m->exe, fds[1],
                                    caps_env, &pid, why, sizeof(why)) != 0) {
         proxy_log_error("master: cannot start a worker: %s", why);
-        close(fds[0]);
-        close(fds[1]);
+        handoff_transport_close(fds[0]);
+        handoff_transport_close(fds[1]);
         goto fail;
     }
-    close(fds[1]);
+    handoff_transport_close(fds[1]);
     g = proxy_master_gen_adopt(m, ++m->last_gen, pid, fds[0], GEN_STARTING);
     if (g == NULL) {
-        close(fds[0]);
-        kill(pid, SIGKILL);   /* reaped through SIGCHLD; it is no generation */
+        handoff_transport_close(fds[0]);
+        proxy_process_stop(pid, PROXY_PROCESS_KILL);   /* reaped by the exit watch; no generation */
         goto fail;
     }
     g->is_reload = is_reload;
@@ -547,7 +546,7 @@ static void master_reaped(struct master *m, struct master_gen *g, int status)
 {
     char desc[128], reason[HANDOFF_REASON_MAX + 256];
     enum gen_state was = g->state;
-    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0, was_reload;
+    int clean = proxy_process_status_ok(status), was_reload;
     uint64_t lived, delay;
 
     proxy_process_describe_status(status, desc, sizeof(desc));
@@ -592,17 +591,13 @@ static void master_reaped(struct master *m, struct master_gen *g, int status)
     }
 }
 
-static void sigchld_cb(struct master *m)
+static void child_exit_cb(pid_t pid, int status, void *arg)
 {
-    pid_t pid;
-    int status;
+    struct master *m = arg;
+    struct master_gen *g = gen_find_pid(m, pid);
 
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        struct master_gen *g = gen_find_pid(m, pid);
-
-        if (g != NULL)
-            master_reaped(m, g, status);
-    }
+    if (g != NULL)
+        master_reaped(m, g, status);
 }
 
 /* ---- stop, quit, reload --------------------------------------------- */
@@ -614,7 +609,7 @@ static void kill_timer_cb(evutil_socket_t fd, short what, void *arg)
     for (struct master_gen *g = m->gens; g != NULL; g = g->next) {
         proxy_log_warn("worker %ld generation %u did not exit in time; killing it",
                        (long)g->pid, g->id);
-        kill(g->pid, SIGKILL);
+        proxy_process_stop(g->pid, PROXY_PROCESS_KILL);
     }
 }
 
@@ -625,7 +620,7 @@ void proxy_master_stop(struct master *m, int graceful)
         if (!graceful && m->state == MASTER_QUITTING) {
             m->state = MASTER_STOPPING;
             for (struct master_gen *g = m->gens; g != NULL; g = g->next)
-                kill(g->pid, SIGTERM);
+                proxy_process_stop(g->pid, PROXY_PROCESS_STOP);
         }
         return;
     }
@@ -639,9 +634,10 @@ void proxy_master_stop(struct master *m, int graceful)
         for (size_t i = 0; i < m->nsocks; i++)
             proxy_master_sock_close(&m->socks[i]);
     }
-    /* A starting worker has nothing to drain (and no SIGQUIT handler yet). */
+    /* A starting worker has nothing to drain (and no drain handler yet). */
     for (struct master_gen *g = m->gens; g != NULL; g = g->next)
-        kill(g->pid, graceful && g->state != GEN_STARTING ? SIGQUIT : SIGTERM);
+        proxy_process_stop(g->pid, graceful && g->state != GEN_STARTING ? PROXY_PROCESS_DRAIN
+                                                                        : PROXY_PROCESS_STOP);
     proxy_master_timer_add_ms(m->kill_timer, graceful ? m->conf.global.drain_timeout_ms + STOP_KILL_AFTER_MS
                                          : STOP_KILL_AFTER_MS);
     evtimer_del(m->respawn_timer);
@@ -649,29 +645,25 @@ void proxy_master_stop(struct master *m, int graceful)
         event_base_loopbreak(m->base);
 }
 
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
+static void osevent_cb(enum proxy_osevent ev, const char *what, void *arg)
 {
     struct master *m = arg;
     char why[CONF_ERR_MAX * 8];
 
-    switch (sig) {
-    case SIGCHLD:
-        sigchld_cb(m);
-        break;
-    case SIGTERM:
-    case SIGINT:
+    switch (ev) {
+    case PROXY_OSEV_STOP_FAST:
         proxy_master_stop(m, 0);
         break;
-    case SIGQUIT:
+    case PROXY_OSEV_STOP_GRACEFUL:
         proxy_master_stop(m, 1);
         break;
-    case SIGHUP:
-    case SIGUSR2:
-        proxy_log_info("master: %s: reloading", sig == SIGHUP ? "SIGHUP" : "SIGUSR2");
+    case PROXY_OSEV_RELOAD:
+        proxy_log_info("master: %s: reloading", what);
         if (proxy_master_reload(m, why, sizeof(why)) != 0)
             proxy_log_text(CONF_LOG_ERROR, "reload refused: ", why);
         break;
-    default:
+    case PROXY_OSEV_IGNORED:
+        proxy_log_info("master: %s ignored", what);
         break;
     }
 }
@@ -720,13 +712,10 @@ static void reexec_cb(evutil_socket_t fd, short what, void *arg)
 
 static int master_setup_events(struct master *m)
 {
-    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR2 };
-
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        m->sig_ev[i] = evsignal_new(m->base, sigs[i], signal_cb, m);
-        if (m->sig_ev[i] == NULL || event_add(m->sig_ev[i], NULL) != 0)
-            return -1;
-    }
+    m->children = proxy_process_watch_new(m->base, child_exit_cb, m);
+    m->os = proxy_osevents_new(m->base, PROXY_OSEV_MASTER, osevent_cb, m);
+    if (m->children == NULL || m->os == NULL)
+        return -1;
     m->ctl_ev = event_new(m->base, m->ctl_fd, EV_READ | EV_PERSIST, proxy_master_ctl_accept_cb, m);
     m->respawn_timer = evtimer_new(m->base, respawn_cb, m);
     m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
@@ -757,9 +746,8 @@ static void master_free(struct master *m)
     }
     while (m->gens != NULL)
         gen_free(m->gens);
-    for (size_t i = 0; i < sizeof(m->sig_ev) / sizeof(m->sig_ev[0]); i++)
-        if (m->sig_ev[i] != NULL)
-            event_free(m->sig_ev[i]);
+    proxy_osevents_free(m->os);
+    proxy_process_watch_free(m->children);
     if (m->ctl_ev != NULL)
         event_free(m->ctl_ev);
     if (m->respawn_timer != NULL)
@@ -802,7 +790,10 @@ static struct master *master_new(void)
         return NULL;
     m->ctl_fd = -1;
     m->image = m->serving = m->next_image = (struct proxy_image)PROXY_IMAGE_NONE;
-    signal(SIGPIPE, SIG_IGN);
+    if (proxy_net_init() != 0) {
+        free(m);
+        return NULL;
+    }
     proxy_notify_init();
     if (proxy_process_self_exe(m->exe, sizeof(m->exe)) != 0) {
         proxy_log_error("master: cannot find its own executable: %s", strerror(errno));
@@ -902,9 +893,9 @@ int proxy_master_resume(int state_fd)
     proxy_log_info("master %ld resumed as baton %s (%s), %u worker generation(s), the newest %u",
                    (long)getpid(), BATON_VERSION, m->exe, ngens, m->last_gen);
     proxy_notify("READY=1\nSTATUS=serving: master re-executed as baton %s", BATON_VERSION);
-    /* Workers that ended while no handler was installed are reaped now,
-     * then signals held across exec are delivered. */
-    sigchld_cb(m);
+    /* Signals held across exec are delivered now; workers that ended
+     * while no handler was installed are reaped in the loop's first round
+     * (proxy_process_watch_new). */
     proxy_master_unblock_signals();
     return master_run(m);
 }

@@ -31,7 +31,7 @@
 #include "netutil.h"
 #include "notify.h"
 #include "parse.h"
-#include "process.h"
+#include "process_unix.h"
 #include "master.h"
 
 #define REEXEC_RETRY_MS 20
@@ -223,12 +223,7 @@ void proxy_master_reexec(struct master *m)
         (void)proxy_set_cloexec(fds[i], 1);
     close(memfd);
 keep:
-    proxy_notify("READY=1\nSTATUS=serving (the master kept its old binary)");
-    if (m->reload_ctl != NULL) {
-        proxy_master_ctl_reply(m->reload_ctl, 1, "%s (the master kept its old binary)\n",
-                               m->reexec_reply);
-        m->reload_ctl = NULL;
-    }
+    proxy_master_upgrade_kept(m, "the master kept its old binary");
 }
 
 static int read_state(int fd, uint8_t **buf, size_t *len, char *why, size_t whylen)
@@ -316,7 +311,7 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
         if (g == NULL) {
             if (sg->fd >= 0)
                 close(sg->fd);
-            kill((pid_t)sg->pid, SIGTERM);
+            proxy_process_stop((pid_t)sg->pid, PROXY_PROCESS_STOP);
             continue;
         }
         g->ch.seq = sg->seq;

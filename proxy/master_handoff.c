@@ -17,8 +17,8 @@
 static void close_pairs(int (*pairs)[2], unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
-        close(pairs[i][0]);
-        close(pairs[i][1]);
+        handoff_transport_close(pairs[i][0]);
+        handoff_transport_close(pairs[i][1]);
     }
     free(pairs);
 }

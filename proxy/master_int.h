@@ -17,9 +17,11 @@
 
 #include "channel.h"
 #include "conf.h"
+#include "port_libc.h"
 #include "message.h"
 #include "activation.h"
 #include "image.h"
+#include "master_upgrade.h"
 #include "peercred.h"
 
 #define STATUS_TIMEOUT_MS     2000
@@ -90,7 +92,8 @@ struct master {
     int                ctl_fd;
     struct event      *ctl_ev;
     struct master_ctl        *ctls;
-    struct event      *sig_ev[7];
+    struct proxy_osevents *os;          /* stop, reload asked by the OS */
+    struct proxy_process_watch *children; /* worker exits */
     struct event      *respawn_timer, *kill_timer;
     enum master_state  state;
     int                ever_ready;
@@ -159,15 +162,10 @@ int  proxy_master_socks_prepare(struct master *m, const struct conf *c, int next
 void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg);
 struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd);
 void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    PORT_PRINTF(3, 4);
 void proxy_master_ctl_free(struct master_ctl *c);
 /* Sends what is queued for c now, outside the event loop (at exit). */
 void proxy_master_ctl_flush_now(struct master_ctl *c);
 void proxy_master_status_reply(struct master_ctl *c);
-
-/* master_exec.c */
-void proxy_master_reexec(struct master *m);
-int  proxy_master_restore(struct master *m, int state_fd, char *why, size_t whylen);
-void proxy_master_unblock_signals(void);
 
 #endif

@@ -6,7 +6,6 @@
  * generations, hand their connections over, follow a new binary) or roll
  * back.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "logsafe.h"
 #include "master_int.h"
 #include "notify.h"
+#include "process.h"
 #include "tls.h"
 #include "tls_ciphers.h"
 #include "tls_keylog.h"
@@ -53,7 +53,7 @@ void proxy_master_reload_commit(struct master *m, struct master_gen *g)
             proxy_log_info("worker %ld generation %u is superseded by generation %u; "
                            "stopping it", (long)o->pid, o->id, g->id);
             o->state = GEN_DRAINING;
-            kill(o->pid, SIGTERM);
+            proxy_process_stop(o->pid, PROXY_PROCESS_STOP);
             proxy_master_gen_drain_deadline(o, m->conf.global.drain_timeout_ms, 0);
             continue;
         }
@@ -104,6 +104,15 @@ void proxy_master_reload_commit(struct master *m, struct master_gen *g)
     proxy_notify("READY=1\nSTATUS=serving: generation %u (worker %ld)", g->id, (long)g->pid);
     if (m->reload_ctl != NULL) {
         proxy_master_ctl_reply(m->reload_ctl, 1, "%s\n", m->reexec_reply);
+        m->reload_ctl = NULL;
+    }
+}
+
+void proxy_master_upgrade_kept(struct master *m, const char *note)
+{
+    proxy_notify("READY=1\nSTATUS=serving (%s)", note);
+    if (m->reload_ctl != NULL) {
+        proxy_master_ctl_reply(m->reload_ctl, 1, "%s (%s)\n", m->reexec_reply, note);
         m->reload_ctl = NULL;
     }
 }

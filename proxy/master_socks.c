@@ -17,7 +17,7 @@
 
 void proxy_master_sock_close(struct master_sock *s)
 {
-    if (s->fd >= 0 && close(s->fd) != 0)
+    if (s->fd >= 0 && proxy_sock_close(s->fd) != 0)
         proxy_log_warn("close listener %s: %s", s->actual, strerror(errno));
     s->fd = -1;
 }
@@ -77,7 +77,7 @@ int proxy_master_socks_prepare(struct master *m, const struct conf *c, int next,
                 }
                 grown = realloc(m->socks, (m->nsocks + 1) * sizeof(*m->socks));
                 if (grown == NULL) {
-                    close(fd);
+                    proxy_sock_close(fd);
                     snprintf(why, n, "out of memory");
                     return -1;
                 }

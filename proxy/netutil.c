@@ -1,66 +1,52 @@
 #include "netutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
+
+#include <event2/util.h>
 
 #include "parse.h"
 
-int proxy_set_nonblock(int fd)
+/* The last socket error as text (errno on Unix, Winsock's on Windows). */
+static const char *sock_error(void)
 {
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl < 0)
-        return -1;
-    return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
-int proxy_set_cloexec(int fd, int on)
-{
-    int fl = fcntl(fd, F_GETFD);
-
-    if (fl < 0)
-        return -1;
-    return fcntl(fd, F_SETFD, on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC);
+    return evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 }
 
 int proxy_listen(const struct conf_addr *addr, unsigned backlog, char *why, size_t n)
 {
     int fd, one = 1;
 
-    fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = proxy_socket(addr->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
-        snprintf(why, n, "socket: %s", strerror(errno));
+        snprintf(why, n, "socket: %s", sock_error());
         return -1;
     }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
-        snprintf(why, n, "setsockopt(SO_REUSEADDR): %s", strerror(errno));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, (const void *)&one, sizeof(one)) != 0) {
+        snprintf(why, n, "setsockopt(SO_REUSEADDR): %s", sock_error());
         goto fail;
     }
     /* "[::]:port" must not also claim the IPv4 port: an operator who wants
      * both writes both binds. */
     if (addr->ss.ss_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
-        snprintf(why, n, "setsockopt(IPV6_V6ONLY): %s", strerror(errno));
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, (const void *)&one, sizeof(one)) != 0) {
+        snprintf(why, n, "setsockopt(IPV6_V6ONLY): %s", sock_error());
         goto fail;
     }
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0) {
-        snprintf(why, n, "bind %s: %s", addr->text, strerror(errno));
+        snprintf(why, n, "bind %s: %s", addr->text, sock_error());
         goto fail;
     }
     if (listen(fd, (int)backlog) != 0) {
-        snprintf(why, n, "listen %s: %s", addr->text, strerror(errno));
+        snprintf(why, n, "listen %s: %s", addr->text, sock_error());
         goto fail;
     }
     return fd;
 fail:
-    close(fd);
+    proxy_sock_close(fd);
     return -1;
 }
 
@@ -74,11 +60,6 @@ void proxy_sockname(int fd, char *buf, size_t n)
         return;
     }
     conf_format_sockaddr(&ss, len, buf, n);
-}
-
-int proxy_dup_cloexec(int fd)
-{
-    return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 char *proxy_memdup_str(const void *p, size_t n)

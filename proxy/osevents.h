@@ -3,7 +3,8 @@
  * its event loop as one of four requests.  One implementation per OS:
  *   osevents_unix.c  signals through libevent's evsignal (SIGTERM, SIGINT:
  *                    stop fast; SIGQUIT: stop gracefully; SIGHUP, SIGUSR2:
- *                    reload, master only; SIGPIPE ignored)
+ *                    reload, master only; SIGPIPE is ignored by
+ *                    proxy_net_init, netutil.h)
  *   osevents_win.c   the console (Ctrl-C/Ctrl-Break: first graceful, then
  *                    fast; ignored by workers, whose master decides), the
  *                    service control handler (service_win.c: stop,

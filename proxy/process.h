@@ -22,13 +22,6 @@ int proxy_process_spawn_worker(const struct proxy_image *img, const char *argv0,
                                int channel_fd, const char *env, pid_t *pid,
                                char *why, size_t whylen);
 
-/* Runs the image as `argv0 --check-master-state FD` (state_fd inherited as
- * FD) and waits for it at most timeout_ms.  Returns 0 if it exited with
- * status 0, or -1 with why (its exit status, or the time-out: then it is
- * killed). */
-int proxy_process_check_state(const struct proxy_image *img, const char *argv0, int state_fd,
-                              uint64_t timeout_ms, char *why, size_t whylen);
-
 /* Describes a wait status: "exited with status 1", "killed by signal 9". */
 void proxy_process_describe_status(int status, char *buf, size_t len);
 

@@ -1,4 +1,4 @@
-#include "process.h"
+#include "process_unix.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
+#include "log.h"
 #include "netutil.h"
 
 extern char **environ;
@@ -139,7 +142,7 @@ int proxy_process_check_state(const struct proxy_image *img, const char *argv0, 
         snprintf(why, whylen, "waitpid: %s", strerror(errno));
         return -1;
     }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    if (proxy_process_status_ok(status))
         return 0;
     proxy_process_describe_status(status, why, whylen);
     return -1;
@@ -154,4 +157,72 @@ void proxy_process_describe_status(int status, char *buf, size_t len)
                  strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
     else
         snprintf(buf, len, "changed state 0x%x", (unsigned)status);
+}
+
+int proxy_process_status_ok(int status)
+{
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int proxy_process_stop(pid_t pid, enum proxy_process_stop how)
+{
+    /* SIGQUIT drains, SIGTERM stops now: osevents_unix.c in the worker. */
+    static const int sigs[] = { [PROXY_PROCESS_DRAIN] = SIGQUIT, [PROXY_PROCESS_STOP] = SIGTERM,
+                                [PROXY_PROCESS_KILL] = SIGKILL };
+
+    /* Never kill(0) or kill(-1): those would reach a whole group. */
+    if (pid <= 0 || (unsigned)how >= sizeof(sigs) / sizeof(sigs[0])) {
+        errno = ESRCH;
+        return -1;
+    }
+    return kill(pid, sigs[how]);
+}
+
+struct proxy_process_watch {
+    struct event           *ev;
+    proxy_process_exit_cb  *cb;
+    void                   *arg;
+};
+
+static void watch_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct proxy_process_watch *w = arg;
+    pid_t pid;
+    int status;
+
+    /* One SIGCHLD may stand for several exits. */
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        w->cb(pid, status, w->arg);
+}
+
+struct proxy_process_watch *proxy_process_watch_new(struct event_base *base,
+                                                    proxy_process_exit_cb *cb, void *arg)
+{
+    struct proxy_process_watch *w = calloc(1, sizeof(*w));
+
+    if (w == NULL) {
+        proxy_log_error("process watch: out of memory");
+        return NULL;
+    }
+    w->cb = cb;
+    w->arg = arg;
+    w->ev = evsignal_new(base, SIGCHLD, watch_cb, w);
+    if (w->ev == NULL || event_add(w->ev, NULL) != 0) {
+        proxy_log_error("process watch: cannot watch SIGCHLD");
+        proxy_process_watch_free(w);
+        return NULL;
+    }
+    /* Children that ended before the watch (a master resumed after exec
+     * inherits them) are reaped in the loop's first round. */
+    event_active(w->ev, EV_SIGNAL, 1);
+    return w;
+}
+
+void proxy_process_watch_free(struct proxy_process_watch *w)
+{
+    if (w == NULL)
+        return;
+    if (w->ev != NULL)
+        event_free(w->ev);
+    free(w);
 }

@@ -16,7 +16,6 @@
  * rule holds: while the pipe holds bytes, the source is not read.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +25,7 @@
 #include "log.h"
 #include "loop.h"
 #include "netutil.h"
+#include "splice.h"
 #include "worker.h"
 #include "xprt.h"
 
@@ -72,8 +72,7 @@ void proxy_pipe_free(struct proxy_loop *loop, struct proxy_pipe *p)
     free(p->buf);
     p->buf = NULL;
     if (p->pfd[0] >= 0) {
-        close(p->pfd[0]);
-        close(p->pfd[1]);
+        proxy_splice_pipe_close(p->pfd);
         p->pfd[0] = p->pfd[1] = -1;
         loop->npipes--;
     }
@@ -84,16 +83,14 @@ void proxy_pipe_free(struct proxy_loop *loop, struct proxy_pipe *p)
 static void pipe_try_splice(struct proxy_loop *loop, struct proxy_pipe *p)
 {
     p->bulk = 0;
-    if (!loop->worker->conf.global.splice || loop->npipes >= loop->max_pipes)
+    if (!loop->worker->conf.global.splice || !proxy_splice_supported() ||
+        loop->npipes >= loop->max_pipes)
         return;
-    if (pipe2(p->pfd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        proxy_log_debug("pipe2 for splice: %s", strerror(errno));
+    if (proxy_splice_pipe_open(p->pfd, SPLICE_PIPE_SIZE) != 0) {
+        proxy_log_debug("splice pipe: %s", strerror(errno));
         p->pfd[0] = p->pfd[1] = -1;
         return;
     }
-    /* A larger pipe moves more per splice call; the default size works too. */
-    if (fcntl(p->pfd[1], F_SETPIPE_SZ, SPLICE_PIPE_SIZE) < 0)
-        proxy_log_debug("F_SETPIPE_SZ: %s", strerror(errno));
     loop->npipes++;
 }
 

@@ -29,6 +29,7 @@
 
 #include "byteorder.h"
 #include "log.h"
+#include "netutil.h"
 #include "tls_capture.h"
 #include "tls_record.h"
 
@@ -148,7 +149,7 @@ int proxy_tls_send_records(struct proxy_tls *t, int fd, const uint8_t *p, size_t
         ssize_t w;
 
         do
-            w = send(fd, p, n, MSG_NOSIGNAL);
+            w = send(fd, p, n, PROXY_SEND_FLAGS);
         while (w < 0 && errno == EINTR);
         /* On EAGAIN or an error the bytes are queued; the next flush
          * reports a socket error again. */
@@ -566,7 +567,7 @@ void proxy_tls_close_notify(struct proxy_tls *t)
 int proxy_tls_flush(struct proxy_tls *t, int fd)
 {
     while (t->outoff < t->outlen) {
-        ssize_t w = send(fd, t->out + t->outoff, t->outlen - t->outoff, MSG_NOSIGNAL);
+        ssize_t w = send(fd, t->out + t->outoff, t->outlen - t->outoff, PROXY_SEND_FLAGS);
 
         if (w < 0) {
             if (errno == EINTR)

@@ -8,7 +8,6 @@
 #include "tls_keylog.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "logfile.h"
 #include "ratelimit.h"
 
 /* An NSS key log line: label, 64 hex digits of client random, up to 128
@@ -39,8 +39,7 @@ static struct proxy_ratelimit keylog_rl = PROXY_RATELIMIT_INIT(1);
 static int keylog_open_fd(const char *path, char *why, size_t n)
 {
     struct stat st;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                  0600);
+    int fd = proxy_logfile_open(path, 0600, PROXY_LOGFILE_NONBLOCK);
 
     if (fd < 0 && errno == ENXIO) {   /* a FIFO without a reader */
         snprintf(why, n, KEYLOG_NOT_REGULAR);

@@ -3,15 +3,13 @@
  *
  * Start-up is a fixed conversation with the master (blocking, bounded):
  *   worker -> HELLO; master -> CONFIG, LISTENER x n, START; worker -> READY
- * after which the worker's main thread only serves the channel and signals
+ * after which the worker's main thread only serves the channel and OS events
  * while the loop threads proxy.  A worker that cannot start says why in a
  * FAILED message and exits 1, so the master can log the reason.
  */
 #include "worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +26,13 @@
 #include "logsafe.h"
 #include "message.h"
 #include "netutil.h"
+#include "osevents.h"
 #include "health.h"
 #include "testpeer.h"
 #include "tls.h"
 #include "tls_keylog.h"
+#include "transport.h"
+#include "wakeup.h"
 
 #define WORKER_STARTUP_TIMEOUT_MS 30000
 
@@ -46,7 +47,7 @@ static void worker_send(struct proxy_worker *w, struct handoff_msg *m)
 }
 
 static int worker_fail(struct proxy_worker *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    PORT_PRINTF(2, 3);
 
 static int worker_fail(struct proxy_worker *w, const char *fmt, ...)
 {
@@ -116,28 +117,31 @@ static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
     proxy_log_flush_suppressed(0);
 }
 
-static void done_cb(evutil_socket_t fd, short what, void *arg)
+/* The count is the loop threads' (each adds itself before its poke). */
+static void done_cb(void *arg)
 {
     struct proxy_worker *w = arg;
-    char buf[64];
-    ssize_t n = read(fd, buf, sizeof(buf));
 
-    if (n > 0)
-        w->loops_done += (unsigned)n;
-    if (w->loops_done >= w->nloops)
+    if (atomic_load(&w->loops_done) >= w->nloops)
         event_base_loopbreak(w->base);
 }
 
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
+static void osevent_cb(enum proxy_osevent ev, const char *what, void *arg)
 {
     struct proxy_worker *w = arg;
 
-    if (sig == SIGQUIT)
-        worker_start_drain(w, "SIGQUIT");
-    else if (sig == SIGHUP)
-        proxy_log_info("worker: SIGHUP ignored (reloads are run by the master)");
-    else
-        worker_stop_now(w, sig == SIGINT ? "SIGINT" : "SIGTERM");
+    switch (ev) {
+    case PROXY_OSEV_STOP_GRACEFUL:
+        worker_start_drain(w, what);
+        break;
+    case PROXY_OSEV_STOP_FAST:
+        worker_stop_now(w, what);
+        break;
+    case PROXY_OSEV_RELOAD:
+    case PROXY_OSEV_IGNORED:
+        proxy_log_info("worker: %s ignored (reloads are run by the master)", what);
+        break;
+    }
 }
 
 /* The lists of a STATUS: every listener and server of this generation. */
@@ -315,7 +319,7 @@ static void worker_link(struct proxy_worker *w, struct handoff_in *in)
                            hl.peer_gen);
         }
         if (hl.index >= w->nloops) {
-            close(hl.fd);
+            handoff_transport_close(hl.fd);
             proxy_worker_gave(w, 0);
             return;
         }
@@ -521,7 +525,7 @@ static int worker_receive_setup(struct proxy_worker *w)
                 l = &w->listeners[i];
         proxy_sockname(hl.fd, actual, sizeof(actual));
         if (l == NULL || proxy_listener_add_fd(l, hl.fd, actual) != 0) {
-            close(hl.fd);
+            handoff_transport_close(hl.fd);
             return worker_fail(w, l == NULL ? "socket for unknown listener '%s'"
                                             : "out of memory adding listener '%s'", hl.name);
         }
@@ -579,22 +583,15 @@ static int worker_events(struct proxy_worker *w)
 {
     /* With one loop, the main thread runs it and everything shares its base. */
     w->base = w->nloops == 1 ? w->loops[0].base : event_base_new();
-    if (w->base == NULL || pipe2(w->done_fd, O_NONBLOCK | O_CLOEXEC) != 0)
+    if (w->base == NULL || (w->done_wake = proxy_wakeup_new(w->base, done_cb, w)) == NULL)
         return worker_fail(w, "cannot create event base");
     w->ch_read_ev = event_new(w->base, w->ch.fd, EV_READ | EV_PERSIST, channel_read_cb, w);
     w->ch_write_ev = event_new(w->base, w->ch.fd, EV_WRITE, channel_write_cb, w);
-    w->sig_term_ev = evsignal_new(w->base, SIGTERM, signal_cb, w);
-    w->sig_int_ev = evsignal_new(w->base, SIGINT, signal_cb, w);
-    w->sig_quit_ev = evsignal_new(w->base, SIGQUIT, signal_cb, w);
-    w->sig_hup_ev = evsignal_new(w->base, SIGHUP, signal_cb, w);
+    w->os = proxy_osevents_new(w->base, PROXY_OSEV_WORKER, osevent_cb, w);
     w->drain_timer = evtimer_new(w->base, drain_timer_cb, w);
-    w->done_ev = event_new(w->base, w->done_fd[0], EV_READ | EV_PERSIST, done_cb, w);
     w->log_flush_ev = event_new(w->base, -1, EV_PERSIST, log_flush_cb, w);
-    if (!w->ch_read_ev || !w->ch_write_ev || !w->sig_term_ev || !w->sig_int_ev ||
-        !w->sig_quit_ev || !w->sig_hup_ev || !w->drain_timer || !w->done_ev ||
-        !w->log_flush_ev || event_add(w->ch_read_ev, NULL) || event_add(w->sig_term_ev, NULL) ||
-        event_add(w->sig_int_ev, NULL) || event_add(w->sig_quit_ev, NULL) ||
-        event_add(w->sig_hup_ev, NULL) || event_add(w->done_ev, NULL) ||
+    if (!w->ch_read_ev || !w->ch_write_ev || !w->os || !w->drain_timer || !w->log_flush_ev ||
+        event_add(w->ch_read_ev, NULL) ||
         event_add(w->log_flush_ev, &(struct timeval){ .tv_sec = 1 }))
         return worker_fail(w, "cannot set up events");
     return 0;
@@ -602,9 +599,7 @@ static int worker_events(struct proxy_worker *w)
 
 static void worker_free(struct proxy_worker *w)
 {
-    struct event *evs[] = { w->ch_read_ev, w->ch_write_ev, w->sig_term_ev, w->sig_int_ev,
-                            w->sig_quit_ev, w->sig_hup_ev, w->drain_timer, w->done_ev,
-                            w->log_flush_ev };
+    struct event *evs[] = { w->ch_read_ev, w->ch_write_ev, w->drain_timer, w->log_flush_ev };
 
     int shared = w->loops != NULL && w->nloops == 1 && w->base == w->loops[0].base;
 
@@ -616,6 +611,8 @@ static void worker_free(struct proxy_worker *w)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] != NULL)
             event_free(evs[i]);
+    proxy_osevents_free(w->os);
+    proxy_wakeup_free(w->done_wake);
     if (w->base != NULL && !shared)
         event_base_free(w->base);
     for (unsigned i = 0; w->loops != NULL && i < w->nloops; i++)
@@ -635,9 +632,6 @@ static void worker_free(struct proxy_worker *w)
     if (w->access_fd > STDERR_FILENO)
         close(w->access_fd);
     proxy_tls_keylog_close();
-    for (int i = 0; i < 2; i++)
-        if (w->done_fd[i] > 0)
-            close(w->done_fd[i]);
     handoff_server_state_free(&w->carried);
     handoff_channel_close(&w->ch);
     conf_free(&w->conf);
@@ -678,8 +672,10 @@ int proxy_worker_main(int channel_fd)
         return 1;
     proxy_evmem_install();
     w->access_fd = -1;
-    w->done_fd[0] = w->done_fd[1] = -1;
-    signal(SIGPIPE, SIG_IGN);
+    if (proxy_net_init() != 0) {
+        free(w);
+        return 1;
+    }
     if (handoff_channel_init(&w->ch, channel_fd, getppid()) != 0) {
         proxy_log_error("worker: bad channel descriptor %d: %s", channel_fd, strerror(errno));
         free(w);

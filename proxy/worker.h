@@ -49,16 +49,15 @@ struct proxy_worker {
 
     int                     access_fd;   /* -1 = access log off */
 
-    /* Main thread: channel to the master, signals, loop completion. */
+    /* Main thread: channel to the master, OS events, loop completion. */
     struct event_base      *base;
     struct handoff_channel  ch;
     struct event           *ch_read_ev, *ch_write_ev;
-    struct event           *sig_term_ev, *sig_int_ev, *sig_quit_ev, *sig_hup_ev;
+    struct proxy_osevents  *os;          /* stop, drain asked by the OS */
     struct event           *drain_timer;
-    int                     done_fd[2];  /* loops write one byte when they finish */
-    struct event           *done_ev;
+    struct proxy_wakeup    *done_wake;   /* poked by each loop thread when it finishes */
     struct event           *log_flush_ev; /* reports counts of rate-limited messages */
-    unsigned                loops_done;
+    _Atomic unsigned        loops_done;  /* loop threads finished */
     int                     draining;
     int                     refused;     /* the master sent what it must not: exit 1 */
     struct proxy_health    *health;      /* active checks, NULL without */

@@ -10,10 +10,11 @@
 #include "xprt.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "connection.h"
+#include "netutil.h"
+#include "splice.h"
 
 static int would_block(void)
 {
@@ -37,7 +38,7 @@ static ssize_t raw_recv(struct proxy_side *s, char *buf, size_t n, int *may_recv
 
 static ssize_t raw_send(struct proxy_side *s, const char *buf, size_t n, int more)
 {
-    ssize_t w = send(s->fd, buf, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    ssize_t w = send(s->fd, buf, n, PROXY_SEND_FLAGS | (more ? PROXY_SEND_MORE : 0));
 
     if (w < 0)
         return would_block() ? 0 : -1;
@@ -68,14 +69,14 @@ static void raw_nothing(struct proxy_side *s)
 
 static ssize_t raw_splice_in(struct proxy_side *s, int pipe_wr, size_t max)
 {
-    ssize_t n = splice(s->fd, NULL, pipe_wr, NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n = proxy_splice_in(s->fd, pipe_wr, max);
 
     return n < 0 && would_block() ? -2 : n;
 }
 
 static ssize_t raw_splice_out(struct proxy_side *s, int pipe_rd, size_t n)
 {
-    ssize_t w = splice(pipe_rd, NULL, s->fd, NULL, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t w = proxy_splice_out(pipe_rd, s->fd, n);
 
     return w < 0 && would_block() ? -2 : w;
 }

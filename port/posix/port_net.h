@@ -9,4 +9,10 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+/* send() flag that turns a write to a closed peer into EPIPE, not SIGPIPE. */
+#define PORT_SEND_NOSIGNAL MSG_NOSIGNAL
+/* send() flag: more bytes follow at once (the stack may hold a partial
+ * segment for them). */
+#define PORT_SEND_MORE MSG_MORE
+
 #endif

@@ -17,4 +17,9 @@
 typedef unsigned int gid_t;
 typedef unsigned short in_port_t;
 
+/* Windows raises no signal for a write to a closed peer. */
+#define PORT_SEND_NOSIGNAL 0
+/* Winsock has no MSG_MORE: each send goes out as the stack sees fit. */
+#define PORT_SEND_MORE 0
+
 #endif
