@@ -26,4 +26,7 @@ int port_open_read(const char *path);
  * -1 when the lookup failed (*err says why). */
 int port_group_id(const char *name, gid_t *gid, const char **err);
 
+/* The process that started this one (a worker's master); 0 if unknown. */
+pid_t port_parent_pid(void);
+
 #endif

@@ -37,3 +37,8 @@ int port_group_id(const char *name, gid_t *gid, const char **err)
     *gid = gr.gr_gid;
     return 0;
 }
+
+pid_t port_parent_pid(void)
+{
+    return getppid();
+}

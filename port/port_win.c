@@ -6,6 +6,7 @@
 #include <io.h>
 #include <stdint.h>
 #include <windows.h>
+#include <tlhelp32.h>
 
 #include "port_libc.h"
 
@@ -37,4 +38,35 @@ int port_group_id(const char *name, gid_t *gid, const char **err)
     /* Access to the control channel is an ACL on Windows, not a group id. */
     *err = "groups by name are not supported on Windows";
     return -1;
+}
+
+int unsetenv(const char *name)
+{
+    /* An empty value removes the variable (msvcrt's putenv rule). */
+    if (_putenv_s(name, "") != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Windows keeps no parent link but the id recorded at creation, which a
+ * snapshot of the process list shows (the id may be reused once the
+ * parent has exited; a worker's master outlives it). */
+pid_t port_parent_pid(void)
+{
+    PROCESSENTRY32W pe = { .dwSize = sizeof(pe) };
+    DWORD self = GetCurrentProcessId();
+    HANDLE snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+    pid_t parent = 0;
+
+    if (snap == INVALID_HANDLE_VALUE)
+        return 0;
+    for (BOOL ok = Process32FirstW(snap, &pe); ok; ok = Process32NextW(snap, &pe))
+        if (pe.th32ProcessID == self) {
+            parent = (pid_t)pe.th32ParentProcessID;
+            break;
+        }
+    CloseHandle(snap);
+    return parent;
 }

@@ -8,7 +8,7 @@
 #define BATON_PROXY_ACTIVATION_H
 
 #include <stddef.h>
-#include <sys/socket.h>
+#include "port_net.h"
 
 #include "conf.h"
 

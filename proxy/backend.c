@@ -1,6 +1,6 @@
 #include "backend.h"
 
-#include <netinet/in.h>
+#include "port_net.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

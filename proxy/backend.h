@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
+#include "port_net.h"
 
 #include "conf.h"
 

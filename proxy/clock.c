@@ -5,6 +5,8 @@
 
 #include <event2/event.h>
 
+#include "port_libc.h"
+
 static uint64_t clock_us(clockid_t id)
 {
     struct timespec ts;
@@ -26,7 +28,7 @@ uint64_t proxy_now_ms(void)
 
 uint64_t proxy_coarse_now_ms(void)
 {
-    uint64_t us = clock_us(CLOCK_MONOTONIC_COARSE);
+    uint64_t us = clock_us(PORT_CLOCK_MONOTONIC_COARSE);
 
     return us != 0 ? us / 1000u : proxy_now_ms();
 }
@@ -34,7 +36,7 @@ uint64_t proxy_coarse_now_ms(void)
 int proxy_timer_add_ms(struct event *ev, uint64_t ms)
 {
     struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
-                          .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+                          .tv_usec = (long)(ms % 1000) * 1000 };
 
     return evtimer_add(ev, &tv) == 0 ? 0 : -1;
 }

@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include "port_net.h"
 #include <unistd.h>
 
 #include "accesslog.h"
@@ -160,7 +160,7 @@ void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
     default:
         break;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, (void *)&err, &len) != 0)
         err = errno;
     if (err != 0) {
         connect_failed(c, strerror(err));

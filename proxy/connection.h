@@ -7,7 +7,7 @@
 #define BATON_PROXY_CONNECTION_H
 
 #include <stdint.h>
-#include <sys/socket.h>
+#include "port_net.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>

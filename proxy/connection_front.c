@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include "port_net.h"
 
 #include "backend.h"
 #include "clienthello.h"
@@ -50,7 +50,7 @@ static ssize_t prefix_read(struct proxy_conn *c, size_t max)
         c->prefix = p;
         c->prefixcap = (uint32_t)cap;
     }
-    n = recv(c->client.fd, c->prefix + c->prefixlen, cap - c->prefixlen, 0);
+    n = recv(c->client.fd, (void *)(c->prefix + c->prefixlen), cap - c->prefixlen, 0);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -2 : -1;
     c->prefixlen += (uint32_t)n;

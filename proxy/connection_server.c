@@ -7,12 +7,10 @@
 #include "connection.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "port_net.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -34,7 +32,7 @@ static void set_nodelay(int fd)
 
     /* Latency of small request/response exchanges matters more than the
      * few packets Nagle would save; failure only costs latency. */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&one, sizeof(one)) != 0)
         proxy_log_debug("setsockopt(TCP_NODELAY, fd %d): %s", fd, strerror(errno));
 }
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include "port_net.h"
 #include <unistd.h>
 
 #include <event2/event_struct.h>
@@ -41,7 +41,7 @@ static void probe_io_cb(evutil_socket_t fd, short what, void *arg);
 static void tv_ms(struct timeval *tv, uint64_t ms)
 {
     tv->tv_sec = (time_t)(ms / 1000);
-    tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    tv->tv_usec = (long)(ms % 1000) * 1000;
 }
 
 static void probe_reset(struct probe *p)
@@ -156,7 +156,7 @@ static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
         probe_handshake(p);
         return;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, (void *)&err, &len) != 0)
         err = errno;
     if (err != 0) {
         probe_done(p, 0, strerror(err));
@@ -165,7 +165,7 @@ static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
     hlen = probe_proxy_header(p, hdr, sizeof(hdr));
     if (p->b->conf->check != CONF_CHECK_TLS) {
         /* A server that expects a PROXY header gets one (LOCAL: no client). */
-        if (hlen > 0 && send(p->fd, hdr, hlen, PROXY_SEND_FLAGS) != (ssize_t)hlen) {
+        if (hlen > 0 && send(p->fd, (const void *)hdr, hlen, PROXY_SEND_FLAGS) != (ssize_t)hlen) {
             probe_done(p, 0, "cannot send the PROXY header");
             return;
         }

@@ -10,9 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
+#include "port_net.h"
 #include <unistd.h>
 
 #include "connection.h"
@@ -32,7 +30,7 @@ int proxy_listener_add_fd(struct proxy_listener *l, int fd, const char *addr)
 
     /* Accepted sockets inherit TCP_NODELAY from the listening socket: set
      * once here (whoever bound it) instead of once per connection. */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&one, sizeof(one)) != 0)
         proxy_log_warn("listener %s: setsockopt(TCP_NODELAY): %s", l->conf->name,
                        strerror(errno));
     int *fds = realloc(l->fds, (l->nfds + 1) * sizeof(*fds));

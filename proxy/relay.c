@@ -18,7 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include "port_net.h"
 #include <unistd.h>
 
 #include "connection.h"

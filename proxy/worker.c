@@ -27,6 +27,7 @@
 #include "message.h"
 #include "netutil.h"
 #include "osevents.h"
+#include "port.h"
 #include "health.h"
 #include "testpeer.h"
 #include "tls.h"
@@ -676,7 +677,7 @@ int proxy_worker_main(int channel_fd)
         free(w);
         return 1;
     }
-    if (handoff_channel_init(&w->ch, channel_fd, getppid()) != 0) {
+    if (handoff_channel_init(&w->ch, channel_fd, port_parent_pid()) != 0) {
         proxy_log_error("worker: bad channel descriptor %d: %s", channel_fd, strerror(errno));
         free(w);
         return 1;

@@ -10,7 +10,7 @@
 #include "xprt.h"
 
 #include <errno.h>
-#include <sys/socket.h>
+#include "port_net.h"
 
 #include "connection.h"
 #include "netutil.h"

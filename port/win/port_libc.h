@@ -11,7 +11,14 @@
 
 #define PORT_PRINTF(fmt, first) __attribute__((format(gnu_printf, fmt, first)))
 
+/* winpthreads' clock_gettime has no coarse clock; its monotonic one reads
+ * QueryPerformanceCounter, cheap enough. */
+#define PORT_CLOCK_MONOTONIC_COARSE CLOCK_MONOTONIC
+
 /* realloc(p, n * size), failing with ENOMEM when that overflows. */
 void *reallocarray(void *p, size_t n, size_t size);
+
+/* Removes NAME from the environment: 0, or -1 with errno. */
+int unsetenv(const char *name);
 
 #endif

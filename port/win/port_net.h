@@ -12,13 +12,21 @@
 #include <strings.h>
 #include <sys/types.h>
 
-/* Windows has no numeric groups; the type exists so that the configuration
- * keeps one layout (port_group_id() finds no group on Windows). */
+/* Windows has no numeric users or groups; the types exist so that the
+ * configuration and peer credentials keep one layout (port_group_id()
+ * finds no group on Windows). */
 typedef unsigned int gid_t;
+typedef unsigned int uid_t;
 typedef unsigned short in_port_t;
 
 /* Windows raises no signal for a write to a closed peer. */
 #define PORT_SEND_NOSIGNAL 0
+/* Winsock's names for shutdown()'s directions, and no per-call
+ * non-blocking flag (baton's sockets are non-blocking anyway). */
+#define SHUT_RD      SD_RECEIVE
+#define SHUT_WR      SD_SEND
+#define SHUT_RDWR    SD_BOTH
+#define MSG_DONTWAIT 0
 /* Winsock has no MSG_MORE: each send goes out as the stack sees fit. */
 #define PORT_SEND_MORE 0
 
