@@ -7,7 +7,9 @@
  * ready - re-executes the master from the very same descriptor.  A crashed
  * worker is replaced from the image the serving generation ran.  A file
  * installed at the path in between is only ever used by the next reload.
- * One implementation per OS (image_unix.c: fexecve).
+ * One implementation per OS (image_unix.c: fexecve; image_win.c: a
+ * handle that lets the file be renamed, never rewritten; image.c: what
+ * both share).
  */
 #ifndef BATON_PROXY_IMAGE_H
 #define BATON_PROXY_IMAGE_H

@@ -85,21 +85,6 @@ void proxy_image_close(struct proxy_image *img)
     img->dev = img->ino = 0;
 }
 
-void proxy_image_move(struct proxy_image *dst, struct proxy_image *src)
-{
-    if (dst == src)
-        return;
-    proxy_image_close(dst);
-    *dst = *src;
-    src->fd = -1;
-    src->dev = src->ino = 0;
-}
-
-int proxy_image_same(const struct proxy_image *a, const struct proxy_image *b)
-{
-    return a->fd >= 0 && b->fd >= 0 && a->dev == b->dev && a->ino == b->ino;
-}
-
 /* An interpreter reads a script through /dev/fd/N after exec, so the
  * descriptor must survive it; a binary is mapped by the kernel first. */
 static int image_is_script(int fd)
