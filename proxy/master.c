@@ -727,7 +727,6 @@ static int master_setup_events(struct master *m)
         if (m->sig_ev[i] == NULL || event_add(m->sig_ev[i], NULL) != 0)
             return -1;
     }
-    m->ctl_ev = event_new(m->base, m->ctl_fd, EV_READ | EV_PERSIST, proxy_master_ctl_accept_cb, m);
     m->respawn_timer = evtimer_new(m->base, respawn_cb, m);
     m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
     m->reexec_timer = evtimer_new(m->base, reexec_cb, m);
@@ -739,9 +738,10 @@ static int master_setup_events(struct master *m)
         proxy_master_timer_add_ms(m->ticket_timer, m->conf.global.tls_ticket_rotate_ms);
     if (m->poll_timer != NULL)
         proxy_master_timer_add_ms(m->poll_timer, 1000);
-    if (m->ctl_ev == NULL || m->respawn_timer == NULL || m->kill_timer == NULL ||
+    if (m->respawn_timer == NULL || m->kill_timer == NULL ||
         m->reexec_timer == NULL || m->ticket_timer == NULL || m->poll_timer == NULL ||
-        event_add(m->ctl_ev, NULL) != 0)
+        proxy_control_endpoint_start(m->ctl_ep, m->base, &m->conf.global,
+                                     proxy_master_ctl_client_cb, m) != 0)
         return -1;
     return 0;
 }
@@ -760,8 +760,6 @@ static void master_free(struct master *m)
     for (size_t i = 0; i < sizeof(m->sig_ev) / sizeof(m->sig_ev[0]); i++)
         if (m->sig_ev[i] != NULL)
             event_free(m->sig_ev[i]);
-    if (m->ctl_ev != NULL)
-        event_free(m->ctl_ev);
     if (m->respawn_timer != NULL)
         event_free(m->respawn_timer);
     if (m->kill_timer != NULL)
@@ -773,12 +771,7 @@ static void master_free(struct master *m)
     if (m->poll_timer != NULL)
         event_free(m->poll_timer);
     OPENSSL_cleanse(&m->tickets, sizeof(m->tickets));
-    if (m->ctl_fd >= 0) {
-        close(m->ctl_fd);
-        if (unlink(m->conf.global.control) != 0 && errno != ENOENT)
-            proxy_log_warn("cannot remove control socket %s: %s", m->conf.global.control,
-                           strerror(errno));
-    }
+    proxy_control_endpoint_close(m->ctl_ep);
     for (size_t i = 0; i < m->nsocks; i++)
         proxy_master_sock_close(&m->socks[i]);
     free(m->socks);
@@ -800,7 +793,6 @@ static struct master *master_new(void)
 
     if (m == NULL)
         return NULL;
-    m->ctl_fd = -1;
     m->image = m->serving = m->next_image = (struct proxy_image)PROXY_IMAGE_NONE;
     signal(SIGPIPE, SIG_IGN);
     proxy_notify_init();
@@ -852,8 +844,8 @@ int proxy_master_main(struct conf *conf, char *conf_text)
         goto fail;
     }
     proxy_log_set_level(m->conf.global.log_level);
-    m->ctl_fd = proxy_control_listen(&m->conf.global, why, sizeof(why));
-    if (m->ctl_fd < 0) {
+    m->ctl_ep = proxy_control_endpoint_open(&m->conf, why, sizeof(why));
+    if (m->ctl_ep == NULL) {
         proxy_log_error("master: %s", why);
         goto fail;
     }
