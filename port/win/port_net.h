@@ -13,8 +13,11 @@
 #include <sys/types.h>
 
 /* Windows has no numeric groups; the type exists so that the configuration
- * keeps one layout (port_group_id() finds no group on Windows). */
+ * keeps one layout (port_group_id() finds no group on Windows).  uid_t
+ * likewise for peer credentials (peercred_win.c puts a SID's last part in
+ * it). */
 typedef unsigned int gid_t;
+typedef unsigned int uid_t;
 typedef unsigned short in_port_t;
 
 #endif
