@@ -727,9 +727,10 @@ static int master_setup_events(struct master *m)
         proxy_master_timer_add_ms(m->ticket_timer, m->conf.global.tls_ticket_rotate_ms);
     if (m->poll_timer != NULL)
         proxy_master_timer_add_ms(m->poll_timer, 1000);
-    if (m->ctl_ev == NULL || m->respawn_timer == NULL || m->kill_timer == NULL ||
+    if (m->respawn_timer == NULL || m->kill_timer == NULL ||
         m->reexec_timer == NULL || m->ticket_timer == NULL || m->poll_timer == NULL ||
-        event_add(m->ctl_ev, NULL) != 0)
+        proxy_control_endpoint_start(m->ctl_ep, m->base, &m->conf.global,
+                                     proxy_master_ctl_client_cb, m) != 0)
         return -1;
     return 0;
 }
@@ -760,12 +761,7 @@ static void master_free(struct master *m)
     if (m->poll_timer != NULL)
         event_free(m->poll_timer);
     OPENSSL_cleanse(&m->tickets, sizeof(m->tickets));
-    if (m->ctl_fd >= 0) {
-        close(m->ctl_fd);
-        if (unlink(m->conf.global.control) != 0 && errno != ENOENT)
-            proxy_log_warn("cannot remove control socket %s: %s", m->conf.global.control,
-                           strerror(errno));
-    }
+    proxy_control_endpoint_close(m->ctl_ep);
     for (size_t i = 0; i < m->nsocks; i++)
         proxy_master_sock_close(&m->socks[i]);
     free(m->socks);
@@ -787,7 +783,6 @@ static struct master *master_new(void)
 
     if (m == NULL)
         return NULL;
-    m->ctl_fd = -1;
     m->image = m->serving = m->next_image = (struct proxy_image)PROXY_IMAGE_NONE;
     if (proxy_net_init() != 0) {
         free(m);
@@ -842,8 +837,8 @@ int proxy_master_main(struct conf *conf, char *conf_text)
         goto fail;
     }
     proxy_log_set_level(m->conf.global.log_level);
-    m->ctl_fd = proxy_control_listen(&m->conf.global, why, sizeof(why));
-    if (m->ctl_fd < 0) {
+    m->ctl_ep = proxy_control_endpoint_open(&m->conf, why, sizeof(why));
+    if (m->ctl_ep == NULL) {
         proxy_log_error("master: %s", why);
         goto fail;
     }

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/util.h>
 
 #include "control.h"
 #include "ctl_command.h"
@@ -26,7 +26,6 @@
 #define CTL_COMMAND_DEADLINE_MS 5000   /* from accept to the command's newline */
 #define CTL_ANSWER_DEADLINE_MS  10000  /* from the answer queued to it all sent */
 #define CTL_MAX_CLIENTS     64
-#define CTL_ACCEPT_PAUSE_MS 100  /* after EMFILE and the like */
 
 void proxy_master_ctl_free(struct master_ctl *c)
 {
@@ -50,16 +49,12 @@ void proxy_master_ctl_free(struct master_ctl *c)
 void proxy_master_ctl_flush_now(struct master_ctl *c)
 {
     struct evbuffer_iovec vec[4];
-    struct msghdr msg = { .msg_iov = (struct iovec *)vec };   /* the same type on Unix */
     int nvec;
 
     /* Best effort, without the loop: the bufferevent keeps its output
      * frozen, so the bytes are peeked and sent directly. */
     nvec = evbuffer_peek(bufferevent_get_output(c->bev), -1, NULL, vec, 4);
-    if (nvec <= 0)
-        return;
-    msg.msg_iovlen = (size_t)(nvec < 4 ? nvec : 4);
-    (void)!sendmsg(bufferevent_getfd(c->bev), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    proxy_control_endpoint_send_now(bufferevent_getfd(c->bev), vec, nvec < 4 ? nvec : 4);
 }
 
 /* The answer is queued: nothing more is read, and the client has
@@ -357,8 +352,11 @@ static void ctl_deadline_cb(evutil_socket_t fd, short what, void *arg)
     proxy_master_ctl_free(c);
 }
 
-/* Serves a connected control client on fd (taken over). */
-struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd)
+/* Serves a connected control client on fd (taken over); who it is comes
+ * with it, or (cred NULL: a client carried across a binary upgrade) is
+ * asked of the socket. */
+struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd,
+                                          const struct proxy_peer_cred *cred)
 {
     struct master_ctl *c = calloc(1, sizeof(*c));
     char why[256];
@@ -369,11 +367,13 @@ struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd)
         if (c != NULL && c->bev != NULL)
             bufferevent_free(c->bev);
         else
-            close(fd);
+            evutil_closesocket(fd);
         free(c);
         return NULL;
     }
-    if (proxy_peer_cred_get(fd, &c->cred, why, sizeof(why)) != 0) {
+    if (cred != NULL) {
+        c->cred = *cred;
+    } else if (proxy_peer_cred_get(fd, &c->cred, why, sizeof(why)) != 0) {
         /* Only for log lines: access was decided at accept. */
         c->cred.pid = -1;
         c->cred.uid = (uid_t)-1;
@@ -388,71 +388,17 @@ struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd)
     return c;
 }
 
-static void ctl_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+void proxy_master_ctl_client_cb(int fd, const struct proxy_peer_cred *cred, void *arg)
 {
     struct master *m = arg;
-
-    if (m->ctl_ev != NULL && event_add(m->ctl_ev, NULL) != 0)
-        proxy_log_error("control socket: cannot watch it again");
-}
-
-/* Answers one line and closes, without serving the client. */
-static void ctl_refuse(int cfd, const char *why)
-{
-    char junk[256], line[600];
-    int n = snprintf(line, sizeof(line), "ERR %s\n", why);
-
-    /* Its command is read first: closing on unread bytes would reset
-     * the client before it sees why. */
-    (void)!recv(cfd, junk, sizeof(junk), MSG_DONTWAIT);
-    if (n > 0)
-        (void)!send(cfd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1,
-                    MSG_DONTWAIT | MSG_NOSIGNAL);
-    close(cfd);
-}
-
-void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct master *m = arg;
-    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    struct proxy_peer_cred cred;
-    char why[512];
     size_t n = 0;
 
-    if (cfd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            /* The pending client stays queued; accepting again at once
-             * would only spin.  Look again in a moment. */
-            proxy_log_warn("control socket accept: %s; pausing %d ms", strerror(errno),
-                           CTL_ACCEPT_PAUSE_MS);
-            event_del(m->ctl_ev);
-            if (event_base_once(m->base, -1, EV_TIMEOUT, ctl_accept_resume_cb, m,
-                                &(struct timeval){ .tv_usec = CTL_ACCEPT_PAUSE_MS * 1000 }) != 0)
-                (void)event_add(m->ctl_ev, NULL);
-        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-            proxy_log_warn("control socket accept: %s", strerror(errno));
-        }
-        return;
-    }
-    switch (proxy_control_peer_allowed(cfd, &m->conf.global, &cred, why, sizeof(why))) {
-    case 1:
-        break;
-    case 0:
-        proxy_log_warn("control socket: refused client pid %ld uid %ld gid %ld: %s",
-                       (long)cred.pid, (long)cred.uid, (long)cred.gid, why);
-        ctl_refuse(cfd, why);
-        return;
-    default:
-        proxy_log_warn("control socket: cannot tell who a client is (%s); refused", why);
-        ctl_refuse(cfd, "permission denied: cannot check your credentials");
-        return;
-    }
     for (const struct master_ctl *c = m->ctls; c != NULL; c = c->next)
         n++;
     if (n >= CTL_MAX_CLIENTS) {
         proxy_log_warn("control socket: %zu clients connected; refusing one more", n);
-        ctl_refuse(cfd, "too many control clients; try again");
+        proxy_control_endpoint_refuse(fd, "too many control clients; try again");
         return;
     }
-    (void)proxy_master_ctl_adopt(m, cfd);
+    (void)proxy_master_ctl_adopt(m, fd, cred);
 }

@@ -26,6 +26,7 @@
 #include <event2/bufferevent.h>
 #include <openssl/crypto.h>
 
+#include "control_endpoint.h"
 #include "log.h"
 #include "master_int.h"
 #include "netutil.h"
@@ -45,7 +46,7 @@ static size_t exec_fds(struct master *m, int *fds, size_t max)
     size_t n = 0;
 
     if (n < max)
-        fds[n++] = m->ctl_fd;
+        fds[n++] = proxy_control_endpoint_fd(m->ctl_ep);
     if (n < max)
         fds[n++] = m->serving.fd;
     for (size_t i = 0; i < m->nsocks && n < max; i++)
@@ -81,7 +82,7 @@ static int state_encode(struct master *m, struct handoff_msg *msg)
     st->start_ms = m->start_ms;
     st->last_gen = m->last_gen;
     st->status_seq = m->status_seq;
-    st->ctl_fd = m->ctl_fd;
+    st->ctl_fd = proxy_control_endpoint_fd(m->ctl_ep);
     st->reply_fd = m->reload_ctl != NULL ? bufferevent_getfd(m->reload_ctl->bev) : -1;
     snprintf(st->reply, sizeof(st->reply), "%s", m->reexec_reply);
     snprintf(st->path, sizeof(st->path), "%s", m->conf.path);
@@ -429,11 +430,9 @@ int proxy_master_restore(struct master *m, int state_fd, char *why, size_t whyle
     m->tickets = st->tickets;   /* clients keep resuming across the upgrade */
     m->last_gen = st->last_gen;
     m->status_seq = st->status_seq;
-    m->ctl_fd = st->ctl_fd;
-    if (proxy_set_cloexec(m->ctl_fd, 1) != 0) {
-        snprintf(why, whylen, "control socket fd %d: %s", m->ctl_fd, strerror(errno));
+    m->ctl_ep = proxy_control_endpoint_adopt(st->ctl_fd, &m->conf, why, whylen);
+    if (m->ctl_ep == NULL)
         goto out;
-    }
     if (restore_image(m, st, why, whylen) != 0 || restore_socks(m, st, why, whylen) != 0 ||
         restore_gens(m, st) != 0)
         goto out;
@@ -441,7 +440,7 @@ int proxy_master_restore(struct master *m, int state_fd, char *why, size_t whyle
         struct master_ctl *c;
 
         (void)proxy_set_cloexec(st->reply_fd, 1);
-        c = proxy_master_ctl_adopt(m, st->reply_fd);
+        c = proxy_master_ctl_adopt(m, st->reply_fd, NULL);
         if (c != NULL)
             proxy_master_ctl_reply(c, 1, "%s\nmaster pid %ld now runs baton %s\n", st->reply,
                                    (long)getpid(), BATON_VERSION);

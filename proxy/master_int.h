@@ -89,8 +89,7 @@ struct master {
     unsigned           last_gen;
     struct master_gen        *upgrading;    /* the STARTING generation of a reload */
     struct master_ctl        *reload_ctl;   /* who waits for the reload outcome */
-    int                ctl_fd;
-    struct event      *ctl_ev;
+    struct proxy_control_endpoint *ctl_ep;
     struct master_ctl        *ctls;
     struct proxy_osevents *os;          /* stop, reload asked by the OS */
     struct proxy_process_watch *children; /* worker exits */
@@ -159,8 +158,9 @@ int  proxy_master_socks_prepare(struct master *m, const struct conf *c, int next
                                 size_t n);
 
 /* master_ctl.c */
-void proxy_master_ctl_accept_cb(evutil_socket_t fd, short what, void *arg);
-struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd);
+void proxy_master_ctl_client_cb(int fd, const struct proxy_peer_cred *cred, void *arg);
+struct master_ctl *proxy_master_ctl_adopt(struct master *m, int fd,
+                                          const struct proxy_peer_cred *cred);
 void proxy_master_ctl_reply(struct master_ctl *c, int ok, const char *fmt, ...)
     PORT_PRINTF(3, 4);
 void proxy_master_ctl_free(struct master_ctl *c);

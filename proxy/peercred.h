@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "port_net.h"   /* uid_t, gid_t on Windows */
+
 struct proxy_peer_cred {
     pid_t pid;
     uid_t uid;      /* effective ids of the peer when it connected */

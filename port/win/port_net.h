@@ -12,9 +12,10 @@
 #include <strings.h>
 #include <sys/types.h>
 
-/* Windows has no numeric users or groups; the types exist so that the
- * configuration and peer credentials keep one layout (port_group_id()
- * finds no group on Windows). */
+/* Windows has no numeric groups; the type exists so that the configuration
+ * keeps one layout (port_group_id() finds no group on Windows).  uid_t
+ * likewise for peer credentials (peercred_win.c puts a SID's last part in
+ * it). */
 typedef unsigned int gid_t;
 typedef unsigned int uid_t;
 typedef unsigned short in_port_t;

@@ -176,6 +176,37 @@ class CliTest(BatonTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertNotEqual(r.stderr.strip(), "")
 
+    def test_service_commands_are_refused_here(self):
+        """-k and --service (Windows services) exit 2 with the way to run
+        baton as a service here, and start nothing."""
+        p = self.good_config()
+        for args in (["-k", "install", "-c", p], ["-k", "install", "-n", "edge", "-c", p],
+                     ["-k", "restart"], ["-k", "stop", "-n", "edge"]):
+            with self.subTest(args=args):
+                r = run_baton(args)
+                self.assertEqual(r.returncode, 2, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+                self.assertRegex(r.stderr, r"^baton: -k %s: Windows services only; .*systemd"
+                                 % args[1])
+        r = run_baton(["--service", "-n", "edge", "-c", p])
+        self.assertEqual(r.returncode, 2, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+        self.assertRegex(r.stderr, r"^baton: --service: Windows services only")
+        self.assertFalse(os.path.exists(self.control_path()), "--service started a master")
+
+    def test_service_options_misused(self):
+        """A wrong -k word, -n without -k, or -k with -s are usage errors (2)."""
+        p = self.good_config()
+        cases = [(["-k", "reboot"], r"unknown command 'reboot' for -k \(expected install"),
+                 (["-n", "edge", "-c", p], r"-n names a Windows service"),
+                 (["-k", "start", "-s", "status", "-c", p], r"-k and --service go with"),
+                 (["-k", "install", "-n", "", "-c", p], r"a service name is 1 to 255"),
+                 (["-k", "install", "-n", "a/b", "-c", p], r"without / or \\")]
+        for args, msg in cases:
+            with self.subTest(args=args):
+                r = run_baton(args)
+                self.assertEqual(r.returncode, 2, "stdout=%r stderr=%r" % (r.stdout, r.stderr))
+                self.assertRegex(r.stderr, msg)
+        self.assertFalse(os.path.exists(self.control_path()))
+
     def test_check_good(self):
         p = self.good_config()
         r = run_baton(["-t", "-c", p])
