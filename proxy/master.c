@@ -715,7 +715,6 @@ static int master_setup_events(struct master *m)
     m->os = proxy_osevents_new(m->base, PROXY_OSEV_MASTER, osevent_cb, m);
     if (m->children == NULL || m->os == NULL)
         return -1;
-    m->ctl_ev = event_new(m->base, m->ctl_fd, EV_READ | EV_PERSIST, proxy_master_ctl_accept_cb, m);
     m->respawn_timer = evtimer_new(m->base, respawn_cb, m);
     m->kill_timer = evtimer_new(m->base, kill_timer_cb, m);
     m->reexec_timer = evtimer_new(m->base, reexec_cb, m);
@@ -748,8 +747,6 @@ static void master_free(struct master *m)
         gen_free(m->gens);
     proxy_osevents_free(m->os);
     proxy_process_watch_free(m->children);
-    if (m->ctl_ev != NULL)
-        event_free(m->ctl_ev);
     if (m->respawn_timer != NULL)
         event_free(m->respawn_timer);
     if (m->kill_timer != NULL)
