@@ -20,10 +20,12 @@
 struct handoff_outmsg {
     struct handoff_outmsg *next;
     size_t   len;
-    int      fds[HANDOFF_MAX_FDS];   /* our dups, closed once sent; or lent */
+    int      fds[HANDOFF_MAX_FDS];   /* our dups, closed once sent (or acked); or lent */
     uint8_t  kinds[HANDOFF_MAX_FDS];
     unsigned nfds;
     int      lent;                   /* fds are the caller's: never closed here */
+    struct handoff_held *held;       /* flagged HANDOFF_HDR_ACK_HANDLES: where the
+                                        fds wait once sent (allocated up front) */
     uint8_t  data[];
 };
 
@@ -37,6 +39,11 @@ static void close_fds(int *fds, unsigned n)
     }
 }
 
+void handoff_channel_set_peer_caps(struct handoff_channel *ch, uint32_t caps)
+{
+    ch->peer_acks = (caps & HANDOFF_CAP_HANDLE_ACK) != 0;
+}
+
 int handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid)
 {
     memset(ch, 0, sizeof(*ch));
@@ -45,8 +52,9 @@ int handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid)
         errno = EBADF;
         return -1;
     }
-    /* On failure the caller still owns fd. */
-    if (handoff_transport_prepare(fd) == -1)
+    /* On failure the caller still owns fd; the channel may own another
+     * handle of the same socket (handoff_transport_adopt). */
+    if ((fd = handoff_transport_adopt(fd)) == -1)
         return -1;
     ch->fd = fd;
     ch->peer_pid = peer_pid;
@@ -63,16 +71,35 @@ static void out_pop(struct handoff_channel *ch)
         ch->out_tail = NULL;
     ch->out_bytes -= o->len - ch->out_off;
     ch->out_off = 0;
+    if (o == ch->ack_out)
+        ch->ack_out = NULL;
     if (!o->lent)
         close_fds(o->fds, o->nfds);
+    free(o->held);
     handoff_cleanse(o->data, o->len);
     free(o);
+}
+
+/* Closes the handles of the oldest n held messages (n <= ch->nheld). */
+static void held_release(struct handoff_channel *ch, unsigned n)
+{
+    struct handoff_held *h;
+
+    while (n-- > 0 && (h = ch->held_head) != NULL) {
+        ch->held_head = h->next;
+        if (ch->held_head == NULL)
+            ch->held_tail = NULL;
+        ch->nheld--;
+        close_fds(h->fds, h->nfds);
+        free(h);
+    }
 }
 
 void handoff_channel_close(struct handoff_channel *ch)
 {
     while (ch->out_head != NULL)
         out_pop(ch);
+    held_release(ch, ch->nheld);
     close_fds(ch->fdq, ch->nfdq);
     ch->nfdq = 0;
     if (ch->rbuf != NULL)
@@ -120,7 +147,15 @@ static int channel_queue(struct handoff_channel *ch, struct handoff_msg *m, int 
     o->len = m->len;
     o->nfds = 0;
     o->lent = lend;
+    o->held = NULL;
+    if (!lend && m->nfds > 0 && ch->peer_acks &&
+        (o->held = malloc(sizeof(*o->held))) == NULL) {
+        free(o);
+        return -1;
+    }
     memcpy(o->data, m->buf, m->len);
+    if (o->held != NULL)
+        o->data[7] |= HANDOFF_HDR_ACK_HANDLES;   /* flags, big-endian at offset 6 */
     /* Dup now: the caller may close its descriptors before we flush. */
     memcpy(o->kinds, m->kinds, sizeof(o->kinds));
     for (i = 0; i < m->nfds && lend; i++)
@@ -130,6 +165,7 @@ static int channel_queue(struct handoff_channel *ch, struct handoff_msg *m, int 
             int saved = errno;
 
             close_fds(o->fds, o->nfds);
+            free(o->held);
             free(o);
             errno = saved;
             return -1;
@@ -155,6 +191,23 @@ int handoff_channel_send_lent(struct handoff_channel *ch, struct handoff_msg *m)
     return channel_queue(ch, m, 1);
 }
 
+/* A flagged message's handles went out: they wait for the peer's ack. */
+static void held_add(struct handoff_channel *ch, struct handoff_outmsg *o)
+{
+    struct handoff_held *h = o->held;
+
+    o->held = NULL;
+    h->next = NULL;
+    h->nfds = o->nfds;
+    memcpy(h->fds, o->fds, sizeof(int) * o->nfds);
+    if (ch->held_tail != NULL)
+        ch->held_tail->next = h;
+    else
+        ch->held_head = h;
+    ch->held_tail = h;
+    ch->nheld++;
+}
+
 int handoff_channel_flush(struct handoff_channel *ch)
 {
     struct handoff_outmsg *o;
@@ -172,9 +225,13 @@ int handoff_channel_flush(struct handoff_channel *ch)
         if (n == 0)
             return 0;
         if (first) {
-            /* In flight now; the kernel holds its own references. */
-            if (!o->lent)
-                close_fds(o->fds, o->nfds);
+            if (o == ch->ack_out)
+                ch->ack_out = NULL;   /* on its way: no more counts added to it */
+            if (o->held != NULL)
+                held_add(ch, o);
+            else if (!o->lent)
+                close_fds(o->fds, o->nfds);   /* a peer that does not ack: SCM_RIGHTS
+                                                 holds its own references in flight */
             o->nfds = 0;
         }
         ch->out_off += (size_t)n;
@@ -187,7 +244,7 @@ int handoff_channel_flush(struct handoff_channel *ch)
 
 int handoff_channel_pending(const struct handoff_channel *ch)
 {
-    return ch->out_head != NULL;
+    return ch->out_head != NULL || ch->held_head != NULL;
 }
 
 /* Input */
@@ -255,8 +312,8 @@ ssize_t handoff_channel_read(struct handoff_channel *ch)
     return n;
 }
 
-int handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
-                         char *why, size_t whylen)
+static int next_one(struct handoff_channel *ch, struct handoff_in *in, char *why,
+                    size_t whylen)
 {
     struct handoff_hdr h;
     size_t total;
@@ -315,6 +372,79 @@ int handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
     ch->rlen -= total;
     memmove(ch->rbuf, ch->rbuf + total, ch->rlen);
     handoff_cleanse(ch->rbuf + ch->rlen, total);
+    return 1;
+}
+
+/* One more flagged message taken: counted into the HANDLE_ACK not sent yet,
+ * or a new one.  0 or -1. */
+static int ack_queue(struct handoff_channel *ch)
+{
+    struct handoff_handle_ack v = { 1 };
+    struct handoff_msg m;
+    uint8_t *p;
+    uint32_t n;
+    int r;
+
+    if (ch->ack_out != NULL) {
+        p = ch->ack_out->data + HANDOFF_HDR_LEN;
+        n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (n < UINT32_MAX) {
+            n++;
+            p[0] = (uint8_t)(n >> 24), p[1] = (uint8_t)(n >> 16);
+            p[2] = (uint8_t)(n >> 8), p[3] = (uint8_t)n;
+            return 0;
+        }
+    }
+    if (handoff_encode_handle_ack(&m, ch->seq, &v) != 0)
+        return -1;
+    r = channel_queue(ch, &m, 0);
+    handoff_msg_free(&m);
+    if (r != 0)
+        return -1;
+    ch->seq++;
+    ch->ack_out = ch->out_tail;
+    return 0;
+}
+
+/* The peer holds its own handles of that many more messages: ours close. */
+static int ack_take(struct handoff_channel *ch, struct handoff_in *in, char *why,
+                    size_t whylen)
+{
+    struct handoff_handle_ack v;
+
+    if (handoff_decode_handle_ack(in, &v, why, whylen) != 0)
+        return -1;
+    if (v.messages > ch->nheld) {
+        snprintf(why, whylen, "HANDLE_ACK acknowledges %u message%s with handles but %u "
+                 "await%s acknowledgement", (unsigned)v.messages, v.messages == 1 ? "" : "s",
+                 ch->nheld, ch->nheld == 1 ? "s" : "");
+        return -1;
+    }
+    held_release(ch, v.messages);
+    return 0;
+}
+
+int handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
+                         char *why, size_t whylen)
+{
+    int r;
+
+    while ((r = next_one(ch, in, why, whylen)) == 1 && in->hdr.type == HANDOFF_HANDLE_ACK) {
+        r = ack_take(ch, in, why, whylen);
+        handoff_in_free(in);
+        if (r != 0)
+            return -1;
+    }
+    if (r != 1 || !(in->hdr.flags & HANDOFF_HDR_ACK_HANDLES) || in->nfds == 0)
+        return r;
+    /* Its handles exist here now (or never will: fds_lost); the giver may
+     * close its own. */
+    if (ack_queue(ch) != 0) {
+        snprintf(why, whylen, "cannot queue the HANDLE_ACK of a %s message: %s",
+                 handoff_type_name(in->hdr.type), strerror(errno));
+        handoff_in_free(in);
+        return -1;
+    }
     return 1;
 }
 
@@ -393,6 +523,11 @@ int handoff_channel_recv_sync(struct handoff_channel *ch, struct handoff_in *in,
             return r;
         if (ch->eof) {
             snprintf(why, whylen, "peer closed the channel");
+            return -1;
+        }
+        /* Acknowledgements of what came so far go out meanwhile. */
+        if (ch->out_head != NULL && handoff_channel_flush(ch) == -1) {
+            snprintf(why, whylen, "send: %s", strerror(errno));
             return -1;
         }
         n = handoff_channel_read(ch);

@@ -7,6 +7,21 @@
  * Received descriptors are queued in arrival order and handed to messages
  * by their header's nfds count, as OpenBSD imsg does, so the channel never
  * depends on how the OS splits a stream into reads.
+ *
+ * The handoff order: a handle given to the peer is closed here only once
+ * the peer holds its own.  With a peer that acknowledges handles
+ * (HANDOFF_CAP_HANDLE_ACK, handoff_channel_set_peer_caps), a message with
+ * the channel's own duplicates goes out flagged HANDOFF_HDR_ACK_HANDLES and
+ * those duplicates stay open until the peer's channel answers HANDLE_ACK,
+ * which it queues when it hands that message to its reader (its handles
+ * were created by then).  So a caller may close its own handle as soon as
+ * the message is queued: on Windows a socket whose last handle closes
+ * before the receiver's WSASocketW is gone, while SCM_RIGHTS holds its own
+ * reference in flight (an older peer, Linux only, gets no flag and the
+ * duplicates close once sent, as before).  Lent handles (send_lent) are
+ * the caller's to keep until its own protocol says the peer has them
+ * (conn_msg.h: CONN_ACK).  The giver never calls shutdown() on a handed
+ * socket: that acts on the socket both processes share.
  */
 #ifndef BATON_HANDOFF_CHANNEL_H
 #define BATON_HANDOFF_CHANNEL_H
@@ -22,6 +37,13 @@
 
 struct handoff_outmsg;
 
+/* Handles of one sent message, open until the peer's HANDLE_ACK. */
+struct handoff_held {
+    struct handoff_held *next;
+    unsigned nfds;
+    int      fds[HANDOFF_MAX_FDS];
+};
+
 struct handoff_channel {
     int       fd;            /* transport handle, non-blocking */
     pid_t     peer_pid;      /* needed by transports that duplicate per process */
@@ -36,12 +58,22 @@ struct handoff_channel {
     size_t    out_off;       /* bytes of out_head already sent */
     size_t    out_bytes;     /* total queued bytes, bounded */
     int       eof;
+
+    int       peer_acks;     /* the peer answers HANDOFF_HDR_ACK_HANDLES */
+    struct handoff_held *held_head, *held_tail;   /* sent, awaiting HANDLE_ACK */
+    unsigned  nheld;         /* messages in the held list */
+    struct handoff_outmsg *ack_out;   /* our HANDLE_ACK queued, not started */
 };
 
-/* Takes ownership of fd (sets it non-blocking, close-on-exec). */
+/* Takes ownership of fd (sets it non-blocking, close-on-exec; ch->fd may be
+ * another handle of the same socket: handoff_transport_adopt). */
 int  handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid);
 /* Closes the fd, queued fds and frees buffers. */
 void handoff_channel_close(struct handoff_channel *ch);
+/* What the peer can do (HANDOFF_CAP_*, as negotiated): with
+ * HANDOFF_CAP_HANDLE_ACK the handles of later messages are held until it
+ * acknowledges them. */
+void handoff_channel_set_peer_caps(struct handoff_channel *ch, uint32_t caps);
 
 /* Queues a finished message.  Descriptors attached to it are dup'ed, so the
  * caller keeps its own.  The message itself is freed by the caller.
@@ -52,8 +84,11 @@ int  handoff_channel_send(struct handoff_channel *ch, struct handoff_msg *m);
  * (a process near its descriptor limit can still send what it holds). */
 int  handoff_channel_send_lent(struct handoff_channel *ch, struct handoff_msg *m);
 /* Writes queued output.  Returns 1 when the queue is empty, 0 when the
- * transport would block, -1 on error (errno set). */
+ * transport would block, -1 on error (errno set).  A reader flushes after
+ * taking messages too: handoff_channel_next may queue a HANDLE_ACK. */
 int  handoff_channel_flush(struct handoff_channel *ch);
+/* 1 while output is queued or handles given await the peer's HANDLE_ACK
+ * (nothing of this channel is in flight once it says 0). */
 int  handoff_channel_pending(const struct handoff_channel *ch);
 
 /* Reads what the transport has.  Returns bytes read (> 0), 0 on EOF,
@@ -62,8 +97,11 @@ ssize_t handoff_channel_read(struct handoff_channel *ch);
 
 /* Extracts the next complete message.  Returns 1 with *in filled (free it
  * with handoff_in_free), 0 if more bytes are needed, -1 if the stream is
- * malformed (bad header, missing descriptors); `why` says what was wrong
- * and the channel must then be closed: framing cannot be recovered. */
+ * malformed (bad header, missing descriptors, an acknowledgement of handles
+ * never given); `why` says what was wrong and the channel must then be
+ * closed: framing cannot be recovered.  The channel's own HANDLE_ACK is
+ * taken here (the handles it acknowledges are closed) and never returned;
+ * a message flagged HANDOFF_HDR_ACK_HANDLES queues one. */
 int  handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
                           char *why, size_t whylen);
 

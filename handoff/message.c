@@ -9,6 +9,7 @@
  *   LISTENER    str name, str addr; 1 descriptor
  *   FAILED      str reason
  *   STATUS_REQ  u32 id
+ *   HANDLE_ACK  u32 messages (> 0)
  *   STATUS      u32 part, u32 id, u32 pid, u64 active, u64 total, u64 bytes_in,
  *               u64 bytes_out, u64 tls_failures,
  *               list of listeners: u32 total, u32 n, n x (str name, u64 active,
@@ -33,12 +34,12 @@
 #include "message.h"
 
 #include "codec.h"
+#include "transport.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum hello_ext { HELLO_EXT_CAPS = 1 };
 
@@ -103,6 +104,17 @@ int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq,
     if (handoff_enc_begin(m, HANDOFF_STATUS_REQ, seq) == -1)
         return -1;
     handoff_msg_put_u32(m, v->id);
+    return handoff_enc_end(m);
+}
+
+int handoff_encode_handle_ack(struct handoff_msg *m, uint32_t seq,
+                              const struct handoff_handle_ack *v)
+{
+    if (handoff_enc_begin(m, HANDOFF_HANDLE_ACK, seq) == -1)
+        return -1;
+    if (v->messages == 0)
+        return handoff_enc_fail(m);
+    handoff_msg_put_u32(m, v->messages);
     return handoff_enc_end(m);
 }
 
@@ -555,7 +567,7 @@ void handoff_in_free(struct handoff_in *in)
 
     for (i = 0; i < in->nfds && i < HANDOFF_MAX_FDS; i++) {
         if (in->fds[i] >= 0)
-            (void)close(in->fds[i]);
+            handoff_transport_close(in->fds[i]);
         in->fds[i] = -1;
     }
     in->nfds = 0;
@@ -654,6 +666,20 @@ int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *
     if (handoff_dec_begin(&d, in, HANDOFF_STATUS_REQ, 0, why, n) == -1)
         return -1;
     handoff_dec_u32(&d, "id", &v->id);
+    return handoff_dec_end(&d);
+}
+
+int handoff_decode_handle_ack(struct handoff_in *in, struct handoff_handle_ack *v, char *why,
+                              size_t n)
+{
+    struct handoff_dec d;
+
+    memset(v, 0, sizeof(*v));
+    if (handoff_dec_begin(&d, in, HANDOFF_HANDLE_ACK, 0, why, n) == -1)
+        return -1;
+    handoff_dec_u32(&d, "messages", &v->messages);
+    if (!d.err && v->messages == 0)
+        handoff_dec_fail(&d, "acknowledges no message");
     return handoff_dec_end(&d);
 }
 

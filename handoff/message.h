@@ -47,8 +47,12 @@
 /* TLS connections move too: CONN carries TLS record state, LINK the
  * taker's capabilities (conn_msg.h). */
 #define HANDOFF_CAP_TLS        0x8u
+/* Acknowledges handed handles (HANDOFF_HDR_ACK_HANDLES, HANDLE_ACK): the
+ * channel then keeps a handle it gave open until the peer holds its own
+ * (channel.h).  Every Windows build has it. */
+#define HANDOFF_CAP_HANDLE_ACK 0x10u
 #define HANDOFF_CAPS_OURS      (HANDOFF_CAP_LIST_PARTS | HANDOFF_CAP_UNKNOWN_TYPES | \
-                                HANDOFF_CAP_CONNS | HANDOFF_CAP_TLS)
+                                HANDOFF_CAP_CONNS | HANDOFF_CAP_TLS | HANDOFF_CAP_HANDLE_ACK)
 #define HANDOFF_CAPS_ENV       "BATON_HANDOFF_CAPS"
 /* What the first release's STATUS and SERVER_STATE could hold. */
 #define HANDOFF_LEGACY_LISTENERS 256
@@ -111,6 +115,11 @@ struct handoff_server_state {
 
 struct handoff_status_req {
     uint32_t id;
+};
+
+/* HANDLE_ACK: the channel's own answer (channel.h). */
+struct handoff_handle_ack {
+    uint32_t messages;       /* HANDOFF_HDR_ACK_HANDLES messages taken since the last */
 };
 
 struct handoff_listener_stats {
@@ -198,6 +207,8 @@ int handoff_encode_config(struct handoff_msg *m, uint32_t seq, const struct hand
 int handoff_encode_listener(struct handoff_msg *m, uint32_t seq, const struct handoff_listener *v);
 int handoff_encode_failed(struct handoff_msg *m, uint32_t seq, const struct handoff_failed *v);
 int handoff_encode_status_req(struct handoff_msg *m, uint32_t seq, const struct handoff_status_req *v);
+int handoff_encode_handle_ack(struct handoff_msg *m, uint32_t seq,
+                              const struct handoff_handle_ack *v);
 /* STATUS and SERVER_STATE: part `part` (0 to ..._parts() - 1) of v's lists,
  * in the layout the capabilities `caps` (negotiated with the receiver) allow:
  * without HANDOFF_CAP_LIST_PARTS, the first release's single message that
@@ -224,7 +235,7 @@ struct handoff_in {
     unsigned           nfds;
     int                fds_lost;     /* the receiver could not take its descriptors */
 };
-void handoff_in_free(struct handoff_in *in);   /* closes fds not taken */
+void handoff_in_free(struct handoff_in *in);   /* closes fds not taken (handoff_transport_close) */
 
 /* Decoders: 0 on success, -1 with why set.  A decoder that takes an fd sets
  * the message's slot to -1 so handoff_in_free won't close it. */
@@ -233,6 +244,8 @@ int handoff_decode_config(struct handoff_in *in, struct handoff_config *v, char 
 int handoff_decode_listener(struct handoff_in *in, struct handoff_listener *v, char *why, size_t n);
 int handoff_decode_failed(struct handoff_in *in, struct handoff_failed *v, char *why, size_t n);
 int handoff_decode_status_req(struct handoff_in *in, struct handoff_status_req *v, char *why, size_t n);
+int handoff_decode_handle_ack(struct handoff_in *in, struct handoff_handle_ack *v, char *why,
+                              size_t n);
 /* STATUS and SERVER_STATE add a part to v: part 0 starts v afresh, any other
  * must be the next part of the same lists.  A part whose list this receiver
  * never saw start (a master that re-executed itself in between) is checked

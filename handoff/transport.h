@@ -2,7 +2,8 @@
  * transport.h - how bytes and descriptors move between two baton processes.
  * One implementation per OS, selected at link time:
  *   transport_unix.c  AF_UNIX stream socketpair, descriptors via SCM_RIGHTS
- *   transport_win.c   (later) pipe + WSADuplicateSocket/WSAPROTOCOL_INFOW
+ *   transport_win.c   loopback TCP socket pair, handles as WSAPROTOCOL_INFOW
+ *                     from WSADuplicateSocketW, in-band
  */
 #ifndef BATON_HANDOFF_TRANSPORT_H
 #define BATON_HANDOFF_TRANSPORT_H
@@ -28,6 +29,12 @@ ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t l
 int  handoff_transport_prepare(int h);
 int  handoff_transport_dup(int h);
 void handoff_transport_close(int h);
+/* A channel's end as its process got it (inherited from the parent, by
+ * number), prepared, as a handle this process can use fully: h itself, or
+ * (Windows under Wine, whose inherited sockets can be read but not written)
+ * a new handle of the same socket, h then closed.  -1 with errno (h is
+ * still the caller's). */
+int  handoff_transport_adopt(int h);
 
 /* Receives up to len bytes; descriptors that arrive are appended to fds
  * (at most maxfds in total; extra ones are closed and the call fails with

@@ -41,6 +41,11 @@ int handoff_transport_prepare(int h)
     return 0;
 }
 
+int handoff_transport_adopt(int h)
+{
+    return handoff_transport_prepare(h) == 0 ? h : -1;
+}
+
 int handoff_transport_dup(int h)
 {
     return fcntl(h, F_DUPFD_CLOEXEC, 0);

@@ -31,6 +31,7 @@ static const char *const type_names[] = {
     [HANDOFF_CONN_ACK] = "CONN_ACK",
     [HANDOFF_LINK] = "LINK",
     [HANDOFF_CONN_RELEASE] = "CONN_RELEASE",
+    [HANDOFF_HANDLE_ACK] = "HANDLE_ACK",
 };
 
 static void be16_put(uint8_t *p, uint16_t v)
@@ -68,7 +69,8 @@ int handoff_type_known(uint16_t type)
 {
     return (type >= HANDOFF_HELLO && type <= HANDOFF_RESUME_ACCEPTING) ||
            (type >= HANDOFF_MASTER_STATE && type <= HANDOFF_SERVER_STATE) ||
-           (type >= HANDOFF_CONN && type <= HANDOFF_CONN_RELEASE);
+           (type >= HANDOFF_CONN && type <= HANDOFF_CONN_RELEASE) ||
+           type == HANDOFF_HANDLE_ACK;
 }
 
 void handoff_hdr_encode(const struct handoff_hdr *h, uint8_t out[HANDOFF_HDR_LEN])

@@ -43,7 +43,12 @@
 
 /* Header flags. */
 #define HANDOFF_HDR_MUST_UNDERSTAND 0x0001u   /* an unknown type is refused, not skipped */
+/* What a message's builder may set (handoff_msg_set_flags). */
 #define HANDOFF_HDR_FLAGS_DEFINED   HANDOFF_HDR_MUST_UNDERSTAND
+/* Set by the channel only (channel.h), on a message with handles to a peer
+ * with HANDOFF_CAP_HANDLE_ACK: the sender holds its handles open until the
+ * receiver answers with HANDLE_ACK. */
+#define HANDOFF_HDR_ACK_HANDLES     0x0002u
 
 enum handoff_type {
     HANDOFF_HELLO = 1,       /* worker -> master: pid, version string */
@@ -68,6 +73,9 @@ enum handoff_type {
     HANDOFF_CONN_ACK,        /* credits and results */
     HANDOFF_LINK,            /* master -> worker: one end of a link; 1 fd */
     HANDOFF_CONN_RELEASE,    /* the giver let these connections go */
+    /* The channel's own (channel.h), either direction; never seen by callers. */
+    HANDOFF_HANDLE_ACK = 48, /* the receiver holds the handles of N more
+                                HANDOFF_HDR_ACK_HANDLES messages */
     HANDOFF_TYPE_MAX
 };
 

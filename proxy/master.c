@@ -311,6 +311,7 @@ static void gen_handle(struct master_gen *g, struct handoff_in *in)
         proxy_logsafe(g->version, sizeof(g->version), hello.version, PROXY_LOGSAFE_FIELD);
         /* A worker that predates capabilities answers no offer. */
         g->caps = hello.has_caps ? hello.caps & HANDOFF_CAPS_OURS : 0;
+        handoff_channel_set_peer_caps(&g->ch, g->caps);
         if (hello.unknown_exts > 0)
             proxy_log_limited(PROXY_LOGK_HANDOFF_UNKNOWN, "worker %ld generation %u: skipped "
                               "%u HELLO extension(s) unknown to this master (the first: tag "
@@ -381,7 +382,9 @@ static void gen_read_cb(evutil_socket_t fd, short what, void *arg)
         if (n < 0)
             gen_channel_lost(g, "channel");
         gen_close_channel(g);   /* its exit is seen by the exit watch */
+        return;
     }
+    gen_flush(g);   /* the HANDLE_ACKs handoff_channel_next queued */
 }
 
 static void gen_write_cb(evutil_socket_t fd, short what, void *arg)

@@ -319,6 +319,7 @@ static int restore_gens(struct master *m, const struct handoff_master_state *st)
         /* What both sides have: this image may know less than the one that
          * negotiated (a downgrade), and must not use what it does not know. */
         g->caps = sg->caps & HANDOFF_CAPS_OURS;
+        handoff_channel_set_peer_caps(&g->ch, g->caps);
         g->started_ms = sg->started_ms;
         memcpy(g->version, sg->version, sizeof(g->version));
         if (handoff_channel_inject(&g->ch, sg->pending, sg->npending) != 0)

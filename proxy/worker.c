@@ -420,7 +420,9 @@ static void channel_read_cb(evutil_socket_t fd, short what, void *arg)
          * open and go. */
         event_del(w->ch_read_ev);
         worker_start_drain(w, n == 0 ? "master channel closed" : "master channel error");
+        return;
     }
+    worker_flush(w);   /* the HANDLE_ACKs handoff_channel_next queued */
 }
 
 static void channel_write_cb(evutil_socket_t fd, short what, void *arg)
