@@ -26,6 +26,10 @@ int port_open_read(const char *path);
  * -1 when the lookup failed (*err says why). */
 int port_group_id(const char *name, gid_t *gid, const char **err);
 
+/* The absolute, normalised form of path (an existing file's, on POSIX
+ * with links resolved) in buf.  0, or -1 with errno. */
+int port_abspath(const char *path, char *buf, size_t len);
+
 /* The process that started this one (a worker's master); 0 if unknown. */
 pid_t port_parent_pid(void);
 

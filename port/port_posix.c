@@ -42,3 +42,19 @@ pid_t port_parent_pid(void)
 {
     return getppid();
 }
+
+int port_abspath(const char *path, char *buf, size_t len)
+{
+    char *abs = realpath(path, NULL);
+
+    if (abs == NULL)
+        return -1;
+    if (strlen(abs) >= len) {
+        free(abs);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, abs, strlen(abs) + 1);
+    free(abs);
+    return 0;
+}

@@ -70,3 +70,14 @@ pid_t port_parent_pid(void)
     CloseHandle(snap);
     return parent;
 }
+
+int port_abspath(const char *path, char *buf, size_t len)
+{
+    /* Windows paths may be given with either slash; _fullpath also folds
+     * "." and ".." the way the system will. */
+    if (len > INT_MAX || _fullpath(buf, path, len) == NULL) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}

@@ -17,11 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "conf.h"
+#include "port.h"
 #include "control.h"
 #include "ctl_command.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "logsafe.h"
 #include "master.h"
@@ -176,13 +177,10 @@ static int control_request(const char *path, int explicit_path, const char *cmd)
  * the whole hard limit; workers inherit it. */
 static void raise_fd_limit(void)
 {
-    struct rlimit rl;
+    char why[256];
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
-        return;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        fprintf(stderr, "baton: cannot raise the descriptor limit: %s\n", strerror(errno));
+    if (proxy_fdlimit_raise_nofile(why, sizeof(why)) != 0)
+        fprintf(stderr, "baton: cannot raise the descriptor limit: %s\n", why);
 }
 
 /* The dry run a master asks of a new binary before re-executing into it. */
@@ -220,13 +218,13 @@ struct run_args {
 static int run(void *arg)
 {
     const struct run_args *a = arg;
-    char *text, abspath[PATH_MAX];
+    char *text, abspath[CONF_PATH_MAX];
     const char *path = a->path;
     struct conf c;
 
     memset(&c, 0, sizeof(c));
     /* Reloads re-read the file by this name, whatever the cwd is by then. */
-    if (realpath(path, abspath) != NULL)
+    if (port_abspath(path, abspath, sizeof(abspath)) == 0)
         path = abspath;
     if (load_config(path, a->explicit_path, &c, &text) != 0) {
         /* A service has no console: the event log says why it stopped. */

@@ -241,42 +241,6 @@ int proxy_process_spawn_worker(const struct proxy_image *img, const char *argv0,
     return 0;
 }
 
-int proxy_process_check_state(const struct proxy_image *img, const char *argv0, int state_fd,
-                              uint64_t timeout_ms, char *why, size_t whylen)
-{
-    char fdarg[16];
-    const char *const argv[] = { argv0, "--check-master-state", fdarg, NULL };
-    PROCESS_INFORMATION pi;
-    DWORD wait, code;
-    int rc = -1;
-
-    snprintf(fdarg, sizeof(fdarg), "%d", state_fd);
-    if (spawn_image(img, argv, state_fd, NULL, &pi, why, whylen) != 0)
-        return -1;
-    CloseHandle(pi.hThread);
-    /* Waited for here, never listed with the workers: its exit is no
-     * worker's. */
-    wait = WaitForSingleObject(pi.hProcess,
-                               timeout_ms >= INFINITE ? INFINITE - 1 : (DWORD)timeout_ms);
-    if (wait == WAIT_TIMEOUT) {
-        TerminateProcess(pi.hProcess, PROXY_PROCESS_WIN_KILLED);
-        WaitForSingleObject(pi.hProcess, INFINITE);
-        snprintf(why, whylen, "it did not answer within %llu ms",
-                 (unsigned long long)timeout_ms);
-    } else if (wait != WAIT_OBJECT_0) {
-        snprintf(why, whylen, "WaitForSingleObject: error %lu", GetLastError());
-        TerminateProcess(pi.hProcess, PROXY_PROCESS_WIN_KILLED);
-    } else if (!GetExitCodeProcess(pi.hProcess, &code)) {
-        snprintf(why, whylen, "GetExitCodeProcess: error %lu", GetLastError());
-    } else if (code != 0) {
-        proxy_process_describe_status((int)code, why, whylen);
-    } else {
-        rc = 0;
-    }
-    CloseHandle(pi.hProcess);
-    return rc;
-}
-
 /* Exit codes that are NTSTATUS values of a process that crashed, or was
  * ended by the system, by the name an operator searches for. */
 static const struct {

@@ -15,6 +15,7 @@
  * Start, stop, reload and failure also go to the event log (source: the
  * service's name).
  */
+#include "notify.h"
 #include "service.h"
 
 #include <stdio.h>
@@ -178,6 +179,28 @@ void proxy_service_event(enum conf_log_level level, const char *msg)
 
     if (svc.active && svc.eventlog != NULL)
         (void)ReportEventA(svc.eventlog, type, 0, 1, NULL, 1, 0, strings, NULL);
+}
+
+/* notify.h on Windows: what the master tells systemd on Linux becomes the
+ * service's state, and the reloads and their results go to the event log. */
+void proxy_notify_service(enum proxy_notify_state state, const char *status)
+{
+    char msg[512];
+
+    switch (state) {
+    case PROXY_NOTIFY_READY:
+        proxy_service_ready();
+        break;
+    case PROXY_NOTIFY_STOPPING:
+        proxy_service_stopping();
+        break;
+    case PROXY_NOTIFY_RELOADING:
+        snprintf(msg, sizeof(msg), "baton reloading: %s", status);
+        proxy_service_event(CONF_LOG_INFO, msg);
+        break;
+    case PROXY_NOTIFY_STATUS:
+        break;
+    }
 }
 
 static void WINAPI service_main(DWORD argc, LPWSTR *argv)

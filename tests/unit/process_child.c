@@ -182,23 +182,6 @@ static int worker(const wchar_t *argv0, const wchar_t *handle)
     return 94;
 }
 
-static int check_state(const wchar_t *handle)
-{
-    HANDLE h = (HANDLE)(intptr_t)_wcstoi64(handle, NULL, 10);
-    char buf[16];
-    DWORD n = 0, got;
-
-    while (n < sizeof(buf) - 1 && ReadFile(h, buf + n, sizeof(buf) - 1 - n, &got, NULL) &&
-           got > 0)
-        n += got;
-    buf[n] = '\0';
-    if (strcmp(buf, "hang") == 0) {
-        Sleep(HOLD_MS);
-        return 98;
-    }
-    return strcmp(buf, "ok") == 0 ? 0 : 7;
-}
-
 int main(void)
 {
     int argc;
@@ -208,7 +191,5 @@ int main(void)
         return 95;
     if (wcscmp(argv[1], L"--worker") == 0)
         return worker(argv[0], argv[2]);
-    if (wcscmp(argv[1], L"--check-master-state") == 0)
-        return check_state(argv[2]);
     return 96;
 }

@@ -496,35 +496,6 @@ static void test_image_rename(struct event_base *base, struct exits *e)
     CHECK(RemoveDirectoryW(wdir));
 }
 
-/* ---- the Linux master's state check, as Windows would run it ------------- */
-
-static int check_with(const struct proxy_image *img, const char *state, uint64_t ms,
-                      char *why, size_t n)
-{
-    HANDLE rd, wr;
-    DWORD put;
-    int rc;
-
-    if (!CreatePipe(&rd, &wr, NULL, 0))
-        return -2;
-    CHECK(WriteFile(wr, state, (DWORD)strlen(state), &put, NULL));
-    CloseHandle(wr);
-    rc = proxy_process_check_state(img, ARGV0, (int)(intptr_t)rd, ms, why, n);
-    CloseHandle(rd);
-    return rc;
-}
-
-static void test_check_state(const struct proxy_image *img)
-{
-    char why[256] = "";
-
-    CHECK(check_with(img, "ok", DEADLINE_MS, why, sizeof(why)) == 0);
-    CHECK(check_with(img, "bad", DEADLINE_MS, why, sizeof(why)) == -1);
-    CHECK_STR(why, "exited with status 7");
-    CHECK(check_with(img, "hang", 300, why, sizeof(why)) == -1);
-    CHECK_STR(why, "it did not answer within 300 ms");
-}
-
 static int find_paths(void)
 {
     char *slash;
@@ -562,7 +533,6 @@ int main(void)
     test_image_identity();
     CHECK(proxy_image_open(&img, helper, why, sizeof(why)) == 0);
     test_spawn_refused(&img);
-    test_check_state(&img);
     test_exit_before_watch(base, &img);
 
     watch = proxy_process_watch_new(base, on_exit_cb, &e);
