@@ -158,11 +158,9 @@ void upstream_handshake(struct proxy_conn *c)
     }
 }
 
-void conn_established(struct proxy_conn *c)
+static void conn_mark_established(struct proxy_conn *c)
 {
     struct proxy_server *s = c->server;
-    uint8_t hdr[PROXY_PP_MAX];
-    size_t hlen = 0;
 
     c->connected = 1;
     atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
@@ -172,6 +170,21 @@ void conn_established(struct proxy_conn *c)
     if (c->backend->tls == NULL)
         proxy_server_succeeded(s);
     proxy_side_watch_write(&c->upstream, 0);
+}
+
+void conn_established(struct proxy_conn *c)
+{
+    struct proxy_server *s = c->server;
+    uint8_t hdr[PROXY_PP_MAX];
+    size_t hlen = 0;
+
+    if (c->up.buf != NULL && c->backend->tls == NULL) {
+        /* The first bytes were queued (and maybe sent) while connecting. */
+        conn_mark_established(c);
+        conn_relay_start(c);
+        return;
+    }
+    conn_mark_established(c);
     if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
         (hlen = proxy_header(c, hdr, sizeof(hdr))) == 0) {
         proxy_conn_close(c, PROXY_END_ERROR);
@@ -225,6 +238,74 @@ void conn_relay_start(struct proxy_conn *c)
     proxy_side_wake_if_buffered(&c->client);
 }
 
+/*
+ * Connected at once?  To a local server the handshake usually completes
+ * inside connect() (loopback runs it before the call returns), though
+ * connect() still says EINPROGRESS.  With bytes ready for a plain server
+ * (the client's first bytes, a PROXY header), sending them finds out: if
+ * they go, the poll round, the writability watch (two epoll_ctl) and the
+ * SO_ERROR check of the usual path are saved.  A server that is never up
+ * that fast (a remote one) stops being tried after a few misses, and once
+ * every EARLY_RETRY connections.
+ */
+#define EARLY_MAX_MISSES 4
+#define EARLY_RETRY      64
+
+static int early_worth_trying(struct proxy_conn *c)
+{
+    struct proxy_server *s = c->server;
+    unsigned misses;
+
+    if (c->backend->tls != NULL || (c->prefixlen == 0 && c->up.buf == NULL &&
+                                    c->backend->conf->send_proxy == CONF_SEND_PROXY_OFF))
+        return 0;
+    misses = atomic_load_explicit(&s->early_misses, memory_order_relaxed);
+    return misses < EARLY_MAX_MISSES ||
+           atomic_load_explicit(&s->total, memory_order_relaxed) % EARLY_RETRY == 0;
+}
+
+/* Returns 1 if the connection turned out to be up (it goes on relaying),
+ * 0 if not yet (watch for writability), -1 if c was closed or moved on to
+ * another server. */
+static int conn_send_early(struct proxy_conn *c)
+{
+    uint8_t hdr[PROXY_PP_MAX];
+    size_t hlen = 0;
+    ssize_t w;
+
+    if (c->up.buf == NULL) {
+        if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
+            (hlen = proxy_header(c, hdr, sizeof(hdr))) == 0) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return -1;
+        }
+        if (queue_upstream_prefix(c, hdr, hlen) != 0) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return -1;
+        }
+    }
+    w = send(c->upstream.fd, c->up.buf + c->up.off, c->up.len - c->up.off, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS ||
+            errno == EINTR) {
+            atomic_fetch_add_explicit(&c->server->early_misses, 1, memory_order_relaxed);
+            return 0;
+        }
+        connect_failed(c, strerror(errno));
+        return -1;
+    }
+    atomic_store_explicit(&c->server->early_misses, 0, memory_order_relaxed);
+    c->up.off += (uint32_t)w;
+    if (c->up.off == c->up.len) {
+        free(c->up.buf);
+        c->up.buf = NULL;
+        c->up.off = c->up.len = 0;
+    }
+    conn_mark_established(c);
+    conn_relay_start(c);
+    return 1;
+}
+
 static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
 {
     const struct conf_addr *a = &s->conf->addr;
@@ -261,6 +342,8 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         connect_failed(c, strerror(e));
         return 1;
     }
+    if (early_worth_trying(c) && conn_send_early(c) != 0)
+        return 0;
     proxy_side_watch_write(&c->upstream, 1);
     timer_arm(c, c->backend->conf->connect_timeout_ms);
     return 0;
