@@ -23,6 +23,7 @@
 #include "logsafe.h"
 #include "loop.h"
 #include "proxyproto.h"
+#include "sockopt.h"
 #include "tls.h"
 #include "worker.h"
 #include "xprt.h"
@@ -251,13 +252,18 @@ void conn_relay_start(struct proxy_conn *c)
 #define EARLY_MAX_MISSES 4
 #define EARLY_RETRY      64
 
+static int early_bytes(const struct proxy_conn *c)
+{
+    return c->backend->tls == NULL && (c->prefixlen > 0 || c->up.buf != NULL ||
+                                       c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF);
+}
+
 static int early_worth_trying(struct proxy_conn *c)
 {
     struct proxy_server *s = c->server;
     unsigned misses;
 
-    if (c->backend->tls != NULL || (c->prefixlen == 0 && c->up.buf == NULL &&
-                                    c->backend->conf->send_proxy == CONF_SEND_PROXY_OFF))
+    if (!early_bytes(c))
         return 0;
     misses = atomic_load_explicit(&s->early_misses, memory_order_relaxed);
     return misses < EARLY_MAX_MISSES ||
@@ -306,11 +312,17 @@ static int conn_send_early(struct proxy_conn *c)
     return 1;
 }
 
+static void conn_await_connect(struct proxy_conn *c)
+{
+    proxy_side_watch_write(&c->upstream, 1);
+    timer_arm(c, c->backend->conf->connect_timeout_ms);
+}
+
 static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
 {
     const struct conf_addr *a = &s->conf->addr;
     struct event_base *base = c->loop->base;
-    int fd;
+    int fd, rc, fastopen = 0;
 
     fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -319,11 +331,27 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         return -1;
     }
     set_nodelay(fd);
+    /* Fast Open: connect() only records the address, and the first send
+     * carries the SYN (with those bytes if the kernel has the server's
+     * cookie).  Only with bytes to send: without, no SYN would leave. */
+    if (c->backend->conf->tcp_fastopen && early_bytes(c)) {
+        if (proxy_sockopt_fastopen_connect(fd) == 0)
+            fastopen = 1;
+        else
+            proxy_log_limited(PROXY_LOGK_CONNECT, "backend %s: tcp_fastopen for server %s: %s",
+                              c->backend->conf->name, s->conf->name, strerror(errno));
+    }
     c->upstream.fd = fd;
     event_assign(&c->upstream.rev, base, fd, EV_READ | EV_CLOSED | EV_PERSIST, upstream_read_cb, c);
     event_assign(&c->upstream.wev, base, fd, EV_WRITE | EV_PERSIST, upstream_write_cb, c);
     c->state = PROXY_CONN_CONNECTING;
-    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+    rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    if (rc == 0 && fastopen) {
+        if (conn_send_early(c) == 0)
+            conn_await_connect(c);
+        return 0;
+    }
+    if (rc == 0) {
         conn_established(c);
         return 0;
     }
@@ -344,8 +372,7 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
     }
     if (early_worth_trying(c) && conn_send_early(c) != 0)
         return 0;
-    proxy_side_watch_write(&c->upstream, 1);
-    timer_arm(c, c->backend->conf->connect_timeout_ms);
+    conn_await_connect(c);
     return 0;
 }
 
