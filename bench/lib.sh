@@ -31,6 +31,7 @@ bench_need_common() {
     bench_need curl curl
     bench_need python3 python3
     bench_need ss iproute2
+    bench_need perf linux-perf
 }
 
 bench_build_baton() {                # sets BATON (unless given); builds it unless SKIP_BUILD=1
@@ -151,6 +152,23 @@ proc_rss_kb() {                      # VmRSS summed over pids
         sum=$((sum + t))
     done
     echo "$sum"
+}
+proc_vcsw() {                        # voluntary context switches (sleeps), summed over all threads of pids
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/status 2>/dev/null; done |
+        awk '/^voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
+# bench_count_syscalls PIDS OUT CMD...: runs CMD while perf counts the system
+# calls of every thread of PIDS (comma-separated); writes "name count" lines
+# (non-zero only) to OUT.  The tracepoints cost the counted processes CPU, so
+# take CPU figures from a run without them.
+bench_count_syscalls() {
+    local pids=$1 out=$2
+    shift 2
+    perf stat -x, -o "$out.raw" -e 'syscalls:sys_enter_*' -p "$pids" -- "$@" ||
+        die "perf stat failed: $(tail -3 "$out.raw" 2>/dev/null)"
+    awk -F, '$1 ~ /^[0-9]+$/ && $1 > 0 { sub(/^syscalls:sys_enter_/, "", $3); print $3, $1 }' \
+        "$out.raw" >"$out"
 }
 established_to() {                   # established sockets whose peer port is $1
     ss -Htn state established "( dport = :$1 )" | wc -l

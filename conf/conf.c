@@ -31,6 +31,7 @@
 #define THREADS_MAX      64
 #define CONNECTIONS_MAX  10000000
 #define BACKLOG_MAX      65535
+#define DEFER_ACCEPT_MAX_MS 3600000
 #define WEIGHT_MAX       256
 #define RETRIES_MAX      16
 #define BUFFER_MIN       (1u << 10)
@@ -764,6 +765,33 @@ static int set_proxy_timeout(struct loader *l, const char *v, char *why, size_t 
     return 0;
 }
 
+static int set_defer_accept(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t ms;
+
+    if (conf_parse_duration(v, &ms, why, whylen) < 0)
+        return -1;
+    if (ms % 1000 != 0 || ms > DEFER_ACCEPT_MAX_MS)
+        return fail(why, whylen, "defer_accept must be whole seconds, at most 3600s (0 = off)");
+    cur_listener(l)->defer_accept_ms = ms;
+    return 0;
+}
+
+static int set_listener_fastopen(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    uint64_t n;
+
+    if (conf_parse_uint(v, 0, BACKLOG_MAX, &n, why, whylen) < 0)
+        return -1;
+    cur_listener(l)->tcp_fastopen = (unsigned)n;
+    return 0;
+}
+
+static int set_backend_fastopen(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    return parse_switch(v, &cur_backend(l)->tcp_fastopen, "tcp_fastopen setting", why, whylen);
+}
+
 static int set_backend_tls(struct loader *l, const char *v, char *why, size_t whylen)
 {
     return parse_switch(v, &cur_backend(l)->tls, "tls setting", why, whylen);
@@ -899,6 +927,8 @@ static const struct key keys[] = {
     { SEC_LISTENER, "route_alpn",      true,  set_route_alpn },
     { SEC_LISTENER, "accept_proxy",    false, set_accept_proxy },
     { SEC_LISTENER, "proxy_timeout",   false, set_proxy_timeout },
+    { SEC_LISTENER, "defer_accept",    false, set_defer_accept },
+    { SEC_LISTENER, "tcp_fastopen",    false, set_listener_fastopen },
     { SEC_BACKEND,  "server",          true,  set_server },
     { SEC_BACKEND,  "balance",         false, set_balance },
     { SEC_BACKEND,  "connect_timeout", false, set_connect_timeout },
@@ -910,6 +940,7 @@ static const struct key keys[] = {
     { SEC_BACKEND,  "tls_cert",        false, set_backend_cert },
     { SEC_BACKEND,  "tls_key",         false, set_backend_key },
     { SEC_BACKEND,  "send_proxy",      false, set_send_proxy },
+    { SEC_BACKEND,  "tcp_fastopen",    false, set_backend_fastopen },
     { SEC_BACKEND,  "check",           false, set_check },
     { SEC_BACKEND,  "check_interval",  false, set_check_interval },
     { SEC_BACKEND,  "check_rise",      false, set_check_rise },

@@ -108,6 +108,7 @@ struct conf_backend {
     char                tls_cert[CONF_PATH_MAX]; /* client certificate, optional */
     char                tls_key[CONF_PATH_MAX];
     enum conf_send_proxy send_proxy;    /* default off */
+    int                 tcp_fastopen;   /* TCP_FASTOPEN_CONNECT to plain servers, default off */
     enum conf_check     check;          /* active health check, default off */
     uint64_t            check_interval_ms;  /* default 2000 */
     unsigned            check_rise;     /* successes to mark up, default 2 */
@@ -144,6 +145,9 @@ struct conf_listener {
     size_t               nalpn_routes;
     int                  accept_proxy;      /* expect a PROXY header, default off */
     uint64_t             proxy_timeout_ms;  /* to receive it, default 5000 */
+    uint64_t             defer_accept_ms;   /* TCP_DEFER_ACCEPT: accept once bytes came or
+                                               this passed (whole seconds), default 0 = off */
+    unsigned             tcp_fastopen;      /* TCP_FASTOPEN queue length, default 0 = off */
 };
 
 struct conf_global {

@@ -28,6 +28,9 @@ struct proxy_server {
     _Atomic unsigned          fails;     /* consecutive failures */
     _Atomic unsigned          oks;       /* consecutive successful checks */
     _Atomic uint64_t          down_since_ms;
+    /* Connects in a row whose first bytes found the connection not yet up
+     * (connection_server.c stops trying early sends after a few). */
+    _Atomic unsigned          early_misses;
 };
 
 struct proxy_backend {

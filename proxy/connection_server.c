@@ -22,6 +22,7 @@
 #include "netutil.h"
 #include "loop.h"
 #include "proxyproto.h"
+#include "sockopt.h"
 #include "tls.h"
 #include "worker.h"
 #include "xprt.h"
@@ -157,11 +158,9 @@ void upstream_handshake(struct proxy_conn *c)
     }
 }
 
-void conn_established(struct proxy_conn *c)
+static void conn_mark_established(struct proxy_conn *c)
 {
     struct proxy_server *s = c->server;
-    uint8_t hdr[PROXY_PP_MAX];
-    size_t hlen = 0;
 
     c->connected = 1;
     atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
@@ -171,6 +170,21 @@ void conn_established(struct proxy_conn *c)
     if (c->backend->tls == NULL)
         proxy_server_succeeded(s);
     proxy_side_watch_write(&c->upstream, 0);
+}
+
+void conn_established(struct proxy_conn *c)
+{
+    struct proxy_server *s = c->server;
+    uint8_t hdr[PROXY_PP_MAX];
+    size_t hlen = 0;
+
+    if (c->up.buf != NULL && c->backend->tls == NULL) {
+        /* The first bytes were queued (and maybe sent) while connecting. */
+        conn_mark_established(c);
+        conn_relay_start(c);
+        return;
+    }
+    conn_mark_established(c);
     if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
         (hlen = proxy_header(c, hdr, sizeof(hdr))) == 0) {
         proxy_conn_close(c, PROXY_END_ERROR);
@@ -224,11 +238,90 @@ void conn_relay_start(struct proxy_conn *c)
     proxy_side_wake_if_buffered(&c->client);
 }
 
+/*
+ * Connected at once?  To a local server the handshake usually completes
+ * inside connect() (loopback runs it before the call returns), though
+ * connect() still says EINPROGRESS.  With bytes ready for a plain server
+ * (the client's first bytes, a PROXY header), sending them finds out: if
+ * they go, the poll round, the writability watch (two epoll_ctl) and the
+ * SO_ERROR check of the usual path are saved.  A server that is never up
+ * that fast (a remote one) stops being tried after a few misses, and once
+ * every EARLY_RETRY connections.
+ */
+#define EARLY_MAX_MISSES 4
+#define EARLY_RETRY      64
+
+static int early_bytes(const struct proxy_conn *c)
+{
+    return c->backend->tls == NULL && (c->prefixlen > 0 || c->up.buf != NULL ||
+                                       c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF);
+}
+
+static int early_worth_trying(struct proxy_conn *c)
+{
+    struct proxy_server *s = c->server;
+    unsigned misses;
+
+    if (!early_bytes(c))
+        return 0;
+    misses = atomic_load_explicit(&s->early_misses, memory_order_relaxed);
+    return misses < EARLY_MAX_MISSES ||
+           atomic_load_explicit(&s->total, memory_order_relaxed) % EARLY_RETRY == 0;
+}
+
+/* Returns 1 if the connection turned out to be up (it goes on relaying),
+ * 0 if not yet (watch for writability), -1 if c was closed or moved on to
+ * another server. */
+static int conn_send_early(struct proxy_conn *c)
+{
+    uint8_t hdr[PROXY_PP_MAX];
+    size_t hlen = 0;
+    ssize_t w;
+
+    if (c->up.buf == NULL) {
+        if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
+            (hlen = proxy_header(c, hdr, sizeof(hdr))) == 0) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return -1;
+        }
+        if (queue_upstream_prefix(c, hdr, hlen) != 0) {
+            proxy_conn_close(c, PROXY_END_ERROR);
+            return -1;
+        }
+    }
+    w = send(c->upstream.fd, c->up.buf + c->up.off, c->up.len - c->up.off, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS ||
+            errno == EINTR) {
+            atomic_fetch_add_explicit(&c->server->early_misses, 1, memory_order_relaxed);
+            return 0;
+        }
+        connect_failed(c, strerror(errno));
+        return -1;
+    }
+    atomic_store_explicit(&c->server->early_misses, 0, memory_order_relaxed);
+    c->up.off += (uint32_t)w;
+    if (c->up.off == c->up.len) {
+        free(c->up.buf);
+        c->up.buf = NULL;
+        c->up.off = c->up.len = 0;
+    }
+    conn_mark_established(c);
+    conn_relay_start(c);
+    return 1;
+}
+
+static void conn_await_connect(struct proxy_conn *c)
+{
+    proxy_side_watch_write(&c->upstream, 1);
+    timer_arm(c, c->backend->conf->connect_timeout_ms);
+}
+
 static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
 {
     const struct conf_addr *a = &s->conf->addr;
     struct event_base *base = c->loop->base;
-    int fd;
+    int fd, rc, fastopen = 0;
 
     fd = proxy_socket(a->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
@@ -237,11 +330,27 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         return -1;
     }
     set_nodelay(fd);
+    /* Fast Open: connect() only records the address, and the first send
+     * carries the SYN (with those bytes if the kernel has the server's
+     * cookie).  Only with bytes to send: without, no SYN would leave. */
+    if (c->backend->conf->tcp_fastopen && early_bytes(c)) {
+        if (proxy_sockopt_fastopen_connect(fd) == 0)
+            fastopen = 1;
+        else
+            proxy_log_limited(PROXY_LOGK_CONNECT, "backend %s: tcp_fastopen for server %s: %s",
+                              c->backend->conf->name, s->conf->name, strerror(errno));
+    }
     c->upstream.fd = fd;
     event_assign(&c->upstream.rev, base, fd, EV_READ | EV_CLOSED | EV_PERSIST, upstream_read_cb, c);
     event_assign(&c->upstream.wev, base, fd, EV_WRITE | EV_PERSIST, upstream_write_cb, c);
     c->state = PROXY_CONN_CONNECTING;
-    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0) {
+    rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    if (rc == 0 && fastopen) {
+        if (conn_send_early(c) == 0)
+            conn_await_connect(c);
+        return 0;
+    }
+    if (rc == 0) {
         conn_established(c);
         return 0;
     }
@@ -260,8 +369,9 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         connect_failed(c, strerror(e));
         return 1;
     }
-    proxy_side_watch_write(&c->upstream, 1);
-    timer_arm(c, c->backend->conf->connect_timeout_ms);
+    if (early_worth_trying(c) && conn_send_early(c) != 0)
+        return 0;
+    conn_await_connect(c);
     return 0;
 }
 

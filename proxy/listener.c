@@ -17,12 +17,26 @@
 #include "log.h"
 #include "loop.h"
 #include "netutil.h"
+#include "sockopt.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH       64   /* accepts per wake-up, then let others run */
 #define ACCEPT_RETRY_MS    100  /* re-check a limit held by another loop */
 
 enum slot { SLOT_OK, SLOT_GLOBAL_FULL, SLOT_LISTENER_FULL };
+
+/* Set on the shared socket by each generation, off included: a reload
+ * that turns one off takes it off. */
+static void listener_first_bytes_opts(struct proxy_listener *l, int fd, const char *addr)
+{
+    const struct conf_listener *c = l->conf;
+
+    if (proxy_sockopt_defer_accept(fd, (unsigned)(c->defer_accept_ms / 1000)) != 0 &&
+        c->defer_accept_ms != 0)
+        proxy_log_warn("listener %s (%s): defer_accept: %s", c->name, addr, strerror(errno));
+    if (proxy_sockopt_fastopen(fd, c->tcp_fastopen) != 0 && c->tcp_fastopen != 0)
+        proxy_log_warn("listener %s (%s): tcp_fastopen: %s", c->name, addr, strerror(errno));
+}
 
 int proxy_listener_add_fd(struct proxy_listener *l, int fd, const char *addr)
 {
@@ -33,6 +47,7 @@ int proxy_listener_add_fd(struct proxy_listener *l, int fd, const char *addr)
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&one, sizeof(one)) != 0)
         proxy_log_warn("listener %s: setsockopt(TCP_NODELAY): %s", l->conf->name,
                        strerror(errno));
+    listener_first_bytes_opts(l, fd, addr);
     int *fds = realloc(l->fds, (l->nfds + 1) * sizeof(*fds));
     char (*addrs)[80];
 

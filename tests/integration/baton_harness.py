@@ -1407,9 +1407,9 @@ def socket_inodes(pid):
     return out
 
 
-def tcp_listen_inode(addr):
-    """Inode of the listening TCP socket on addr (IPv4 host, port), from
-    /proc/net/tcp; None if nothing listens there."""
+def _tcp_inode(addr, col, state):
+    """Inode of the first TCP socket in /proc/net/tcp whose address in column
+    col (1 local, 2 remote) is addr (IPv4 host, port), in state (hex)."""
     import struct
     host, port = addr[0], addr[1]
     want = "%08X:%04X" % (struct.unpack("=I", socket.inet_aton(host))[0], port)
@@ -1417,9 +1417,51 @@ def tcp_listen_inode(addr):
         next(f)
         for line in f:
             cols = line.split()
-            if len(cols) > 9 and cols[1] == want and cols[3] == "0A":
+            if len(cols) > 9 and cols[col] == want and cols[3] == state:
                 return int(cols[9])
     return None
+
+
+def tcp_listen_inode(addr):
+    """Inode of the listening TCP socket on addr (IPv4 host, port), from
+    /proc/net/tcp; None if nothing listens there."""
+    return _tcp_inode(addr, 1, "0A")
+
+
+def tcp_conn_inode(remote):
+    """Inode of an established TCP socket whose peer is remote (IPv4 host,
+    port), from /proc/net/tcp; None if there is none."""
+    return _tcp_inode(remote, 2, "01")
+
+
+def sockopt_of(pid, inode, level, opt):
+    """getsockopt(level, opt) as an int on process pid's socket with that
+    inode, through a copy of its descriptor (pidfd_getfd, Linux 5.6, needs
+    the right to ptrace pid: root).  Skips the calling test where the
+    kernel refuses."""
+    import ctypes
+    import struct
+    fd = next((f for f, i in socket_inodes(pid).items() if i == inode), None)
+    if fd is None:
+        raise AssertionError("process %d holds no socket with inode %s" % (pid, inode))
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(434, pid, 0)                  # pidfd_open
+    if pidfd < 0:
+        raise unittest.SkipTest("pidfd_open: %s" % os.strerror(ctypes.get_errno()))
+    try:
+        copy = libc.syscall(438, pidfd, fd, 0)         # pidfd_getfd
+        if copy < 0:
+            raise unittest.SkipTest("pidfd_getfd: %s" % os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(pidfd)
+    try:
+        s = socket.socket(fileno=copy)
+        try:
+            return struct.unpack("i", s.getsockopt(level, opt, 4))[0]
+        finally:
+            s.detach()
+    finally:
+        os.close(copy)
 
 
 def _tcp_rx_queues(addr):

@@ -182,6 +182,9 @@ static void test_defaults(void)
         CHECK_U64(c.listeners[0].idle_timeout_ms, 300000);
         CHECK_U64(c.listeners[0].max_connections, 0);
         CHECK_U64(c.listeners[0].backlog, 4096);
+        CHECK_U64(c.listeners[0].defer_accept_ms, 0);
+        CHECK_U64(c.listeners[0].tcp_fastopen, 0);
+        CHECK(c.backends[0].tcp_fastopen == 0);
         CHECK(c.listeners[0].backend == &c.backends[0]);
         CHECK(c.backends[0].balance == CONF_BALANCE_ROUNDROBIN);
         CHECK_U64(c.backends[0].connect_timeout_ms, 3000);
