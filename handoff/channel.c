@@ -244,7 +244,7 @@ int handoff_channel_flush(struct handoff_channel *ch)
 
 int handoff_channel_pending(const struct handoff_channel *ch)
 {
-    return ch->out_head != NULL || ch->held_head != NULL;
+    return ch->out_head != NULL;
 }
 
 /* Input */
@@ -406,7 +406,10 @@ static int ack_queue(struct handoff_channel *ch)
     return 0;
 }
 
-/* The peer holds its own handles of that many more messages: ours close. */
+/* The peer holds its own handles of that many more messages: ours close.
+ * More than are held is no error: a master that re-executed itself (Linux)
+ * left its held duplicates behind with its image, and the peer's answers
+ * to them may still come. */
 static int ack_take(struct handoff_channel *ch, struct handoff_in *in, char *why,
                     size_t whylen)
 {
@@ -414,13 +417,7 @@ static int ack_take(struct handoff_channel *ch, struct handoff_in *in, char *why
 
     if (handoff_decode_handle_ack(in, &v, why, whylen) != 0)
         return -1;
-    if (v.messages > ch->nheld) {
-        snprintf(why, whylen, "HANDLE_ACK acknowledges %u message%s with handles but %u "
-                 "await%s acknowledgement", (unsigned)v.messages, v.messages == 1 ? "" : "s",
-                 ch->nheld, ch->nheld == 1 ? "s" : "");
-        return -1;
-    }
-    held_release(ch, v.messages);
+    held_release(ch, v.messages < ch->nheld ? v.messages : ch->nheld);
     return 0;
 }
 

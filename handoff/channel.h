@@ -87,8 +87,10 @@ int  handoff_channel_send_lent(struct handoff_channel *ch, struct handoff_msg *m
  * transport would block, -1 on error (errno set).  A reader flushes after
  * taking messages too: handoff_channel_next may queue a HANDLE_ACK. */
 int  handoff_channel_flush(struct handoff_channel *ch);
-/* 1 while output is queued or handles given await the peer's HANDLE_ACK
- * (nothing of this channel is in flight once it says 0). */
+/* 1 while output is queued.  Handles awaiting the peer's HANDLE_ACK do not
+ * count (ch->nheld): a peer that is stopped would hold up a master's
+ * re-execution, which closes them with its image, safely on Linux where
+ * SCM_RIGHTS holds its own references (Windows has no re-execution). */
 int  handoff_channel_pending(const struct handoff_channel *ch);
 
 /* Reads what the transport has.  Returns bytes read (> 0), 0 on EOF,
@@ -97,9 +99,9 @@ ssize_t handoff_channel_read(struct handoff_channel *ch);
 
 /* Extracts the next complete message.  Returns 1 with *in filled (free it
  * with handoff_in_free), 0 if more bytes are needed, -1 if the stream is
- * malformed (bad header, missing descriptors, an acknowledgement of handles
- * never given); `why` says what was wrong and the channel must then be
- * closed: framing cannot be recovered.  The channel's own HANDLE_ACK is
+ * malformed (bad header, missing descriptors, a bad HANDLE_ACK); `why` says
+ * what was wrong and the channel must then be closed: framing cannot be
+ * recovered.  The channel's own HANDLE_ACK is
  * taken here (the handles it acknowledges are closed) and never returned;
  * a message flagged HANDOFF_HDR_ACK_HANDLES queues one. */
 int  handoff_channel_next(struct handoff_channel *ch, struct handoff_in *in,
