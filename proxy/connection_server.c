@@ -179,7 +179,8 @@ void conn_established(struct proxy_conn *c)
     size_t hlen = 0;
 
     if (c->up.buf != NULL && c->backend->tls == NULL) {
-        /* The first bytes were queued (and maybe sent) while connecting. */
+        /* Bytes already queued are the first bytes, header included: the
+         * usual path below would queue them a second time. */
         conn_mark_established(c);
         conn_relay_start(c);
         return;
@@ -269,6 +270,29 @@ static int early_worth_trying(struct proxy_conn *c)
            atomic_load_explicit(&s->total, memory_order_relaxed) % EARLY_RETRY == 0;
 }
 
+/* The first bytes as they would be queued at establishment (PROXY header,
+ * then the client's bytes), in the loop's scratch buffer: a miss must leave
+ * the connection exactly as the usual path expects it (and as a worker of
+ * an older release would take it over while it connects).  Their length,
+ * 0 if they do not fit, or -1 if c was closed. */
+static ssize_t early_first_bytes(struct proxy_conn *c, uint8_t *hdr, size_t *hlen)
+{
+    char *out = c->loop->scratch;
+
+    *hlen = 0;
+    if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
+        (*hlen = proxy_header(c, hdr, PROXY_PP_MAX)) == 0) {
+        proxy_conn_close(c, PROXY_END_ERROR);
+        return -1;
+    }
+    if (*hlen + c->prefixlen > c->loop->scratch_len)
+        return 0;
+    memcpy(out, hdr, *hlen);
+    if (c->prefixlen > 0)
+        memcpy(out + *hlen, c->prefix, c->prefixlen);
+    return (ssize_t)(*hlen + c->prefixlen);
+}
+
 /* Returns 1 if the connection turned out to be up (it goes on relaying),
  * 0 if not yet (watch for writability), -1 if c was closed or moved on to
  * another server. */
@@ -276,20 +300,18 @@ static int conn_send_early(struct proxy_conn *c)
 {
     uint8_t hdr[PROXY_PP_MAX];
     size_t hlen = 0;
-    ssize_t w;
+    const char *out;
+    ssize_t n, w;
 
-    if (c->up.buf == NULL) {
-        if (c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF &&
-            (hlen = proxy_header(c, hdr, sizeof(hdr))) == 0) {
-            proxy_conn_close(c, PROXY_END_ERROR);
-            return -1;
-        }
-        if (queue_upstream_prefix(c, hdr, hlen) != 0) {
-            proxy_conn_close(c, PROXY_END_ERROR);
-            return -1;
-        }
+    if (c->up.buf != NULL) {
+        out = c->up.buf + c->up.off;
+        n = (ssize_t)(c->up.len - c->up.off);
+    } else {
+        out = c->loop->scratch;
+        if ((n = early_first_bytes(c, hdr, &hlen)) <= 0)
+            return n < 0 ? -1 : 0;
     }
-    w = send(c->upstream.fd, c->up.buf + c->up.off, c->up.len - c->up.off, MSG_NOSIGNAL);
+    w = send(c->upstream.fd, out, (size_t)n, MSG_NOSIGNAL);
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS ||
             errno == EINTR) {
@@ -300,8 +322,14 @@ static int conn_send_early(struct proxy_conn *c)
         return -1;
     }
     atomic_store_explicit(&c->server->early_misses, 0, memory_order_relaxed);
+    /* Sent: what is left is queued as the usual path would have queued
+     * it, less what went. */
+    if (c->up.buf == NULL && queue_upstream_prefix(c, hdr, hlen) != 0) {
+        proxy_conn_close(c, PROXY_END_ERROR);
+        return -1;
+    }
     c->up.off += (uint32_t)w;
-    if (c->up.off == c->up.len) {
+    if (c->up.buf != NULL && c->up.off == c->up.len) {
         free(c->up.buf);
         c->up.buf = NULL;
         c->up.off = c->up.len = 0;
