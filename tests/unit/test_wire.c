@@ -87,16 +87,16 @@ static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
     case HANDOFF_LINK:
         r = handoff_decode_link(in, &lk, why, n);
         if (r == 0)
-            close(lk.fd);
+            test_close_fd(lk.fd);
         else if (lk.fd != -1)
             return -2;
         return r;
     case HANDOFF_CONN:
         r = handoff_decode_conn(in, &cn, why, n);
         if (r == 0) {
-            close(cn.client_fd);
+            test_close_fd(cn.client_fd);
             if (cn.server_fd >= 0)
-                close(cn.server_fd);
+                test_close_fd(cn.server_fd);
         } else if (cn.client_fd != -1 || cn.server_fd != -1) {
             return -2;
         }
@@ -114,7 +114,7 @@ static int decode_any(struct handoff_in *in, uint16_t type, char *why, size_t n)
     case HANDOFF_LISTENER:
         r = handoff_decode_listener(in, &l, why, n);
         if (r == 0)
-            close(l.fd);
+            test_close_fd(l.fd);
         else if (l.fd != -1)
             return -2;   /* a failed decode must not hand out an fd */
         return r;
@@ -841,7 +841,7 @@ static void test_roundtrip(void)
         CHECK(test_fd_is_open(g.fd));
         handoff_in_free(&in);
         CHECK(test_fd_is_open(g.fd));   /* taken, so not closed by in_free */
-        close(g.fd);
+        test_close_fd(g.fd);
         handoff_msg_free(&m);
     }
     {
@@ -895,7 +895,7 @@ static void test_roundtrip(void)
     }
     CHECK(handoff_encode_empty(&m, HANDOFF_CONN_DONE, 1) == -1);
     handoff_msg_free(&m);
-    close(fd);
+    test_close_fd(fd);
 }
 
 /* Every shorter payload of a valid message must be refused. */
@@ -960,7 +960,7 @@ static void test_truncated(void)
     CHECK_WHY(why, "HELLO: version truncated: declares 5 bytes, 4 present");
     handoff_in_free(&in);
     handoff_msg_free(&m);
-    close(fd);
+    test_close_fd(fd);
 }
 
 static void test_trailing(void)
@@ -992,7 +992,7 @@ static void test_trailing(void)
         free(p);
         handoff_msg_free(&m);
     }
-    close(fd);
+    test_close_fd(fd);
 }
 
 /* Appends a u16-length string with `len` copies of c. */
@@ -1351,7 +1351,7 @@ static void test_wrong_fds_and_types(void)
     CHECK(decode_any(&in, HANDOFF_START, why, sizeof(why)) == -1);
     CHECK_WHY(why, "got CONN");
     handoff_in_free(&in);
-    close(fd);
+    test_close_fd(fd);
 }
 
 /* Random input must never crash, leak, or succeed without filling why on
@@ -1448,7 +1448,7 @@ static void test_garbage(void)
     }
     CHECK(ok > 0 && fail > 0);
     CHECK_U64(odd, 0);
-    close(fd);
+    test_close_fd(fd);
 }
 
 
@@ -1513,10 +1513,10 @@ static int close_conn_fds(struct handoff_conn *g)
     int ok = g->client_fd >= 0 && test_fd_is_open(g->client_fd);
 
     if (g->client_fd >= 0)
-        close(g->client_fd);
+        test_close_fd(g->client_fd);
     if (g->server_fd >= 0) {
         ok = ok && test_fd_is_open(g->server_fd);
-        close(g->server_fd);
+        test_close_fd(g->server_fd);
     }
     g->client_fd = g->server_fd = -1;
     return ok;
@@ -1568,8 +1568,8 @@ static void test_conn_roundtrip(void)
     CHECK(close_conn_fds(&g));
     free((void *)v.up.pending);
 
-    close(fd);
-    close(fd2);
+    test_close_fd(fd);
+    test_close_fd(fd2);
 }
 
 /* Encodes v as given (the encoder does not check the phase) and decodes it
@@ -1590,7 +1590,7 @@ static int conn_decode_with(const struct handoff_conn *v, unsigned nfds, int los
     in.fds_lost = lost;
     if (lost)
         for (unsigned i = 0; i < in.nfds; i++) {
-            close(in.fds[i]);
+            test_close_fd(in.fds[i]);
             in.fds[i] = -1;
         }
     why[0] = '\0';
@@ -1718,7 +1718,7 @@ static void test_conn_refused(void)
         handoff_in_free(&in);
     }
     handoff_msg_free(&m);
-    close(fd);
+    test_close_fd(fd);
 }
 
 /* A raw CONN_ACK (with results) or CONN_RELEASE payload of n entries. */
@@ -1848,7 +1848,7 @@ static void test_link(void)
     CHECK(g.role == v.role && g.peer_gen == v.peer_gen && g.index == 4095 && g.count == 4096);
     CHECK(g.peer_caps == HANDOFF_CAP_TLS);
     CHECK(g.fd >= 0 && g.fd != fd && in.fds[0] == -1);
-    close(g.fd);
+    test_close_fd(g.fd);
     handoff_in_free(&in);
     handoff_msg_free(&m);
 
@@ -1856,7 +1856,7 @@ static void test_link(void)
     raw_link(&in, HANDOFF_LINK_GIVE, 0, 1);
     CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == 0);
     CHECK(g.peer_caps == 0);
-    close(g.fd);
+    test_close_fd(g.fd);
     handoff_in_free(&in);
     raw_link(&in, HANDOFF_LINK_GIVE, 3, 3);
     CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
@@ -1881,7 +1881,7 @@ static void test_link(void)
     handoff_in_free(&in);
     raw_link(&in, HANDOFF_LINK_GIVE, 0, 1);
     in.nfds = 0;   /* make_in's descriptor, not counted: closed here */
-    close(in.fds[0]);
+    test_close_fd(in.fds[0]);
     in.fds[0] = -1;
     CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == -1);
     CHECK_WHY(why, "LINK: expected 1 descriptor, got 0");
@@ -1894,7 +1894,7 @@ static void test_link(void)
     v.fd = -1;
     CHECK(handoff_encode_link(&m, 1, &v) == -1);
     handoff_msg_free(&m);
-    close(fd);
+    test_close_fd(fd);
 }
 
 /* Each message of the handoff may end in extensions: an unknown one is
@@ -1943,7 +1943,7 @@ static void test_conn_extensions(void)
             handoff_msg_free(&m);
         }
     }
-    close(fd);
+    test_close_fd(fd);
 }
 
 /* ---- MASTER_STATE and its extensions ---------------------------------- */
@@ -2215,7 +2215,7 @@ int main(int argc, char **argv)
     test_master_state();
     test_capabilities();
 
-    CHECK(fds_before > 0);
+    CHECK(fds_before >= 0);   /* counted (Windows: sockets, none yet) */
     CHECK_U64(test_count_fds(), fds_before);
     return test_summary("test_wire");
 }

@@ -22,15 +22,19 @@ void test_check_contains(const char *why, const char *sub, const char *file, int
 /* Deterministic PRNG (xorshift32) so failures reproduce; test_seed resets it. */
 uint32_t test_rand(void);
 void test_seed(uint32_t seed);
-/* Descriptors: one file per OS (testutil_posix.c, testutil_win.c). */
+/* Descriptors: one file per OS (testutil_posix.c, testutil_win.c).  On
+ * Windows they are sockets: what the handoff library moves and closes. */
 /* Descriptors this process has open (-1 if they cannot be counted). */
 int test_count_fds(void);
-/* A descriptor open for reading on the null device, close-on-exec. */
+/* A descriptor open for reading on the null device (Windows: an unbound
+ * socket), close-on-exec. */
 int test_null_fd(void);
 /* A duplicate of fd, close-on-exec (-1 on failure). */
 int test_dup_fd(int fd);
 /* Whether fd is an open descriptor. */
 int test_fd_is_open(int fd);
+/* Closes one. */
+void test_close_fd(int fd);
 /* Reads a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
 char *test_read_file(const char *path);
 

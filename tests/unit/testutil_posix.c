@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 int test_count_fds(void)
 {
@@ -32,4 +33,10 @@ int test_dup_fd(int fd)
 int test_fd_is_open(int fd)
 {
     return fcntl(fd, F_GETFD) != -1;
+}
+
+void test_close_fd(int fd)
+{
+    if (fd >= 0)
+        (void)close(fd);
 }
