@@ -5,21 +5,15 @@ FILE:LINE.  Run by tools/win-test.sh (tests/CMakeLists.txt, WIN32 part)."""
 import os
 import unittest
 
-from baton_harness import (BatonTestCase, WINDOWS, config_error_re, connect, echo_duplex,
+from baton_harness import (BatonTestCase, WINDOWS, WIN_CONNECT_FAILS, config_error_re, connect, echo_duplex,
                            host_path, known_failure, pseudo_random, recv_until_eof,
                            run_baton, send_and_half_close, sha256_hex)
-
-
-# Engineer F's part of issue 11 (Winsock error mapping in the engine).
-CONNECT_FAILS = ("every connect to a server fails: the worker takes Winsock's "
-                 "WSAEWOULDBLOCK for a local limit ('connect to server ...: Resource "
-                 "temporarily unavailable (a local limit, ...)')")
 
 
 @unittest.skipUnless(WINDOWS, "Windows mode only (BATON_WINDOWS_EXE)")
 class WinProxyTest(BatonTestCase):
 
-    @known_failure(CONNECT_FAILS)
+    @known_failure(WIN_CONNECT_FAILS)
     def test_transfers_both_ways(self):
         size = 4 << 20
         sink = self.sink_server()
