@@ -643,7 +643,9 @@ class Baton(object):
         return self
 
     def _add_line(self, raw):
-        line = raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r")
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if WINDOWS:
+            line = line.rstrip("\r")    # msvcrt's text mode
         m = LOG_RE.match(line)
         with self.cond:
             self.lines.append(line)
