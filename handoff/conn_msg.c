@@ -21,7 +21,9 @@
  *   CONN_DONE  u32 sent
  *
  * Extensions:
- *   LINK  1  u32 the other end's capabilities
+ *   LINK  1  u32 the other end's capabilities, 2  u32 the other end's pid
+ *            (Windows duplicates each socket for one process: without it
+ *            a giver cannot send a connection)
  *   CONN  1 (must understand)  the client side's TLS, 2 (must understand)
  *            the server side's: u32 version, u32 suite, u32 role, u32 flags,
  *            u32 max_frag, u64 ku_after, 2 x direction (read, then write):
@@ -37,6 +39,7 @@
 #include "codec.h"
 
 #define LINK_EXT_PEER_CAPS  1
+#define LINK_EXT_PEER_PID   2
 #define CONN_EXT_CLIENT_TLS 1
 #define CONN_EXT_SERVER_TLS 2
 
@@ -58,16 +61,32 @@ int handoff_encode_link(struct handoff_msg *m, uint32_t seq, const struct handof
         handoff_msg_put_u32(m, v->peer_caps);
         handoff_ext_end(m, body);
     }
+    if (v->peer_pid > 0) {
+        size_t body = handoff_ext_begin(m, LINK_EXT_PEER_PID, 0);
+
+        handoff_msg_put_u32(m, (uint32_t)v->peer_pid);
+        handoff_ext_end(m, body);
+    }
     return handoff_enc_end(m);
 }
 
 static int dec_link_ext(struct handoff_dec *e, uint16_t tag, void *arg)
 {
     struct handoff_link *v = arg;
+    uint32_t pid;
 
-    if (tag != LINK_EXT_PEER_CAPS)
+    if (tag == LINK_EXT_PEER_CAPS) {
+        handoff_dec_u32(e, "peer capabilities", &v->peer_caps);
+        return 1;
+    }
+    if (tag != LINK_EXT_PEER_PID)
         return 0;
-    handoff_dec_u32(e, "peer capabilities", &v->peer_caps);
+    pid = 0;
+    handoff_dec_u32(e, "peer pid", &pid);
+    if (!e->err && (pid == 0 || pid > INT32_MAX))
+        handoff_dec_fail(e, "peer pid %lu (expected 1 to %ld)", (unsigned long)pid,
+                         (long)INT32_MAX);
+    v->peer_pid = (pid_t)pid;
     return 1;
 }
 

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "message.h"
 
@@ -46,6 +47,8 @@ struct handoff_link {
     uint32_t count;          /* links of this handoff (the giver's loops) */
     int      fd;
     uint32_t peer_caps;      /* HANDOFF_CAP_* of the other end (0: not said) */
+    pid_t    peer_pid;       /* the other end's worker (0: not said); a transport
+                                that duplicates handles per process needs it */
 };
 
 /* Where a connection was when it was frozen. */

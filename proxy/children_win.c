@@ -20,6 +20,7 @@
 #include "log.h"
 #include "osevents.h"
 #include "wakeup.h"
+#include "winsec.h"
 
 struct proxy_process_watch {
     struct proxy_wakeup   *wakeup;
@@ -228,13 +229,23 @@ static int errno_of(DWORD err)
 static int child_set_event(struct child *c, int which)
 {
     static const char *const names[2] = { "drain", "stop" };
-    char name[64];
+    SECURITY_ATTRIBUTES sa = { sizeof(sa), NULL, FALSE };
+    char name[64], why[256];
 
     if (c->events[which] == NULL) {
         snprintf(name, sizeof(name), PROXY_OSEV_WIN_EVENT_FMT, (unsigned long)c->pid,
                  names[which]);
+        /* Owned by this account with the worker's own DACL: the worker
+         * accepts an event made first only from an owner it trusts
+         * (osevents_win.c). */
+        if ((sa.lpSecurityDescriptor = proxy_winsec_private_sd(why, sizeof(why))) == NULL) {
+            proxy_log_error("worker %lu: %s event: %s", (unsigned long)c->pid, names[which], why);
+            errno = EPERM;
+            return -1;
+        }
         /* Auto-reset: the worker's one wait consumes it. */
-        c->events[which] = CreateEventA(NULL, FALSE, FALSE, name);
+        c->events[which] = CreateEventA(&sa, FALSE, FALSE, name);
+        LocalFree(sa.lpSecurityDescriptor);
         if (c->events[which] == NULL) {
             errno = errno_of(GetLastError());
             return -1;

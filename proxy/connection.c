@@ -146,8 +146,7 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
-    int err = 0;
-    socklen_t len = sizeof(err);
+    int err;
 
     switch (c->state) {
     case PROXY_CONN_RELAYING:
@@ -160,10 +159,9 @@ void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
     default:
         break;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, (void *)&err, &len) != 0)
-        err = errno;
+    err = proxy_sock_error(fd);
     if (err != 0) {
-        connect_failed(c, strerror(err));
+        connect_failed(c, proxy_sock_strerror(err));
         return;
     }
     conn_established(c);

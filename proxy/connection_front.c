@@ -20,6 +20,7 @@
 #include "log.h"
 #include "logsafe.h"
 #include "loop.h"
+#include "netutil.h"
 #include "parse.h"
 #include "proxyproto.h"
 #include "tls.h"
@@ -50,7 +51,7 @@ static ssize_t prefix_read(struct proxy_conn *c, size_t max)
         c->prefix = p;
         c->prefixcap = (uint32_t)cap;
     }
-    n = recv(c->client.fd, (void *)(c->prefix + c->prefixlen), cap - c->prefixlen, 0);
+    n = proxy_recv(c->client.fd, (void *)(c->prefix + c->prefixlen), cap - c->prefixlen, 0);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -2 : -1;
     c->prefixlen += (uint32_t)n;
@@ -259,7 +260,7 @@ static void client_first_record(struct proxy_conn *c)
 
     if (n == -2)
         return;
-    why = n == 0 ? "connection closed by peer" : strerror(errno);
+    why = n == 0 ? "connection closed by peer" : proxy_sock_strerror(errno);
     if (n <= 0 && c->prefixlen == 0) {
         /* Closed without sending a byte (a load balancer's TCP check, a
          * port scan): no handshake was attempted, so no warning or count. */
@@ -328,7 +329,7 @@ void client_handshake(struct proxy_conn *c)
 static int read_early(struct proxy_conn *c)
 {
     struct proxy_loop *loop = c->loop;
-    ssize_t n = recv(c->client.fd, loop->scratch, loop->scratch_len, 0);
+    ssize_t n = proxy_recv(c->client.fd, loop->scratch, loop->scratch_len, 0);
 
     if (n > 0) {
         /* Only bytes that came are kept: an idle client costs no buffer. */

@@ -34,7 +34,8 @@ static void set_nodelay(int fd)
     /* Latency of small request/response exchanges matters more than the
      * few packets Nagle would save; failure only costs latency. */
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&one, sizeof(one)) != 0)
-        proxy_log_debug("setsockopt(TCP_NODELAY, fd %d): %s", fd, strerror(errno));
+        proxy_log_debug("setsockopt(TCP_NODELAY, fd %d): %s", fd,
+                        proxy_sock_strerror(proxy_sock_errno()));
 }
 
 void upstream_discard(struct proxy_conn *c)
@@ -43,7 +44,8 @@ void upstream_discard(struct proxy_conn *c)
     proxy_side_watch_write(&c->upstream, 0);
     c->upstream.xprt->release(&c->upstream);
     if (c->upstream.fd >= 0 && proxy_sock_close(c->upstream.fd) != 0)
-        proxy_log_debug("close(fd %d): %s", c->upstream.fd, strerror(errno));
+        proxy_log_debug("close(fd %d): %s", c->upstream.fd,
+                        proxy_sock_strerror(errno));
     c->upstream.fd = -1;
     if (c->connected) {
         atomic_fetch_sub_explicit(&c->server->active, 1, memory_order_relaxed);
@@ -311,14 +313,14 @@ static int conn_send_early(struct proxy_conn *c)
         if ((n = early_first_bytes(c, hdr, &hlen)) <= 0)
             return n < 0 ? -1 : 0;
     }
-    w = send(c->upstream.fd, out, (size_t)n, MSG_NOSIGNAL);
+    w = proxy_send(c->upstream.fd, out, (size_t)n, PROXY_SEND_FLAGS);
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS ||
             errno == EINTR) {
             atomic_fetch_add_explicit(&c->server->early_misses, 1, memory_order_relaxed);
             return 0;
         }
-        connect_failed(c, strerror(errno));
+        connect_failed(c, proxy_sock_strerror(errno));
         return -1;
     }
     atomic_store_explicit(&c->server->early_misses, 0, memory_order_relaxed);
@@ -354,7 +356,7 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
     fd = proxy_socket(a->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
         proxy_log_error("backend %s: socket for server %s: %s", c->backend->conf->name,
-                        s->conf->name, strerror(errno));
+                        s->conf->name, proxy_sock_strerror(errno));
         return -1;
     }
     set_nodelay(fd);
@@ -372,7 +374,7 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
     event_assign(&c->upstream.rev, base, fd, EV_READ | EV_CLOSED | EV_PERSIST, upstream_read_cb, c);
     event_assign(&c->upstream.wev, base, fd, EV_WRITE | EV_PERSIST, upstream_write_cb, c);
     c->state = PROXY_CONN_CONNECTING;
-    rc = connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    rc = proxy_connect(fd, (const struct sockaddr *)&a->ss, a->len);
     if (rc == 0 && fastopen) {
         if (conn_send_early(c) == 0)
             conn_await_connect(c);
@@ -390,11 +392,12 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
              * whose health must not suffer for it. */
             proxy_log_limited(PROXY_LOGK_LOCAL_LIMIT, "backend %s: connect to server %s (%s): "
                               "%s (a local limit, not counted against the server)",
-                              c->backend->conf->name, s->conf->name, a->text, strerror(e));
+                              c->backend->conf->name, s->conf->name, a->text,
+                              proxy_sock_strerror(e));
             upstream_discard(c);
             return -1;
         }
-        connect_failed(c, strerror(e));
+        connect_failed(c, proxy_sock_strerror(e));
         return 1;
     }
     if (early_worth_trying(c) && conn_send_early(c) != 0)

@@ -98,9 +98,10 @@ static void probe_handshake(struct probe *p)
     ssize_t r;
     int flushed;
 
-    r = recv(p->fd, buf, sizeof(buf), 0);
+    r = proxy_recv(p->fd, buf, sizeof(buf), 0);
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        probe_done(p, 0, r == 0 ? "closed during the TLS handshake" : strerror(errno));
+        probe_done(p, 0, r == 0 ? "closed during the TLS handshake"
+                                  : proxy_sock_strerror(errno));
         return;
     }
     if (r > 0 && proxy_tls_feed(p->tls, (const uint8_t *)buf, (size_t)r, why, sizeof(why)) !=
@@ -120,7 +121,7 @@ static void probe_handshake(struct probe *p)
     }
     flushed = proxy_tls_flush(p->tls, p->fd);
     if (flushed < 0) {
-        probe_done(p, 0, strerror(errno));
+        probe_done(p, 0, proxy_sock_strerror(errno));
         return;
     }
     probe_wait(p, (short)(EV_READ | (flushed == 0 ? EV_WRITE : 0)));
@@ -143,10 +144,9 @@ static size_t probe_proxy_header(const struct probe *p, uint8_t *buf, size_t n)
 static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct probe *p = arg;
-    socklen_t len = sizeof(int);
     uint8_t hdr[64];
     size_t hlen;
-    int err = 0;
+    int err;
 
     if (what & EV_TIMEOUT) {
         probe_done(p, 0, "timeout");
@@ -156,16 +156,16 @@ static void probe_io_cb(evutil_socket_t fd, short what, void *arg)
         probe_handshake(p);
         return;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, (void *)&err, &len) != 0)
-        err = errno;
+    err = proxy_sock_error(fd);
     if (err != 0) {
-        probe_done(p, 0, strerror(err));
+        probe_done(p, 0, proxy_sock_strerror(err));
         return;
     }
     hlen = probe_proxy_header(p, hdr, sizeof(hdr));
     if (p->b->conf->check != CONF_CHECK_TLS) {
         /* A server that expects a PROXY header gets one (LOCAL: no client). */
-        if (hlen > 0 && send(p->fd, (const void *)hdr, hlen, PROXY_SEND_FLAGS) != (ssize_t)hlen) {
+        if (hlen > 0 &&
+            proxy_send(p->fd, (const void *)hdr, hlen, PROXY_SEND_FLAGS) != (ssize_t)hlen) {
             probe_done(p, 0, "cannot send the PROXY header");
             return;
         }
@@ -195,12 +195,12 @@ static void probe_start_cb(evutil_socket_t unused, short what, void *arg)
     p->deadline_ms = proxy_now_ms() + p->b->conf->check_timeout_ms;
     p->fd = proxy_socket(a->ss.ss_family, SOCK_STREAM, 0);
     if (p->fd < 0) {
-        probe_done(p, 0, strerror(errno));
+        probe_done(p, 0, proxy_sock_strerror(errno));
         return;
     }
     p->state = PROBE_CONNECTING;
-    if (connect(p->fd, (const struct sockaddr *)&a->ss, a->len) != 0 && errno != EINPROGRESS) {
-        probe_done(p, 0, strerror(errno));
+    if (proxy_connect(p->fd, (const struct sockaddr *)&a->ss, a->len) != 0 && errno != EINPROGRESS) {
+        probe_done(p, 0, proxy_sock_strerror(errno));
         return;
     }
     probe_wait(p, EV_WRITE);

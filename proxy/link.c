@@ -519,7 +519,7 @@ int proxy_link_start(struct proxy_loop *loop, const struct handoff_link *hl)
 
     if (k == NULL || (hl->role == HANDOFF_LINK_TAKE && (k->ack = malloc(sizeof(*k->ack))) == NULL)
         || (k->st = malloc(sizeof(*k->st))) == NULL
-        || handoff_channel_init(&k->ch, hl->fd, 0) != 0) {
+        || handoff_channel_init(&k->ch, hl->fd, hl->peer_pid) != 0) {
         proxy_log_error("handoff link %u: cannot set up: %s", hl->index, strerror(errno));
         if (k != NULL) {
             free(k->ack);

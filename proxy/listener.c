@@ -46,7 +46,7 @@ int proxy_listener_add_fd(struct proxy_listener *l, int fd, const char *addr)
      * once here (whoever bound it) instead of once per connection. */
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (const void *)&one, sizeof(one)) != 0)
         proxy_log_warn("listener %s: setsockopt(TCP_NODELAY): %s", l->conf->name,
-                       strerror(errno));
+                       proxy_sock_strerror(proxy_sock_errno()));
     listener_first_bytes_opts(l, fd, addr);
     int *fds = realloc(l->fds, (l->nfds + 1) * sizeof(*fds));
     char (*addrs)[80];
@@ -122,13 +122,14 @@ static int accept_error(struct proxy_accept *a, int err)
         now = proxy_now_ms();
         if (now - loop->emfile_logged_ms >= 1000) {
             proxy_log_error("listener %s: accept: %s; pausing accepts for %d ms",
-                            a->listener->conf->name, strerror(err), ACCEPT_RETRY_MS);
+                            a->listener->conf->name, proxy_sock_strerror(err), ACCEPT_RETRY_MS);
             loop->emfile_logged_ms = now;
         }
         proxy_loop_pause_accepts(loop, NULL, ACCEPT_RETRY_MS);
         return 1;
     default:
-        proxy_log_error("listener %s: accept: %s", a->listener->conf->name, strerror(err));
+        proxy_log_error("listener %s: accept: %s", a->listener->conf->name,
+                        proxy_sock_strerror(err));
         proxy_loop_pause_accepts(loop, a, ACCEPT_RETRY_MS);
         return 1;
     }

@@ -64,9 +64,10 @@ int proxy_master_handoff(struct master *m, struct master_gen *from, struct maste
     }
     for (unsigned i = 0; i < loops; i++) {
         /* Each end learns what the other can take (TLS state or not). */
-        struct handoff_link give = { HANDOFF_LINK_GIVE, to->id, i, loops, pairs[i][0], to->caps };
+        struct handoff_link give = { HANDOFF_LINK_GIVE, to->id, i, loops, pairs[i][0], to->caps,
+                                     to->pid };
         struct handoff_link take = { HANDOFF_LINK_TAKE, from->id, i, loops, pairs[i][1],
-                                     from->caps };
+                                     from->caps, from->pid };
 
         /* The taker first: it grants the credits the giver waits for.  A
          * link whose end could not be queued closes: its giver keeps its

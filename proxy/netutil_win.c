@@ -44,13 +44,13 @@ int proxy_socket(int family, int type, int protocol)
                           WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     u_long on = 1;
 
-    if (s == INVALID_SOCKET)
+    if (s == INVALID_SOCKET) {
+        PORT_SOCK_ERRNO();
         return -1;
+    }
     if (ioctlsocket(s, FIONBIO, &on) != 0) {
-        int err = WSAGetLastError();
-
+        PORT_SOCK_ERRNO();
         closesocket(s);
-        WSASetLastError(err);
         return -1;
     }
     return sock_int(s);
@@ -93,14 +93,22 @@ int proxy_accept(int lfd, struct sockaddr *sa, socklen_t *len)
 
 int proxy_sock_close(int fd)
 {
-    return closesocket(int_sock(fd)) == 0 ? 0 : -1;
+    if (closesocket(int_sock(fd)) != 0) {
+        PORT_SOCK_ERRNO();
+        return -1;
+    }
+    return 0;
 }
 
 int proxy_set_nonblock(int fd)
 {
     u_long on = 1;
 
-    return ioctlsocket(int_sock(fd), FIONBIO, &on) == 0 ? 0 : -1;
+    if (ioctlsocket(int_sock(fd), FIONBIO, &on) != 0) {
+        PORT_SOCK_ERRNO();
+        return -1;
+    }
+    return 0;
 }
 
 int proxy_set_cloexec(int fd, int on)
@@ -122,9 +130,13 @@ int proxy_dup_cloexec(int fd)
     WSAPROTOCOL_INFOW info;
     SOCKET s;
 
-    if (WSADuplicateSocketW(int_sock(fd), GetCurrentProcessId(), &info) != 0)
+    if (WSADuplicateSocketW(int_sock(fd), GetCurrentProcessId(), &info) != 0) {
+        PORT_SOCK_ERRNO();
         return -1;
+    }
     s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
                    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET)
+        PORT_SOCK_ERRNO();
     return sock_int(s);
 }

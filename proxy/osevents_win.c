@@ -188,11 +188,20 @@ static int worker_events(struct proxy_osevents *os)
                             proxy_winsec_strerror(GetLastError(), err, sizeof(err)));
             goto out;
         }
+        /* Made before us: by our master when it stopped us while we
+         * started (children_win.c; the event may be set already, and the
+         * wait below sees it), or by someone else, who could then stop us:
+         * accepted only from an owner trusted as the master is. */
         if (GetLastError() == ERROR_ALREADY_EXISTS) {
-            /* Made before us by someone else, who could then stop us. */
-            proxy_log_error("worker: event %s already exists (made by another process); "
-                            "refusing it", name);
-            goto out;
+            int trusted = proxy_winsec_object_trusted(os->ev[i], why, sizeof(why));
+
+            if (trusted != 1) {
+                proxy_log_error("worker: event %s already exists and its owner is %s; "
+                                "refusing it", name,
+                                trusted == 0 ? "not SYSTEM, Administrators or this account"
+                                             : why);
+                goto out;
+            }
         }
     }
     for (int i = 0; i < 2; i++) {

@@ -160,7 +160,8 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
     last = (p == &c->up ? c->down.shut : c->up.shut);
     r = dst->xprt->shutw(dst, !last);
     if (r < 0) {
-        proxy_log_debug("%s shutdown(fd %d): %s", dst->xprt->name, dst->fd, strerror(errno));
+        proxy_log_debug("%s shutdown(fd %d): %s", dst->xprt->name, dst->fd,
+                        proxy_sock_strerror(errno));
         proxy_conn_close(c, side_end(c, dst));
         return -1;
     }
@@ -182,7 +183,8 @@ static int pipe_pass_eof(struct proxy_conn *c, struct proxy_side *dst, struct pr
 static int relay_fail(struct proxy_conn *c, struct proxy_side *s, const char *op)
 {
     if (errno != EPIPE && errno != ECONNRESET)
-        proxy_log_debug("%s %s(fd %d): %s", s->xprt->name, op, s->fd, strerror(errno));
+        proxy_log_debug("%s %s(fd %d): %s", s->xprt->name, op, s->fd,
+                        proxy_sock_strerror(errno));
     proxy_conn_close(c, side_end(c, s));
     return -1;
 }
@@ -257,7 +259,7 @@ static int src_drained(const struct proxy_side *src)
 {
     char b;
 
-    return recv(src->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    return proxy_recv(src->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 int proxy_relay_read(struct proxy_conn *c, struct proxy_side *src, struct proxy_side *dst,

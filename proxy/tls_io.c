@@ -149,7 +149,7 @@ int proxy_tls_send_records(struct proxy_tls *t, int fd, const uint8_t *p, size_t
         ssize_t w;
 
         do
-            w = send(fd, (const void *)p, n, PROXY_SEND_FLAGS);
+            w = proxy_send(fd, (const void *)p, n, PROXY_SEND_FLAGS);
         while (w < 0 && errno == EINTR);
         /* On EAGAIN or an error the bytes are queued; the next flush
          * reports a socket error again. */
@@ -405,14 +405,14 @@ ssize_t proxy_tls_recv(struct proxy_tls *t, int fd, char *why, size_t whylen)
     }
     room = t->incap - t->inlen;
     do
-        n = recv(fd, (void *)(t->in + t->inlen), room, 0);
+        n = proxy_recv(fd, (void *)(t->in + t->inlen), room, 0);
     while (n < 0 && errno == EINTR);
     t->rx_short = n >= 0 && (size_t)n < room;
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             n = -2;
         else
-            snprintf(why, whylen, "%s", strerror(errno));
+            snprintf(why, whylen, "%s", proxy_sock_strerror(errno));
         in_compact(t);   /* nothing came: do not keep the room */
         return n;
     }
@@ -567,8 +567,8 @@ void proxy_tls_close_notify(struct proxy_tls *t)
 int proxy_tls_flush(struct proxy_tls *t, int fd)
 {
     while (t->outoff < t->outlen) {
-        ssize_t w = send(fd, (const void *)(t->out + t->outoff), t->outlen - t->outoff,
-                         PROXY_SEND_FLAGS);
+        ssize_t w = proxy_send(fd, (const void *)(t->out + t->outoff), t->outlen - t->outoff,
+                               PROXY_SEND_FLAGS);
 
         if (w < 0) {
             if (errno == EINTR)

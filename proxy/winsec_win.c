@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <aclapi.h>
 #include <sddl.h>
 
 const char *proxy_winsec_strerror(DWORD err, char *buf, size_t len)
@@ -64,7 +65,7 @@ PSECURITY_DESCRIPTOR proxy_winsec_private_sd(char *why, size_t whylen)
 {
     PSECURITY_DESCRIPTOR sd = NULL;
     TOKEN_USER *me = self_user(why, whylen);
-    char *sid = NULL, sddl[256], err[160];
+    char *sid = NULL, sddl[384], err[160];
 
     if (me == NULL)
         return NULL;
@@ -74,8 +75,10 @@ PSECURITY_DESCRIPTOR proxy_winsec_private_sd(char *why, size_t whylen)
         free(me);
         return NULL;
     }
-    /* P: protected, nothing inherited from a parent's ACL.  GA: all access. */
-    snprintf(sddl, sizeof(sddl), "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%s)", sid);
+    /* O: this account owns it (Windows would make the token's default
+     * owner the owner; Wine leaves an object without one).  P: protected,
+     * nothing inherited from a parent's ACL.  GA: all access. */
+    snprintf(sddl, sizeof(sddl), "O:%sD:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%s)", sid, sid);
     if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(sddl, SDDL_REVISION_1, &sd,
                                                               NULL)) {
         snprintf(why, whylen, "security descriptor %s: %s", sddl,
@@ -155,5 +158,46 @@ out:
     if (token != NULL)
         CloseHandle(token);
     CloseHandle(proc);
+    return rc;
+}
+
+int proxy_winsec_owner_trusted(PSID owner, char *why, size_t whylen)
+{
+    TOKEN_USER *me;
+    int rc;
+
+    if (owner == NULL || !IsValidSid(owner)) {
+        snprintf(why, whylen, "no valid owner");
+        return -1;
+    }
+    /* A member of Administrators who makes an object may make the group
+     * its owner (the token's default owner), never another account. */
+    if (IsWellKnownSid(owner, WinLocalSystemSid) ||
+        IsWellKnownSid(owner, WinBuiltinAdministratorsSid))
+        return 1;
+    if ((me = self_user(why, whylen)) == NULL)
+        return -1;
+    rc = EqualSid(owner, me->User.Sid) ? 1 : 0;
+    free(me);
+    return rc;
+}
+
+int proxy_winsec_object_trusted(HANDLE h, char *why, size_t whylen)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    PSID owner = NULL;
+    DWORD err;
+    char text[160];
+    int rc;
+
+    err = GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner, NULL, NULL,
+                          NULL, &sd);
+    if (err != ERROR_SUCCESS) {
+        snprintf(why, whylen, "GetSecurityInfo(owner): %s",
+                 proxy_winsec_strerror(err, text, sizeof(text)));
+        return -1;
+    }
+    rc = proxy_winsec_owner_trusted(owner, why, whylen);
+    LocalFree(sd);
     return rc;
 }

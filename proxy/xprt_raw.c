@@ -30,7 +30,7 @@ static ssize_t raw_recv(struct proxy_side *s, char *buf, size_t n, int *may_recv
     /* Level-triggered polling reports whatever is left after this read, so
      * one recv per wake-up is enough (and fair to the other connections). */
     *may_recv = 0;
-    r = recv(s->fd, buf, n, 0);
+    r = proxy_recv(s->fd, buf, n, 0);
     if (r < 0 && would_block())
         return -2;
     return r;
@@ -38,7 +38,7 @@ static ssize_t raw_recv(struct proxy_side *s, char *buf, size_t n, int *may_recv
 
 static ssize_t raw_send(struct proxy_side *s, const char *buf, size_t n, int more)
 {
-    ssize_t w = send(s->fd, buf, n, PROXY_SEND_FLAGS | (more ? PROXY_SEND_MORE : 0));
+    ssize_t w = proxy_send(s->fd, buf, n, PROXY_SEND_FLAGS | (more ? PROXY_SEND_MORE : 0));
 
     if (w < 0)
         return would_block() ? 0 : -1;
@@ -58,7 +58,7 @@ static int raw_pending(const struct proxy_side *s)
 static int raw_shutw(struct proxy_side *s, int fin)
 {
     /* ENOTCONN: the peer is gone already, and so is the need for a FIN. */
-    if (fin && shutdown(s->fd, SHUT_WR) != 0 && errno != ENOTCONN)
+    if (fin && proxy_shutdown(s->fd, SHUT_WR) != 0 && errno != ENOTCONN)
         return -1;
     return 1;
 }

@@ -3,8 +3,10 @@
 #define BATON_PORT_NET_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -15,5 +17,13 @@
 /* send() flag: more bytes follow at once (the stack may hold a partial
  * segment for them). */
 #define PORT_SEND_MORE MSG_MORE
+
+/* Socket calls report their errors in errno here, with strerror's text:
+ * the Windows header maps Winsock's codes onto these (netutil.h's
+ * proxy_recv... use them; on POSIX they cost nothing). */
+#define PORT_SOCK_ERRNO()         ((void)0)
+#define PORT_SOCK_CONNECT_ERRNO() ((void)0)
+#define PORT_SOCK_CODE(e)         (e)
+#define PORT_SOCK_STRERROR(e)     strerror(e)
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef BATON_PORT_NET_H
 #define BATON_PORT_NET_H
 
+#include <errno.h>
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <afunix.h>
@@ -30,5 +31,18 @@ typedef unsigned short in_port_t;
 #define MSG_DONTWAIT 0
 /* Winsock has no MSG_MORE: each send goes out as the stack sees fit. */
 #define PORT_SEND_MORE 0
+
+/* Winsock reports a socket call's error through WSAGetLastError(), never
+ * errno, and in its own codes (WSAEWOULDBLOCK...).  These put it into errno
+ * as the POSIX value the engine tests (WSAEWOULDBLOCK -> EAGAIN, or
+ * EINPROGRESS after connect), and give text for those values, which the C
+ * library's strerror() does not know (port_win.c). */
+int         port_sock_errno(int wsa);
+int         port_sock_connect_errno(int wsa);
+const char *port_sock_strerror(int err);
+#define PORT_SOCK_ERRNO()         ((void)(errno = port_sock_errno(WSAGetLastError())))
+#define PORT_SOCK_CONNECT_ERRNO() ((void)(errno = port_sock_connect_errno(WSAGetLastError())))
+#define PORT_SOCK_CODE(e)         port_sock_errno(e)
+#define PORT_SOCK_STRERROR(e)     port_sock_strerror(e)
 
 #endif

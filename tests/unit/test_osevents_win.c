@@ -3,8 +3,10 @@
  * (osevents_win.c).  The worker role creates "Local\baton-worker-PID-drain"
  * and "-stop"; setting them from another thread, as a master's
  * proxy_process_stop does from its process, reaches the loop's callback as
- * a graceful and then a fast stop.  An event of that name made by someone
- * else first is refused.
+ * a graceful and then a fast stop.  An event of that name made first by
+ * the master (same account; a stop asked for while the worker starts) is
+ * accepted and its stop delivered; one whose owner is another account is
+ * refused.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,8 +16,11 @@
 
 #include <event2/event.h>
 
+#include <sddl.h>
+
 #include "osevents.h"
 #include "testutil.h"
+#include "winsec.h"
 
 #define DEADLINE_MS 10000
 
@@ -97,15 +102,73 @@ int main(int argc, char **argv)
     /* Freed: the names are gone with the events. */
     CHECK(set_event("drain") == -1);
 
-    /* Someone who made the event first could stop the worker: refused. */
+    /* The master made the event first and set it (children_win.c: a stop
+     * asked for while the worker starts): accepted, and not lost. */
     snprintf(name, sizeof(name), PROXY_OSEV_WIN_EVENT_FMT, (unsigned long)GetCurrentProcessId(),
              "stop");
-    squat = CreateEventA(NULL, FALSE, FALSE, name);
+    {
+        SECURITY_ATTRIBUTES sa = { sizeof(sa), NULL, FALSE };
+        char why[256];
+
+        sa.lpSecurityDescriptor = proxy_winsec_private_sd(why, sizeof(why));
+        CHECK(sa.lpSecurityDescriptor != NULL);
+        squat = CreateEventA(&sa, FALSE, FALSE, name);
+        LocalFree(sa.lpSecurityDescriptor);
+    }
     CHECK(squat != NULL);
+    CHECK(SetEvent(squat));
     os = proxy_osevents_new(base, PROXY_OSEV_WORKER, cb, &s);
-    CHECK(os == NULL);
+    CHECK(os != NULL);
+    loop_until(base, &s, 3);
+    CHECK(s.n == 3);
+    CHECK(s.ev[2] == PROXY_OSEV_STOP_FAST);
     proxy_osevents_free(os);
     CloseHandle(squat);
+
+    /* Owners: SYSTEM, Administrators and this account are trusted, anyone
+     * else (here: Everyone) is not. */
+    {
+        BYTE sid[SECURITY_MAX_SID_SIZE];
+        DWORD size = sizeof(sid);
+        char why[256];
+
+        CHECK(CreateWellKnownSid(WinWorldSid, NULL, sid, &size));
+        CHECK(proxy_winsec_owner_trusted(sid, why, sizeof(why)) == 0);
+        size = sizeof(sid);
+        CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, sid, &size));
+        CHECK(proxy_winsec_owner_trusted(sid, why, sizeof(why)) == 1);
+        size = sizeof(sid);
+        CHECK(CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, sid, &size));
+        CHECK(proxy_winsec_owner_trusted(sid, why, sizeof(why)) == 1);
+    }
+
+    /* Someone else who made the event first could stop the worker: refused.
+     * Windows lets only a privileged process give an object another owner;
+     * Wine does not check, which lets the test make one. */
+    {
+        SECURITY_ATTRIBUTES sa = { sizeof(sa), NULL, FALSE };
+
+        CHECK(ConvertStringSecurityDescriptorToSecurityDescriptorA(
+            "O:WDD:(A;;GA;;;WD)", SDDL_REVISION_1, &sa.lpSecurityDescriptor, NULL));
+        squat = CreateEventA(&sa, FALSE, FALSE, name);
+        LocalFree(sa.lpSecurityDescriptor);
+        if (squat != NULL) {
+            char why[256];
+
+            if (proxy_winsec_object_trusted(squat, why, sizeof(why)) == 0) {
+                os = proxy_osevents_new(base, PROXY_OSEV_WORKER, cb, &s);
+                CHECK(os == NULL);
+                proxy_osevents_free(os);
+            } else {
+                printf("# the event's owner did not take (%s): refusal not exercised\n",
+                       why);
+            }
+            CloseHandle(squat);
+        } else {
+            printf("# no event with another owner (error %lu): refusal not exercised\n",
+                   (unsigned long)GetLastError());
+        }
+    }
 
     event_base_free(base);
     WSACleanup();

@@ -692,7 +692,7 @@ static int build(struct handoff_msg *m, uint16_t type, int fd)
         return r;
     }
     case HANDOFF_LINK: {
-        struct handoff_link lk = { HANDOFF_LINK_GIVE, 8, 1, 2, fd, HANDOFF_CAPS_OURS };
+        struct handoff_link lk = { HANDOFF_LINK_GIVE, 8, 1, 2, fd, HANDOFF_CAPS_OURS, 0 };
 
         return handoff_encode_link(m, 9, &lk);
     }
@@ -1835,18 +1835,22 @@ static void raw_link(struct handoff_in *in, uint32_t role, uint32_t index, uint3
 
 static void test_link(void)
 {
-    struct handoff_link v = { HANDOFF_LINK_TAKE, 0xfffffff0u, 4095, 4096, -1, HANDOFF_CAP_TLS }, g;
+    struct handoff_link v = { HANDOFF_LINK_TAKE, 0xfffffff0u, 4095, 4096, -1, HANDOFF_CAP_TLS, 0 },
+                            g;
     struct handoff_msg m;
     struct handoff_in in;
     char why[256];
     int fd = devnull();
 
     v.fd = fd;
+    v.peer_pid = 4242;
     CHECK(handoff_encode_link(&m, 1, &v) == 0);
     CHECK(to_in(&m, &in) == 0);
     CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == 0);
     CHECK(g.role == v.role && g.peer_gen == v.peer_gen && g.index == 4095 && g.count == 4096);
     CHECK(g.peer_caps == HANDOFF_CAP_TLS);
+    /* Windows' transport duplicates the connections for this pid. */
+    CHECK(g.peer_pid == 4242);
     CHECK(g.fd >= 0 && g.fd != fd && in.fds[0] == -1);
     test_close_fd(g.fd);
     handoff_in_free(&in);
@@ -1855,7 +1859,7 @@ static void test_link(void)
     /* A LINK from the first live-handoff release has no capabilities. */
     raw_link(&in, HANDOFF_LINK_GIVE, 0, 1);
     CHECK(handoff_decode_link(&in, &g, why, sizeof(why)) == 0);
-    CHECK(g.peer_caps == 0);
+    CHECK(g.peer_caps == 0 && g.peer_pid == 0);
     test_close_fd(g.fd);
     handoff_in_free(&in);
     raw_link(&in, HANDOFF_LINK_GIVE, 3, 3);
