@@ -13,7 +13,7 @@ static const char cut_marker[] = "...";
 /* The escaped form of byte c, into e; returns its length (1, 2 or 4). */
 static size_t escape_byte(unsigned char c, enum proxy_logsafe_mode mode, char e[4])
 {
-    if (c == '\n' && mode == PROXY_LOGSAFE_LINES) {
+    if (c == '\n' && (mode == PROXY_LOGSAFE_LINES || mode == PROXY_LOGSAFE_TERMINAL)) {
         e[0] = '\n';
         return 1;
     }
@@ -26,7 +26,7 @@ static size_t escape_byte(unsigned char c, enum proxy_logsafe_mode mode, char e[
     }
     /* The filter runs over lines whose values were escaped already: their
      * backslashes must not be doubled again. */
-    if ((c == '\\' || c == '"') && mode != PROXY_LOGSAFE_FILTER) {
+    if ((c == '\\' || c == '"') && mode != PROXY_LOGSAFE_FILTER && mode != PROXY_LOGSAFE_TERMINAL) {
         e[0] = '\\';
         e[1] = (char)c;
         return 2;

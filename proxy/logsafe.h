@@ -23,8 +23,11 @@ enum proxy_logsafe_mode {
     PROXY_LOGSAFE_TEXT = 0,   /* prose (a reason): spaces are kept */
     PROXY_LOGSAFE_FIELD,      /* a key=value field: a space is \x20 too */
     PROXY_LOGSAFE_LINES,      /* several lines (configuration errors): '\n' is kept */
-    PROXY_LOGSAFE_FILTER      /* a finished line, the last resort: only bytes outside
+    PROXY_LOGSAFE_FILTER,     /* a finished line, the last resort: only bytes outside
                                  0x20..0x7e are escaped, so escaped values stay as they are */
+    PROXY_LOGSAFE_TERMINAL    /* lines for a person at a terminal (baton's own stderr):
+                                 as LINES, but '\\' and '"' are kept, so that a Windows
+                                 path reads as written */
 };
 
 /* Escapes n bytes at p into out (outlen > 0 bytes, NUL-terminated);

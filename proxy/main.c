@@ -74,7 +74,7 @@ static void print_text(const char *text)
 {
     static char safe[CONF_ERR_MAX * 32];
 
-    proxy_logsafe(safe, sizeof(safe), text, PROXY_LOGSAFE_LINES);
+    proxy_logsafe(safe, sizeof(safe), text, PROXY_LOGSAFE_TERMINAL);
     fputs(safe, stderr);
     if (safe[0] && safe[strlen(safe) - 1] != '\n')
         fputc('\n', stderr);

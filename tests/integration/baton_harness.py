@@ -135,13 +135,6 @@ def known_failure(reason):
     return mark
 
 
-# Engineer F's part of issue 11 (Winsock error mapping in the engine): the
-# reason the proxying tests of baton.exe are expected to fail until it lands.
-WIN_CONNECT_FAILS = ("every connect to a server fails: the worker takes Winsock's "
-                     "WSAEWOULDBLOCK for a local limit ('connect to server ...: Resource "
-                     "temporarily unavailable (a local limit, ...)')")
-
-
 def win_tls_listener(pki, names):
     """[listener] entries for TLS termination with the certificates `names`
     of pki, their paths in the form baton reads."""

@@ -7,8 +7,8 @@ import os
 import signal
 import unittest
 
-from baton_harness import (BatonTestCase, ClientLoop, WINDOWS, WIN_CONNECT_FAILS, WinPKITestCase,
-                           client_context, connect, known_failure, pseudo_random,
+from baton_harness import (BatonTestCase, ClientLoop, WINDOWS, WinPKITestCase,
+                           client_context, connect, pseudo_random,
                            recv_exact, reload_ok, tls_connect, wait_status, wine_cmdline,
                            wine_processes, win_tls_listener)
 
@@ -47,7 +47,6 @@ def live_generation(b, gen, conns):
 @unittest.skipUnless(WINDOWS, "Windows mode only (BATON_WINDOWS_EXE)")
 class WinReloadTest(BatonTestCase):
 
-    @known_failure(WIN_CONNECT_FAILS)
     def test_reload_under_load(self):
         b, addr = self.proxy([self.echo_server()])
         loop = ClientLoop(one_echo(addr), limit=60)
@@ -59,7 +58,6 @@ class WinReloadTest(BatonTestCase):
         self.assertEqual(failures, [])
         self.assertGreater(ok, 0)
 
-    @known_failure(WIN_CONNECT_FAILS)
     def test_backlog_kept_at_reload(self):
         b, addr = self.proxy([self.echo_server()])
         frozen = wine_worker_pids(b)
@@ -99,11 +97,9 @@ class WinLiveHandoffTest(WinPKITestCase):
         live_generation(b, 2, 1)
         echo_ok(s, pseudo_random(50000, b"after"))
 
-    @known_failure(WIN_CONNECT_FAILS)
     def test_tcp_moves(self):
         self.moved({}, connect)
 
-    @known_failure(WIN_CONNECT_FAILS)
     def test_tls_moves(self):
         ctx = client_context(self.ca)
         self.moved(win_tls_listener(self.pki, ["alpha"]),

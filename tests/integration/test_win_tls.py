@@ -4,8 +4,8 @@ name gets its own), and the bytes behind it intact."""
 import ssl
 import unittest
 
-from baton_harness import (WINDOWS, WIN_CONNECT_FAILS, WinPKITestCase, client_context,
-                           der_subject, known_failure, pseudo_random, recv_exact,
+from baton_harness import (WINDOWS, WinPKITestCase, client_context,
+                           der_subject, pseudo_random, recv_exact,
                            sha256_hex, tls_connect, win_tls_listener)
 
 
@@ -33,7 +33,6 @@ class WinTLSTest(WinPKITestCase):
         with self.assertRaises(ssl.SSLCertVerificationError):
             tls_connect(addr, ctx, server_hostname="gamma.win.test").close()
 
-    @known_failure(WIN_CONNECT_FAILS)
     def test_tls_echo_intact(self):
         b, addr = self.start_tls([self.echo_server()])
         s = tls_connect(addr, client_context(self.ca), server_hostname="alpha.win.test")

@@ -74,6 +74,10 @@ static void test_modes(void)
     CHECK_STR(esc("a b", 3, PROXY_LOGSAFE_FIELD), "a\\x20b");
     CHECK_STR(esc("a\nb\r", 4, PROXY_LOGSAFE_TEXT), "a\\x0ab\\x0d");
     CHECK_STR(esc("a\nb\r", 4, PROXY_LOGSAFE_LINES), "a\nb\\x0d");
+    /* A Windows path in an error reads as written at a terminal; control
+     * bytes are still escaped there. */
+    CHECK_STR(esc("C:\\x \"y\"\n\x1b", 10, PROXY_LOGSAFE_TERMINAL), "C:\\x \"y\"\n\\x1b");
+    CHECK_STR(esc("C:\\x", 4, PROXY_LOGSAFE_LINES), "C:\\\\x");
     CHECK_STR(esc("x=\"1\" \\", 7, PROXY_LOGSAFE_FIELD), "x=\\\"1\\\"\\x20\\\\");
     /* The filter leaves escapes made earlier as they are. */
     CHECK_STR(esc("sni=a\\x0ab \"q\"\n", 15, PROXY_LOGSAFE_FILTER), "sni=a\\x0ab \"q\"\\x0a");
