@@ -191,7 +191,7 @@ static int same(unsigned dec, const struct decoded *a, const struct decoded *b)
     case DEC_LINK:
         return a->link.role == b->link.role && a->link.peer_gen == b->link.peer_gen &&
                a->link.index == b->link.index && a->link.count == b->link.count &&
-               a->link.peer_caps == b->link.peer_caps;
+               a->link.peer_caps == b->link.peer_caps && a->link.peer_pid == b->link.peer_pid;
     case DEC_CONN:
         if (x->id != y->id || x->phase != y->phase || x->armed != y->armed ||
             x->flags != y->flags || x->handoffs != y->handoffs ||
@@ -303,6 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * extensions (known ones are compared once decoded again). */
         base = first;
         base.link.peer_caps = 0;
+        base.link.peer_pid = 0;
         base.conn.has_client_tls = base.conn.has_server_tls = 0;
         FUZZ_ASSERT(encode(dec, &m, &base) == 0);
         FUZZ_ASSERT(m.nfds == in.nfds);
