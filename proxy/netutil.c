@@ -19,14 +19,15 @@ static const char *sock_error(void)
 int proxy_listen(const struct conf_addr *addr, unsigned backlog, char *why, size_t n)
 {
     int fd, one = 1;
+    const char *opt;
 
     fd = proxy_socket(addr->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
         snprintf(why, n, "socket: %s", sock_error());
         return -1;
     }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, (const void *)&one, sizeof(one)) != 0) {
-        snprintf(why, n, "setsockopt(SO_REUSEADDR): %s", sock_error());
+    if (proxy_sock_listen_addr_opts(fd, &opt) != 0) {
+        snprintf(why, n, "setsockopt(%s): %s", opt, sock_error());
         goto fail;
     }
     /* "[::]:port" must not also claim the IPv4 port: an operator who wants

@@ -33,6 +33,11 @@ int      proxy_socket(int family, int type, int protocol);
 int      proxy_accept(int lfd, struct sockaddr *sa, socklen_t *len);
 /* Closes a socket (close on Unix, closesocket on Windows). */
 int      proxy_sock_close(int fd);
+/* Before bind() of a listener: a port in TIME_WAIT may be bound again, a
+ * port another socket listens on may not (Unix: SO_REUSEADDR; Windows:
+ * SO_EXCLUSIVEADDRUSE, since its SO_REUSEADDR would let a second process
+ * take over a port in use).  0, or -1 with the option's name in *opt. */
+int      proxy_sock_listen_addr_opts(int fd, const char **opt);
 /* Flags for every send() of the proxy: no SIGPIPE where the OS has it. */
 #define  PROXY_SEND_FLAGS PORT_SEND_NOSIGNAL
 /* Added when more bytes follow at once (0 where the OS has no such flag). */

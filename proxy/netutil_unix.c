@@ -37,6 +37,14 @@ int proxy_sock_close(int fd)
     return close(fd);
 }
 
+int proxy_sock_listen_addr_opts(int fd, const char **opt)
+{
+    int one = 1;
+
+    *opt = "SO_REUSEADDR";
+    return setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+}
+
 int proxy_set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

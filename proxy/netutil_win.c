@@ -100,6 +100,15 @@ int proxy_sock_close(int fd)
     return 0;
 }
 
+int proxy_sock_listen_addr_opts(int fd, const char **opt)
+{
+    BOOL one = TRUE;
+
+    *opt = "SO_EXCLUSIVEADDRUSE";
+    return setsockopt(int_sock(fd), SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one,
+                      sizeof(one)) == 0 ? 0 : -1;
+}
+
 int proxy_set_nonblock(int fd)
 {
     u_long on = 1;
