@@ -620,6 +620,7 @@ void proxy_master_stop(struct master *m, int graceful)
     if (m->state != MASTER_RUNNING) {
         /* A second fast stop during a graceful one hurries it up. */
         if (!graceful && m->state == MASTER_QUITTING) {
+            proxy_log_info("master: fast stop: the draining workers close their connections now");
             m->state = MASTER_STOPPING;
             for (struct master_gen *g = m->gens; g != NULL; g = g->next)
                 proxy_process_stop(g->pid, PROXY_PROCESS_STOP);
