@@ -8,7 +8,6 @@
 #include "connection.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,12 +322,11 @@ void client_handshake(struct proxy_conn *c)
 
 /*
  * A client usually sends its first bytes right behind the handshake, so
- * they are often there by the time the server connection is started:
- * taking them then lets them go out with no poll round (and tells a local
- * server's connection is up, see connection_server.c).  Returns -1 when
- * the client is already gone (connection closed).
+ * they are often there at accept: taking them now lets them go out the
+ * moment the server connection is up, instead of a poll round later.
+ * Returns -1 when the client is already gone (connection closed).
  */
-int conn_read_early(struct proxy_conn *c)
+static int read_early(struct proxy_conn *c)
 {
     struct proxy_loop *loop = c->loop;
     ssize_t n = proxy_recv(c->client.fd, loop->scratch, loop->scratch_len, 0);
@@ -342,12 +340,8 @@ int conn_read_early(struct proxy_conn *c)
         }
         memcpy(c->prefix, loop->scratch, (size_t)n);
         c->prefixlen = c->prefixcap = (uint32_t)n;
-        if (c->listener != NULL)
-            atomic_store_explicit(&c->listener->early_read_misses, 0, memory_order_relaxed);
         return 0;
     }
-    if (n < 0 && c->listener != NULL && (errno == EAGAIN || errno == EWOULDBLOCK))
-        atomic_fetch_add_explicit(&c->listener->early_read_misses, 1, memory_order_relaxed);
     /* EOF stays readable and is relayed as usual (the client may still
      * want the server's answer); a reset ends the connection now. */
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -388,9 +382,10 @@ void conn_begin(struct proxy_conn *c)
     case CONF_TLS_OFF:
     default:
         /* Nothing more is read from the client until a server is connected
-         * and whatever was read so far has been passed on; its first bytes
-         * are looked for once the connect has started (conn_connect). */
+         * and whatever was read so far has been passed on. */
         proxy_side_watch_read(&c->client, 0);
+        if (c->prefix == NULL && read_early(c) < 0)
+            return;
         c->backend = c->listener->backend;
         conn_connect_next(c);
         return;

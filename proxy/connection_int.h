@@ -39,7 +39,6 @@ void read_client_hello(struct proxy_conn *c);
 void handshake_failed(struct proxy_conn *c, const char *reason);
 void client_handshake(struct proxy_conn *c);
 void conn_begin(struct proxy_conn *c);
-int conn_read_early(struct proxy_conn *c);
 
 /* connection_server.c */
 void upstream_discard(struct proxy_conn *c);

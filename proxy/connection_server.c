@@ -247,11 +247,9 @@ void conn_relay_start(struct proxy_conn *c)
  * connect() still says EINPROGRESS.  With bytes ready for a plain server
  * (the client's first bytes, a PROXY header), sending them finds out: if
  * they go, the poll round, the writability watch (two epoll_ctl) and the
- * SO_ERROR check of the usual path are saved.  With nothing to send yet
- * (the client had not spoken at accept, or the server speaks TLS), one
- * look at the socket's TCP state finds out instead.  A server that is
- * never up that fast (a remote one) stops being tried after a few misses,
- * and once every EARLY_RETRY connections.
+ * SO_ERROR check of the usual path are saved.  A server that is never up
+ * that fast (a remote one) stops being tried after a few misses, and once
+ * every EARLY_RETRY connections.
  */
 #define EARLY_MAX_MISSES 4
 #define EARLY_RETRY      64
@@ -262,11 +260,13 @@ static int early_bytes(const struct proxy_conn *c)
                                        c->backend->conf->send_proxy != CONF_SEND_PROXY_OFF);
 }
 
-static int early_worth_trying(const struct proxy_conn *c)
+static int early_worth_trying(struct proxy_conn *c)
 {
-    const struct proxy_server *s = c->server;
+    struct proxy_server *s = c->server;
     unsigned misses;
 
+    if (!early_bytes(c))
+        return 0;
     misses = atomic_load_explicit(&s->early_misses, memory_order_relaxed);
     return misses < EARLY_MAX_MISSES ||
            atomic_load_explicit(&s->total, memory_order_relaxed) % EARLY_RETRY == 0;
@@ -341,95 +341,17 @@ static int conn_send_early(struct proxy_conn *c)
     return 1;
 }
 
-/* Nothing to send: 1 if the TCP state says the connection is up (it went
- * on as established, and may have been closed), 0 if it is not yet. */
-static int conn_up_early(struct proxy_conn *c)
-{
-    if (proxy_sockopt_connected(c->upstream.fd) != 1) {
-        atomic_fetch_add_explicit(&c->server->early_misses, 1, memory_order_relaxed);
-        return 0;
-    }
-    atomic_store_explicit(&c->server->early_misses, 0, memory_order_relaxed);
-    conn_established(c);
-    return 1;
-}
-
 static void conn_await_connect(struct proxy_conn *c)
 {
     proxy_side_watch_write(&c->upstream, 1);
     timer_arm(c, c->backend->conf->connect_timeout_ms);
 }
 
-/* A plain client's first connect attempt, before anything was read from
- * it: its first bytes may be read now (conn_read_early). */
-static int client_unread(const struct proxy_conn *c)
-{
-    return c->listener != NULL && c->listener->conf->tls == CONF_TLS_OFF && c->ntried == 1 &&
-           c->prefix == NULL && c->up.buf == NULL;
-}
-
-/* ...and worth a read: a listener whose clients speak only after their
- * connection is accepted and polled (a busy client's event loop, a
- * server-speaks-first protocol) would waste one recv() per connection, so
- * a few misses in a row stop the tries, and one connection in EARLY_RETRY
- * looks again. */
-static int client_read_worth_trying(const struct proxy_conn *c)
-{
-    const struct proxy_listener *l = c->listener;
-
-    return client_unread(c) &&
-           (atomic_load_explicit(&l->early_read_misses, memory_order_relaxed) < EARLY_MAX_MISSES ||
-            atomic_load_explicit(&l->total, memory_order_relaxed) % EARLY_RETRY == 0);
-}
-
-/* Fast Open: connect() only records the address, and the first send
- * carries the SYN (with those bytes if the kernel has the server's
- * cookie).  Only with bytes to send: without, no SYN would leave. */
-static int use_fastopen(struct proxy_conn *c, const struct proxy_server *s, int fd)
-{
-    if (!c->backend->conf->tcp_fastopen || !early_bytes(c))
-        return 0;
-    if (proxy_sockopt_fastopen_connect(fd) == 0)
-        return 1;
-    proxy_log_limited(PROXY_LOGK_CONNECT, "backend %s: tcp_fastopen for server %s: %s",
-                      c->backend->conf->name, s->conf->name, strerror(errno));
-    return 0;
-}
-
-/* connect() said EINPROGRESS.  Without Fast Open the client's first bytes
- * are looked for now: the handshake's time was the client's time to send
- * them. */
-static int conn_in_progress(struct proxy_conn *c)
-{
-    if (client_read_worth_trying(c) && conn_read_early(c) < 0)
-        return 0;
-    if (early_worth_trying(c) && (early_bytes(c) ? conn_send_early(c) != 0 : conn_up_early(c)))
-        return 0;
-    conn_await_connect(c);
-    return 0;
-}
-
-static int conn_connect_error(struct proxy_conn *c, const struct proxy_server *s, int e)
-{
-    if (e == EADDRNOTAVAIL || e == ENOBUFS || e == ENOMEM || e == EAGAIN) {
-        /* Out of local ports or kernel memory: no fault of the server,
-         * whose health must not suffer for it. */
-        proxy_log_limited(PROXY_LOGK_LOCAL_LIMIT, "backend %s: connect to server %s (%s): "
-                          "%s (a local limit, not counted against the server)",
-                          c->backend->conf->name, s->conf->name, s->conf->addr.text,
-                          proxy_sock_strerror(e));
-        upstream_discard(c);
-        return -1;
-    }
-    connect_failed(c, proxy_sock_strerror(e));
-    return 1;
-}
-
 static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
 {
     const struct conf_addr *a = &s->conf->addr;
     struct event_base *base = c->loop->base;
-    int fd, fastopen, err;
+    int fd, rc, fastopen = 0;
 
     fd = proxy_socket(a->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
@@ -438,25 +360,49 @@ static int conn_connect(struct proxy_conn *c, struct proxy_server *s)
         return -1;
     }
     set_nodelay(fd);
-    /* Fast Open needs the client's bytes before connect(). */
-    if (c->backend->conf->tcp_fastopen && client_unread(c) && conn_read_early(c) < 0) {
-        proxy_sock_close(fd);
-        return 0;
+    /* Fast Open: connect() only records the address, and the first send
+     * carries the SYN (with those bytes if the kernel has the server's
+     * cookie).  Only with bytes to send: without, no SYN would leave. */
+    if (c->backend->conf->tcp_fastopen && early_bytes(c)) {
+        if (proxy_sockopt_fastopen_connect(fd) == 0)
+            fastopen = 1;
+        else
+            proxy_log_limited(PROXY_LOGK_CONNECT, "backend %s: tcp_fastopen for server %s: %s",
+                              c->backend->conf->name, s->conf->name, strerror(errno));
     }
-    fastopen = use_fastopen(c, s, fd);
     c->upstream.fd = fd;
     event_assign(&c->upstream.rev, base, fd, EV_READ | EV_CLOSED | EV_PERSIST, upstream_read_cb, c);
     event_assign(&c->upstream.wev, base, fd, EV_WRITE | EV_PERSIST, upstream_write_cb, c);
     c->state = PROXY_CONN_CONNECTING;
-    err = proxy_connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0 ? 0 : errno;
-    if (err == EINPROGRESS)
-        return conn_in_progress(c);
-    if (err != 0)
-        return conn_connect_error(c, s, err);
-    if (!fastopen)
+    rc = proxy_connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    if (rc == 0 && fastopen) {
+        if (conn_send_early(c) == 0)
+            conn_await_connect(c);
+        return 0;
+    }
+    if (rc == 0) {
         conn_established(c);
-    else if (conn_send_early(c) == 0)
-        conn_await_connect(c);
+        return 0;
+    }
+    if (errno != EINPROGRESS) {
+        int e = errno;
+
+        if (e == EADDRNOTAVAIL || e == ENOBUFS || e == ENOMEM || e == EAGAIN) {
+            /* Out of local ports or kernel memory: no fault of the server,
+             * whose health must not suffer for it. */
+            proxy_log_limited(PROXY_LOGK_LOCAL_LIMIT, "backend %s: connect to server %s (%s): "
+                              "%s (a local limit, not counted against the server)",
+                              c->backend->conf->name, s->conf->name, a->text,
+                              proxy_sock_strerror(e));
+            upstream_discard(c);
+            return -1;
+        }
+        connect_failed(c, proxy_sock_strerror(e));
+        return 1;
+    }
+    if (early_worth_trying(c) && conn_send_early(c) != 0)
+        return 0;
+    conn_await_connect(c);
     return 0;
 }
 

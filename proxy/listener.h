@@ -27,9 +27,6 @@ struct proxy_listener {
     size_t                      nfds;
     _Atomic uint64_t            active;     /* open client connections */
     _Atomic uint64_t            total;      /* accepted since this worker started */
-    /* Connections in a row whose first bytes were not there yet when
-     * looked for right after the server's connect() started. */
-    _Atomic unsigned            early_read_misses;
 };
 
 /* One listening socket watched by one event loop (each loop has its own

@@ -1,8 +1,7 @@
 /*
  * sockopt.h - the TCP options that change when and how a connection's
  * first bytes travel: deferred accept and Fast Open on a listener, Fast
- * Open when connecting to a server, and whether a connect() that said
- * EINPROGRESS is in fact done.  One implementation per OS:
+ * Open when connecting to a server.  One implementation per OS:
  * sockopt_linux.c.  Each returns 0, or -1 with errno (ENOPROTOOPT where
  * the OS has no such option).
  */
@@ -18,9 +17,5 @@ int proxy_sockopt_fastopen(int fd, unsigned qlen);
 /* Before connect(): the SYN waits for the first send, which it carries
  * when the kernel has the server's cookie. */
 int proxy_sockopt_fastopen_connect(int fd);
-/* 1 if the TCP handshake of a non-blocking connect() has completed (to a
- * local server it usually has by the time connect() returns), 0 if not
- * yet, -1 with errno if the OS cannot tell. */
-int proxy_sockopt_connected(int fd);
 
 #endif

@@ -3,7 +3,6 @@
  */
 #include "sockopt.h"
 
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -26,18 +25,4 @@ int proxy_sockopt_fastopen(int fd, unsigned qlen)
 int proxy_sockopt_fastopen_connect(int fd)
 {
     return set_int(fd, TCP_FASTOPEN_CONNECT, 1);
-}
-
-int proxy_sockopt_connected(int fd)
-{
-    struct tcp_info info;
-    socklen_t len = sizeof(info);
-
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
-        return -1;
-    if (len < sizeof(info.tcpi_state)) {
-        errno = ENOPROTOOPT;
-        return -1;
-    }
-    return info.tcpi_state == TCP_ESTABLISHED;
 }

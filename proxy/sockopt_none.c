@@ -1,9 +1,8 @@
 /*
  * sockopt_none.c - an OS without deferred accept or TCP Fast Open as baton
- * uses them, nor a cheap look at a connecting socket's state (Windows):
- * "off" is what the system does anyway; anything else is refused with
- * ENOPROTOOPT, which the caller logs with the listener's or server's name
- * (or, for the state, takes as "wait for writability").
+ * uses them (Windows): "off" is what the system does anyway; anything else
+ * is refused with ENOPROTOOPT, which the caller logs with the listener's or
+ * server's name.
  */
 #include "sockopt.h"
 
@@ -28,13 +27,6 @@ int proxy_sockopt_fastopen(int fd, unsigned qlen)
 }
 
 int proxy_sockopt_fastopen_connect(int fd)
-{
-    (void)fd;
-    errno = ENOPROTOOPT;
-    return -1;
-}
-
-int proxy_sockopt_connected(int fd)
 {
     (void)fd;
     errno = ENOPROTOOPT;
