@@ -36,6 +36,7 @@
 #define RETRIES_MAX      16
 #define BUFFER_MIN       (1u << 10)
 #define BUFFER_MAX       (1u << 20)
+#define BUSY_POLL_MAX_US 1000u   /* a millisecond of spinning is past any wake-up cost */
 #define LABEL_MAX        160
 #define KEYS_MAX         64
 
@@ -344,6 +345,29 @@ static int set_splice(struct loader *l, const char *v, char *why, size_t whylen)
     if (i < 0)
         return -1;
     l->c->global.splice = i == 1;
+    return 0;
+}
+
+/* "off", or microseconds: "50us" (a bare number is refused, since every
+ * other duration here means seconds without a unit). */
+static int set_busy_poll(struct loader *l, const char *v, char *why, size_t whylen)
+{
+    const char *end;
+    uint64_t us = 0;
+
+    if (strcmp(v, "off") == 0) {
+        l->c->global.busy_poll_us = 0;
+        return 0;
+    }
+    for (end = v; *end >= '0' && *end <= '9' && us <= BUSY_POLL_MAX_US; end++)
+        us = us * 10 + (uint64_t)(*end - '0');
+    if (end == v || strcmp(end, "us") != 0)
+        return fail(why, whylen, "invalid busy_poll '%.*s' (expected off, or microseconds "
+                    "such as 50us)", 64, v);
+    if (us < 1 || us > BUSY_POLL_MAX_US)
+        return fail(why, whylen, "busy_poll '%.*s' is out of range (expected 1us to %uus, "
+                    "or off)", 64, v, (unsigned)BUSY_POLL_MAX_US);
+    l->c->global.busy_poll_us = us;
     return 0;
 }
 
@@ -903,6 +927,7 @@ static const struct key keys[] = {
     { SEC_GLOBAL,   "upgrade_timeout", false, set_upgrade_timeout },
     { SEC_GLOBAL,   "buffer_size",     false, set_buffer_size },
     { SEC_GLOBAL,   "splice",          false, set_splice },
+    { SEC_GLOBAL,   "busy_poll",       false, set_busy_poll },
     { SEC_GLOBAL,   "handoff",         false, set_handoff },
     { SEC_GLOBAL,   "tls_ticket_rotate", false, set_ticket_rotate },
     { SEC_GLOBAL,   "tls_session_cache", false, set_session_cache },

@@ -163,6 +163,7 @@ struct conf_global {
     uint64_t            upgrade_timeout_ms; /* new generation must be ready within, default 10000 */
     uint64_t            buffer_size;        /* per-direction relay buffer, default 16k */
     int                 splice;             /* relay bulk TCP with splice(2), default on */
+    uint64_t            busy_poll_us;       /* poll without sleeping this long after work, 0 = off (default) */
     int                 handoff;            /* enum conf_handoff: what a reload does with
                                                live connections */
     uint64_t            tls_ticket_rotate_ms;   /* session ticket key lifetime, default 12h */

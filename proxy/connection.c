@@ -97,6 +97,8 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
 
+    proxy_loop_worked(c->loop);
+
     switch (c->state) {
     case PROXY_CONN_PROXY_HEADER:
         read_proxy_header(c);
@@ -122,6 +124,8 @@ void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
 
+    proxy_loop_worked(c->loop);
+
     if (c->state == PROXY_CONN_UPSTREAM_HANDSHAKE) {
         upstream_handshake(c);
         return;
@@ -133,6 +137,8 @@ void upstream_read_cb(evutil_socket_t fd, short what, void *arg)
 static void client_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
+
+    proxy_loop_worked(c->loop);
 
     if (c->state != PROXY_CONN_RELAYING) {
         /* Handshake records still on their way to the client. */
@@ -147,6 +153,8 @@ void upstream_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
     int err;
+
+    proxy_loop_worked(c->loop);
 
     switch (c->state) {
     case PROXY_CONN_RELAYING:

@@ -142,6 +142,7 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
     struct proxy_worker *w = loop->worker;
     struct proxy_listener *l = a->listener;
 
+    proxy_loop_worked(loop);
     for (int i = 0; i < ACCEPT_BATCH && a->watching; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "conn_msg.h"
 #include "connection.h"
 #include "heap.h"
@@ -362,12 +363,43 @@ void proxy_loop_finish(struct proxy_loop *loop)
     proxy_tls_release_cache();
 }
 
+/* One turn: 1 if the loop must stop, -1 on failure, else 0. */
+static int loop_turn(struct event_base *base, int flags)
+{
+    int rc = event_base_loop(base, EVLOOP_ONCE | flags);
+
+    if (rc < 0)
+        return -1;
+    /* 1: nothing left to wait for, as event_base_dispatch would return. */
+    return rc == 1 || event_base_got_break(base) || event_base_got_exit(base);
+}
+
+int proxy_loop_dispatch(struct proxy_loop *loop, struct event_base *base)
+{
+    uint64_t spin = loop->worker->conf.global.busy_poll_us, last = 0;
+    int rc;
+
+    if (spin == 0)
+        return event_base_dispatch(base);
+    for (;;) {
+        uint64_t worked = loop->worked;
+        /* Polling only while the last work is recent: an idle loop sleeps. */
+        int sleep_ok = proxy_now_us() - last >= spin;
+
+        rc = loop_turn(base, sleep_ok ? 0 : EVLOOP_NONBLOCK);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+        if (loop->worked != worked)
+            last = proxy_now_us();
+    }
+}
+
 static void *loop_thread(void *arg)
 {
     struct proxy_loop *loop = arg;
 
     proxy_loop_prepare(loop);
-    if (event_base_dispatch(loop->base) < 0)
+    if (proxy_loop_dispatch(loop, loop->base) < 0)
         proxy_log_error("loop %u: event loop failed", loop->index);
     proxy_loop_finish(loop);
     atomic_fetch_add(&loop->worker->loops_done, 1);

@@ -72,9 +72,21 @@ struct proxy_loop {
     char                  cmds[PROXY_LOOP_CMDS_MAX]; /* enum proxy_loop_cmd, in order */
     unsigned              ncmds;
     int                   finished;      /* the loop ran its last iteration */
+    uint64_t              worked;        /* callbacks that did I/O (busy_poll's signal) */
 };
 
 int  proxy_loop_init(struct proxy_loop *loop, struct proxy_worker *w, unsigned index);
+/* Runs base (the loop's own, or the worker's when it has one loop) until
+ * it is told to stop.  With [global] busy_poll, after a turn that did I/O
+ * the loop keeps polling without sleeping for that long before it sleeps:
+ * waking a sleeping process costs the process that wakes it (the client,
+ * the server), and on a VM more than the polls cost (docs/benchmarks.md). */
+int  proxy_loop_dispatch(struct proxy_loop *loop, struct event_base *base);
+/* A callback of the loop read, wrote, accepted or connected. */
+static inline void proxy_loop_worked(struct proxy_loop *loop)
+{
+    loop->worked++;
+}
 int  proxy_loop_start(struct proxy_loop *loop);
 /* A single loop runs on the worker's main thread instead (no threads at
  * all: glibc then skips the cancellation bookkeeping around every recv and

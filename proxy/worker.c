@@ -717,7 +717,8 @@ int proxy_worker_main(int channel_fd)
     worker_send(w, &m);
     if (proxy_testpeer_message(&m, &w->ch.seq, PROXY_TESTPEER_AFTER_READY, w->caps) == 1)
         worker_send(w, &m);
-    if (event_base_dispatch(w->base) < 0)
+    if ((w->nloops == 1 ? proxy_loop_dispatch(&w->loops[0], w->base)
+                        : event_base_dispatch(w->base)) < 0)
         proxy_log_error("worker: event loop failed");
     if (w->nloops == 1)
         proxy_loop_finish(&w->loops[0]);

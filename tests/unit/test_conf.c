@@ -86,6 +86,7 @@ static void test_full(void)
     CHECK_U64(c.global.max_connections, 5000);
     CHECK_U64(c.global.drain_timeout_ms, 90000);
     CHECK_U64(c.global.buffer_size, 65536);
+    CHECK_U64(c.global.busy_poll_us, 50);
 
     CHECK_U64(c.nlisteners, 2);
     CHECK_U64(c.nbackends, 2);
@@ -94,7 +95,7 @@ static void test_full(void)
 
     web = &c.listeners[0];
     CHECK_STR(web->name, "web");
-    CHECK_U64(web->line, 11);
+    CHECK_U64(web->line, 12);
     CHECK_U64(web->nbinds, 2);
     CHECK_STR(web->binds[0].text, "127.0.0.1:8080");
     CHECK(web->binds[0].ss.ss_family == AF_INET);
@@ -121,7 +122,7 @@ static void test_full(void)
 
     app = &c.backends[0];
     CHECK_STR(app->name, "app");
-    CHECK_U64(app->line, 24);
+    CHECK_U64(app->line, 25);
     CHECK_U64(app->nservers, 3);
     CHECK(app->balance == CONF_BALANCE_LEASTCONN);
     CHECK_U64(app->connect_timeout_ms, 250);
@@ -131,10 +132,10 @@ static void test_full(void)
         CHECK_STR(app->servers[0].addr.text, "127.0.0.1:9000");
         CHECK_U64(port_of(&app->servers[0].addr), 9000);
         CHECK_U64(app->servers[0].weight, 1);
-        CHECK_U64(app->servers[0].line, 25);
+        CHECK_U64(app->servers[0].line, 26);
         CHECK_STR(app->servers[1].name, "app2");
         CHECK_U64(app->servers[1].weight, 3);
-        CHECK_U64(app->servers[1].line, 26);
+        CHECK_U64(app->servers[1].line, 27);
         CHECK_STR(app->servers[2].name, "app3");
         CHECK_STR(app->servers[2].addr.text, "[::1]:9002");
         CHECK(app->servers[2].addr.ss.ss_family == AF_INET6);
@@ -176,6 +177,7 @@ static void test_defaults(void)
     CHECK_U64(c.global.max_connections, 100000);
     CHECK_U64(c.global.drain_timeout_ms, 30000);
     CHECK_U64(c.global.buffer_size, 16384);
+    CHECK_U64(c.global.busy_poll_us, 0);
     CHECK_U64(c.nlisteners, 1);
     CHECK_U64(c.nbackends, 1);
     if (c.nlisteners == 1 && c.nbackends == 1) {
