@@ -18,6 +18,7 @@
 #   IDLE_CONNS=10000  idle connections held open for the RSS figure
 #   BUFFER_SIZE=16k   baton's [global] buffer_size
 #   SPLICE=on|off     baton's [global] splice (default: not written, baton's default)
+#   BUSY_POLL=50us    baton's [global] busy_poll (default: not written, off)
 #   HAPROXY_SPLICE=1  add "option splice-auto" to HAProxy (default: HAProxy's default, no splice)
 #   DEFER_ACCEPT=1s   baton's [listener] defer_accept (default: not written, off)
 #   KEEP=1            keep the temp dir (configs, raw wrk output, logs)
@@ -40,6 +41,7 @@ BULK_RUNS=${BULK_RUNS:-12}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 BUFFER_SIZE=${BUFFER_SIZE:-16k}
 SPLICE=${SPLICE:-}
+BUSY_POLL=${BUSY_POLL:-}
 HAPROXY_SPLICE=${HAPROXY_SPLICE:-0}
 DEFER_ACCEPT=${DEFER_ACCEPT:-}
 KEEP=${KEEP:-0}
@@ -129,6 +131,7 @@ access_log = off
 max_connections = 100000
 buffer_size = $BUFFER_SIZE
 $([ -n "$SPLICE" ] && echo "splice = $SPLICE")
+$([ -n "$BUSY_POLL" ] && echo "busy_poll = $BUSY_POLL")
 [listener web]
 bind = 127.0.0.1:0
 backend = app
@@ -371,7 +374,7 @@ report() {
     echo "baton benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
     echo "versions: baton $rev ($BATON), $(haproxy -v 2>/dev/null | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
-    echo "settings: wrk -t1 -c$CONNS, keep-alive ${DURATION}s x $ROUNDS, close ${CLOSE_DURATION}s x $CLOSE_ROUNDS, bulk $BULK_RUNS x 64 MiB, idle $IDLE_CONNS conns, baton buffer_size=$BUFFER_SIZE splice=${SPLICE:-default} defer_accept=${DEFER_ACCEPT:-off}, haproxy splice-auto=$HAPROXY_SPLICE; load avg before: $LOAD_BEFORE"
+    echo "settings: wrk -t1 -c$CONNS, keep-alive ${DURATION}s x $ROUNDS, close ${CLOSE_DURATION}s x $CLOSE_ROUNDS, bulk $BULK_RUNS x 64 MiB, idle $IDLE_CONNS conns, baton buffer_size=$BUFFER_SIZE splice=${SPLICE:-default} busy_poll=${BUSY_POLL:-off} defer_accept=${DEFER_ACCEPT:-off}, haproxy splice-auto=$HAPROXY_SPLICE; load avg before: $LOAD_BEFORE"
     echo
     printf '| %-7s | %12s | %8s | %10s | %9s | %10s | %11s | %10s | %9s | %9s |\n' \
         target 'ka req/s' 'p99 ms' 'new conn/s' 'bulk MB/s' 'CPU us/req' 'CPU us/conn' 'CPU ms/GiB' 'idle KB/c' 'base RSS'
