@@ -359,8 +359,10 @@ static int set_busy_poll(struct loader *l, const char *v, char *why, size_t whyl
         l->c->global.busy_poll_us = 0;
         return 0;
     }
-    for (end = v; *end >= '0' && *end <= '9' && us <= BUSY_POLL_MAX_US; end++)
-        us = us * 10 + (uint64_t)(*end - '0');
+    /* Past the maximum the value only has to stay out of range. */
+    for (end = v; *end >= '0' && *end <= '9'; end++)
+        if (us <= BUSY_POLL_MAX_US)
+            us = us * 10 + (uint64_t)(*end - '0');
     if (end == v || strcmp(end, "us") != 0)
         return fail(why, whylen, "invalid busy_poll '%.*s' (expected off, or microseconds "
                     "such as 50us)", 64, v);
