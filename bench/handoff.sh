@@ -21,6 +21,10 @@
 #                     ECDSA P-256 certificate made here; Python ssl clients)
 #   BATON=path, BUILD_DIR=dir, SKIP_BUILD=1, KEEP=1 (as in run.sh)
 #   STRICT=1          exit 1 when a stream broke even in drain mode
+#   PERF=file         record a system-wide profile (perf record -a -g) from just
+#                     before the reload until the old worker exited, into file
+#   PERF_OPTS="-g"    what perf records (e.g. "-e sched:sched_switch" for a
+#                     timeline of which process ran when)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,6 +47,8 @@ BENCH_TAG=handoff
 . "$HERE/lib.sh"
 bench_need python3 python3
 [ "$TLS" = 1 ] && bench_need openssl openssl
+PERF=${PERF:-}
+[ -n "$PERF" ] && bench_need perf linux-perf
 bench_install
 bench_build_baton
 IDLE_CONNS=$CONNS
@@ -79,6 +85,7 @@ fi
     echo "access_log = off"
     echo "drain_timeout = $DRAIN_TIMEOUT"
     [ -n "$HANDOFF" ] && echo "handoff = $HANDOFF"
+    [ -n "${BUSY_POLL:-}" ] && echo "busy_poll = $BUSY_POLL"
     echo "[listener web]"
     echo "bind = 127.0.0.1:$PORT"
     echo "backend = app"
@@ -129,12 +136,24 @@ log "worker $OLD holds $held connections; reloading"
 python3 "$HERE/handoff_watch.py" "$OLD" "$T/reload.out" 120 >"$T/watch.out" 2>"$T/watch.err" &
 WATCH=$!
 STARTED=("$WATCH" "${STARTED[@]}")
+if [ -n "$PERF" ]; then
+    # shellcheck disable=SC2086
+    perf record -q -a ${PERF_OPTS:--g} -o "$PERF" >"$T/perf.out" 2>&1 &
+    PERFPID=$!
+    STARTED=("$PERFPID" "${STARTED[@]}")
+    sleep 0.5                        # perf has opened its buffers
+fi
 sleep 0.2                            # the watcher has taken its first sample
 t0=$(date +%s.%N)
 "$BATON" -s reload -c "$T/baton.ini" >"$T/reload.out" 2>&1 || die "reload failed: $(cat "$T/reload.out")"
 t1=$(date +%s.%N)
 wait "$WATCH" || die "$(cat "$T/watch.err")"
 read -r t2 old_cpu new_cpu <"$T/watch.out"
+if [ -n "$PERF" ]; then
+    kill -INT "$PERFPID" 2>/dev/null || true
+    wait "$PERFPID" 2>/dev/null || true
+    log "profile in $PERF (perf report -i $PERF --sort comm,pid,sym)"
+fi
 sleep "$SETTLE"                      # the streams go on through the new worker
 touch "$T/stop"
 rc_all=0
