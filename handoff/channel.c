@@ -16,6 +16,9 @@
 #define READ_MIN  ((size_t)16 << 10)   /* grow rbuf below this much free room */
 /* A complete message of maximum size plus one read's worth of the next. */
 #define RBUF_MAX  ((size_t)HANDOFF_HDR_LEN + HANDOFF_MAX_PAYLOAD + ((size_t)64 << 10))
+/* One batch: messages whose bytes go out in one send with their handles.
+ * A larger message goes alone, as it would anyway take sends of its own. */
+#define BATCH_BYTES ((size_t)64 << 10)
 
 struct handoff_outmsg {
     struct handoff_outmsg *next;
@@ -41,7 +44,11 @@ static void close_fds(int *fds, unsigned n)
 
 void handoff_channel_set_peer_caps(struct handoff_channel *ch, uint32_t caps)
 {
+    unsigned most = handoff_transport_send_fds_max();
+
     ch->peer_acks = (caps & HANDOFF_CAP_HANDLE_ACK) != 0;
+    ch->peer_batches = (caps & HANDOFF_CAP_FD_BATCH) != 0;
+    ch->batch_fds = (caps & HANDOFF_CAP_FD_BATCH) != 0 && most > HANDOFF_MAX_FDS ? most : 0;
 }
 
 int handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid)
@@ -106,7 +113,9 @@ void handoff_channel_close(struct handoff_channel *ch)
         handoff_cleanse(ch->rbuf, ch->rcap);
     free(ch->rbuf);
     ch->rbuf = NULL;
-    ch->rlen = ch->rcap = 0;
+    free(ch->batch);   /* cleansed after each send */
+    ch->batch = NULL;
+    ch->roff = ch->rlen = ch->rcap = 0;
     if (ch->fd >= 0)
         handoff_transport_close(ch->fd);
     ch->fd = -1;
@@ -208,36 +217,116 @@ static void held_add(struct handoff_channel *ch, struct handoff_outmsg *o)
     ch->nheld++;
 }
 
+/* A message's first byte went out, and with it its handles: the channel's
+ * own duplicates now wait for the peer's HANDLE_ACK, or close (SCM_RIGHTS
+ * holds its own references in flight, for a peer that does not ack); lent
+ * ones stay the caller's. */
+static void out_started(struct handoff_channel *ch, struct handoff_outmsg *o)
+{
+    if (o == ch->ack_out)
+        ch->ack_out = NULL;   /* on its way: no more counts added to it */
+    if (o->held != NULL)
+        held_add(ch, o);
+    else if (!o->lent)
+        close_fds(o->fds, o->nfds);
+    o->nfds = 0;
+}
+
+/* n bytes of the queue went out. */
+static void out_advance(struct handoff_channel *ch, size_t n)
+{
+    while (n > 0) {
+        struct handoff_outmsg *o = ch->out_head;
+        size_t take = o->len - ch->out_off < n ? o->len - ch->out_off : n;
+
+        ch->out_off += take;
+        ch->out_bytes -= take;
+        n -= take;
+        if (ch->out_off == o->len)
+            out_pop(ch);
+    }
+}
+
+/*
+ * The messages at the head of the queue, gathered into ch->batch with all
+ * their handles, as long as they fit one batch.  How many (0: the head
+ * goes out alone, from its own bytes).
+ */
+static unsigned batch_gather(struct handoff_channel *ch, size_t *len, int *fds, uint8_t *kinds,
+                             unsigned *nfds)
+{
+    struct handoff_outmsg *o = ch->out_head;
+    unsigned nmsg = 0;
+
+    if (ch->batch_fds == 0 || ch->out_off != 0 || o->next == NULL ||
+        o->len + o->next->len > BATCH_BYTES)
+        return 0;
+    if (ch->batch == NULL && (ch->batch = malloc(BATCH_BYTES)) == NULL)
+        return 0;   /* one at a time then */
+    *len = 0;
+    *nfds = 0;
+    for (; o != NULL && *len + o->len <= BATCH_BYTES && *nfds + o->nfds <= ch->batch_fds;
+         o = o->next, nmsg++) {
+        /* The head may be a message whose handles went with an earlier,
+         * partial send: the first one with handles of its own starts this
+         * send's. */
+        if (*nfds == 0 && o->nfds > 0)
+            o->data[7] |= HANDOFF_HDR_HANDLES_FIRST;   /* flags, big-endian at 6 */
+        memcpy(ch->batch + *len, o->data, o->len);
+        *len += o->len;
+        memcpy(fds + *nfds, o->fds, sizeof(int) * o->nfds);
+        memcpy(kinds + *nfds, o->kinds, o->nfds);
+        *nfds += o->nfds;
+    }
+    return nmsg;
+}
+
+/* Sends one batch; as handoff_transport_send. */
+static ssize_t batch_send(struct handoff_channel *ch, unsigned nmsg, size_t len, const int *fds,
+                          const uint8_t *kinds, unsigned nfds)
+{
+    ssize_t n = handoff_transport_send(ch->fd, ch->peer_pid, ch->batch, len, fds, kinds, nfds);
+    struct handoff_outmsg *o = ch->out_head;
+
+    handoff_cleanse(ch->batch, len);   /* CONN messages carry TLS secrets */
+    if (n <= 0)
+        return n;
+    /* Every handle of the batch rode on its first byte. */
+    for (unsigned i = 0; i < nmsg; i++, o = o->next)
+        out_started(ch, o);
+    return n;
+}
+
 int handoff_channel_flush(struct handoff_channel *ch)
 {
+    int fds[HANDOFF_BATCH_FDS];
+    uint8_t kinds[HANDOFF_BATCH_FDS];
     struct handoff_outmsg *o;
+    unsigned nmsg, nfds;
+    size_t len;
     ssize_t n;
 
     while ((o = ch->out_head) != NULL) {
-        /* Descriptors ride on a message's first byte only. */
-        int first = ch->out_off == 0;
+        if ((nmsg = batch_gather(ch, &len, fds, kinds, &nfds)) > 0) {
+            n = batch_send(ch, nmsg, len, fds, kinds, nfds);
+        } else {
+            /* Descriptors ride on a message's first byte only. */
+            int first = ch->out_off == 0;
 
-        n = handoff_transport_send(ch->fd, ch->peer_pid, o->data + ch->out_off,
-                                   o->len - ch->out_off, first ? o->fds : NULL,
-                                   o->kinds, first ? o->nfds : 0);
+            if (first && o->nfds > 0 && ch->peer_batches)
+                o->data[7] |= HANDOFF_HDR_HANDLES_FIRST;
+
+            n = handoff_transport_send(ch->fd, ch->peer_pid, o->data + ch->out_off,
+                                       o->len - ch->out_off, first ? o->fds : NULL,
+                                       o->kinds, first ? o->nfds : 0);
+            if (n > 0 && first)
+                out_started(ch, o);
+        }
         if (n == -1)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         if (n == 0)
             return 0;
-        if (first) {
-            if (o == ch->ack_out)
-                ch->ack_out = NULL;   /* on its way: no more counts added to it */
-            if (o->held != NULL)
-                held_add(ch, o);
-            else if (!o->lent)
-                close_fds(o->fds, o->nfds);   /* a peer that does not ack: SCM_RIGHTS
-                                                 holds its own references in flight */
-            o->nfds = 0;
-        }
-        ch->out_off += (size_t)n;
-        ch->out_bytes -= (size_t)n;
-        if (ch->out_off == o->len)
-            out_pop(ch);
+        out_advance(ch, (size_t)n);
     }
     return 1;
 }
@@ -249,12 +338,24 @@ int handoff_channel_pending(const struct handoff_channel *ch)
 
 /* Input */
 
+/* The unparsed bytes to the front: once per read, rather than a move of
+ * everything behind each message taken (a batch brings a hundred). */
+static void rbuf_compact(struct handoff_channel *ch)
+{
+    if (ch->roff == 0)
+        return;
+    memmove(ch->rbuf, ch->rbuf + ch->roff, ch->rlen);
+    handoff_cleanse(ch->rbuf + ch->rlen, ch->roff);
+    ch->roff = 0;
+}
+
 int handoff_channel_inject(struct handoff_channel *ch, const void *p, size_t n)
 {
     uint8_t *buf;
 
     if (n == 0)
         return 0;
+    rbuf_compact(ch);
     if (ch->rlen + n > ch->rcap) {
         buf = handoff_resize(ch->rbuf, ch->rlen, ch->rlen + n);
         if (buf == NULL)
@@ -272,6 +373,7 @@ static int rbuf_grow(struct handoff_channel *ch)
     size_t cap;
     uint8_t *p;
 
+    rbuf_compact(ch);
     if (ch->rcap - ch->rlen >= READ_MIN)
         return 0;
     if (ch->rcap >= RBUF_MAX) {
@@ -297,8 +399,8 @@ ssize_t handoff_channel_read(struct handoff_channel *ch)
 
     if (rbuf_grow(ch) == -1)
         return -1;
-    /* Leave room for what one recvmsg can deliver so none get dropped. */
-    if (ch->nfdq + HANDOFF_MAX_FDS * 2 > HANDOFF_FDQ_MAX) {
+    /* Leave room for what one receive can deliver so none get dropped. */
+    if (ch->nfdq + HANDOFF_RECV_FDS > HANDOFF_FDQ_MAX) {
         errno = ENOBUFS;
         return -1;
     }
@@ -310,6 +412,54 @@ ssize_t handoff_channel_read(struct handoff_channel *ch)
         ch->eof = 1;
     ch->rlen += (size_t)n;
     return n;
+}
+
+static void fdq_drop(struct handoff_channel *ch, unsigned n)
+{
+    ch->nfdq -= n;
+    memmove(ch->fdq, ch->fdq + n, sizeof(int) * ch->nfdq);
+}
+
+/*
+ * A message's descriptors, from the queue into in->fds; or in->fds_lost,
+ * for its reader to refuse it, where the transport lost them (a
+ * HANDOFF_FD_LOST where the first lost one would be: those before it are
+ * closed).  From a batching peer the rest of that send's are lost too:
+ * every later message up to the next one flagged HANDOFF_HDR_HANDLES_FIRST.
+ * -1 with why when fewer arrived than the message declares.
+ */
+static int fds_take(struct handoff_channel *ch, const struct handoff_hdr *h,
+                    struct handoff_in *in, char *why, size_t whylen)
+{
+    unsigned k = 0;
+
+    if (h->nfds == 0)
+        return 0;
+    if (!ch->peer_batches || (h->flags & HANDOFF_HDR_HANDLES_FIRST))
+        ch->send_lost = 0;   /* its handles came in a send of their own */
+    if (ch->send_lost) {
+        in->fds_lost = 1;
+        return 0;
+    }
+    while (k < ch->nfdq && k < h->nfds && ch->fdq[k] != HANDOFF_FD_LOST)
+        k++;
+    if (k < ch->nfdq && k < h->nfds) {
+        for (unsigned i = 0; i < k; i++)
+            handoff_transport_close(ch->fdq[i]);
+        fdq_drop(ch, k + 1);
+        in->fds_lost = 1;
+        ch->send_lost = ch->peer_batches;
+        return 0;
+    }
+    if (ch->nfdq < h->nfds) {
+        snprintf(why, whylen, "%s message declares %u descriptor%s but only %u arrived",
+                 handoff_type_name(h->type), (unsigned)h->nfds, h->nfds == 1 ? "" : "s",
+                 ch->nfdq);
+        return -1;
+    }
+    memcpy(in->fds, ch->fdq, sizeof(int) * h->nfds);
+    fdq_drop(ch, h->nfds);
+    return 0;
 }
 
 static int next_one(struct handoff_channel *ch, struct handoff_in *in, char *why,
@@ -331,7 +481,7 @@ static int next_one(struct handoff_channel *ch, struct handoff_in *in, char *why
         }
         return 0;
     }
-    if (handoff_hdr_decode(ch->rbuf, &h, why, whylen) == -1)
+    if (handoff_hdr_decode(ch->rbuf + ch->roff, &h, why, whylen) == -1)
         return -1;
     total = HANDOFF_HDR_LEN + (size_t)h.len;
     if (ch->rlen < total) {
@@ -342,36 +492,23 @@ static int next_one(struct handoff_channel *ch, struct handoff_in *in, char *why
         }
         return 0;
     }
-    if (h.nfds > 0 && ch->nfdq > 0 && ch->fdq[0] == HANDOFF_FD_LOST) {
-        /* This message's descriptors never arrived (the transport says so):
-         * it goes up without them, for its reader to refuse. */
-        ch->nfdq--;
-        memmove(ch->fdq, ch->fdq + 1, sizeof(int) * ch->nfdq);
-        in->fds_lost = 1;
-    } else if (ch->nfdq < h.nfds) {
-        snprintf(why, whylen, "%s message declares %u descriptor%s but only %u arrived",
-                 handoff_type_name(h.type), (unsigned)h.nfds, h.nfds == 1 ? "" : "s",
-                 ch->nfdq);
+    if (fds_take(ch, &h, in, why, whylen) != 0)
         return -1;
-    }
     if (h.len > 0) {
         if ((in->payload = malloc(h.len)) == NULL) {
             snprintf(why, whylen, "out of memory for a %u-byte %s payload",
                      (unsigned)h.len, handoff_type_name(h.type));
+            for (i = 0; i < h.nfds; i++)
+                handoff_transport_close(in->fds[i]);
             return -1;
         }
-        memcpy(in->payload, ch->rbuf + HANDOFF_HDR_LEN, h.len);
+        memcpy(in->payload, ch->rbuf + ch->roff + HANDOFF_HDR_LEN, h.len);
     }
     in->hdr = h;
     in->nfds = h.nfds;
-    if (h.nfds > 0 && !in->fds_lost) {
-        memcpy(in->fds, ch->fdq, sizeof(int) * h.nfds);
-        ch->nfdq -= h.nfds;
-        memmove(ch->fdq, ch->fdq + h.nfds, sizeof(int) * ch->nfdq);
-    }
+    handoff_cleanse(ch->rbuf + ch->roff, total);
     ch->rlen -= total;
-    memmove(ch->rbuf, ch->rbuf + total, ch->rlen);
-    handoff_cleanse(ch->rbuf + ch->rlen, total);
+    ch->roff = ch->rlen > 0 ? ch->roff + total : 0;
     return 1;
 }
 

@@ -22,6 +22,13 @@
  * the caller's to keep until its own protocol says the peer has them
  * (conn_msg.h: CONN_ACK).  The giver never calls shutdown() on a handed
  * socket: that acts on the socket both processes share.
+ *
+ * To a peer that reads batches (HANDOFF_CAP_FD_BATCH), over a transport
+ * that sends them, the messages queued at the head go out together in one
+ * send with all their handles (up to HANDOFF_BATCH_FDS): moving thousands
+ * of connections then costs one system call per batch on each side, not
+ * one per connection.  Only the grouping of bytes into sends changes; the
+ * stream is the same.
  */
 #ifndef BATON_HANDOFF_CHANNEL_H
 #define BATON_HANDOFF_CHANNEL_H
@@ -33,7 +40,9 @@
 #include "message.h"
 #include "wire.h"
 
-#define HANDOFF_FDQ_MAX (HANDOFF_MAX_FDS * 8)
+/* The handles of a batch whose messages are not all read yet, and room for
+ * the next receive (HANDOFF_RECV_FDS). */
+#define HANDOFF_FDQ_MAX (HANDOFF_RECV_FDS * 2)
 
 struct handoff_outmsg;
 
@@ -49,8 +58,8 @@ struct handoff_channel {
     pid_t     peer_pid;      /* needed by transports that duplicate per process */
     uint32_t  seq;           /* next sequence number to send */
 
-    uint8_t  *rbuf;          /* received, not yet parsed bytes */
-    size_t    rlen, rcap;
+    uint8_t  *rbuf;          /* received bytes: rlen not yet parsed from roff */
+    size_t    roff, rlen, rcap;
     int       fdq[HANDOFF_FDQ_MAX];
     unsigned  nfdq;
 
@@ -60,6 +69,12 @@ struct handoff_channel {
     int       eof;
 
     int       peer_acks;     /* the peer answers HANDOFF_HDR_ACK_HANDLES */
+    unsigned  batch_fds;     /* > 0: handles one send may carry for several
+                                messages (the peer reads batches) */
+    uint8_t  *batch;         /* where a batch is gathered (allocated on use) */
+    int       peer_batches;  /* HANDOFF_CAP_FD_BATCH: sends are flagged
+                                HANDOFF_HDR_HANDLES_FIRST both ways */
+    int       send_lost;     /* receiving: handles of the current send were lost */
     struct handoff_held *held_head, *held_tail;   /* sent, awaiting HANDLE_ACK */
     unsigned  nheld;         /* messages in the held list */
     struct handoff_outmsg *ack_out;   /* our HANDLE_ACK queued, not started */
@@ -72,7 +87,8 @@ int  handoff_channel_init(struct handoff_channel *ch, int fd, pid_t peer_pid);
 void handoff_channel_close(struct handoff_channel *ch);
 /* What the peer can do (HANDOFF_CAP_*, as negotiated): with
  * HANDOFF_CAP_HANDLE_ACK the handles of later messages are held until it
- * acknowledges them. */
+ * acknowledges them; with HANDOFF_CAP_FD_BATCH queued messages go out in
+ * batches where the transport can send them so. */
 void handoff_channel_set_peer_caps(struct handoff_channel *ch, uint32_t caps);
 
 /* Queues a finished message.  Descriptors attached to it are dup'ed, so the

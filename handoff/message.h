@@ -51,8 +51,14 @@
  * channel then keeps a handle it gave open until the peer holds its own
  * (channel.h).  Every Windows build has it. */
 #define HANDOFF_CAP_HANDLE_ACK 0x10u
+/* Reads up to HANDOFF_RECV_FDS handles in one receive, so that a sender
+ * whose transport can may put several messages and their handles in one
+ * send (HANDOFF_BATCH_FDS; channel.h).  An older reader makes room for one
+ * message's handles only. */
+#define HANDOFF_CAP_FD_BATCH   0x20u
 #define HANDOFF_CAPS_OURS      (HANDOFF_CAP_LIST_PARTS | HANDOFF_CAP_UNKNOWN_TYPES | \
-                                HANDOFF_CAP_CONNS | HANDOFF_CAP_TLS | HANDOFF_CAP_HANDLE_ACK)
+                                HANDOFF_CAP_CONNS | HANDOFF_CAP_TLS | HANDOFF_CAP_HANDLE_ACK | \
+                                HANDOFF_CAP_FD_BATCH)
 #define HANDOFF_CAPS_ENV       "BATON_HANDOFF_CAPS"
 /* What the first release's STATUS and SERVER_STATE could hold. */
 #define HANDOFF_LEGACY_LISTENERS 256

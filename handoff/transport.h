@@ -16,11 +16,16 @@
 int handoff_transport_pair(int fds[2]);
 
 /* Sends up to len bytes; the nfds handles (each of its kind, enum
- * handoff_handle_kind in wire.h) travel with the first byte.  Returns bytes
- * sent (handles were sent iff > 0), or -1 with errno (EAGAIN when it would
- * block). */
+ * handoff_handle_kind in wire.h; at most handoff_transport_send_fds_max())
+ * travel with the first byte.  Returns bytes sent (handles were sent iff
+ * > 0), or -1 with errno (EAGAIN when it would block). */
 ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t len,
                                const int *fds, const uint8_t *kinds, unsigned nfds);
+
+/* The most handles one send takes: HANDOFF_MAX_FDS (one message's), or
+ * HANDOFF_BATCH_FDS where the handles of several messages can ride on one
+ * send, for a peer that reads them (HANDOFF_CAP_FD_BATCH). */
+unsigned handoff_transport_send_fds_max(void);
 
 /* What the channel does with handles, kept here so that it does no OS work
  * of its own: make a received or given handle non-blocking and
@@ -37,8 +42,8 @@ void handoff_transport_close(int h);
 int  handoff_transport_adopt(int h);
 
 /* Receives up to len bytes; descriptors that arrive are appended to fds
- * (at most maxfds in total; extra ones are closed and the call fails with
- * EMSGSIZE).  Received descriptors are close-on-exec.  When the receiver
+ * (at most maxfds in total, and one call brings at most HANDOFF_RECV_FDS;
+ * extra ones are closed and the call fails with EMSGSIZE).  Received descriptors are close-on-exec.  When the receiver
  * could not take the descriptors that came (out of descriptors), one
  * HANDOFF_FD_LOST is appended in their place.
  * Returns bytes (> 0), 0 on EOF, -1 with errno. */

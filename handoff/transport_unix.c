@@ -15,11 +15,11 @@
 #include "wire.h"
 
 /*
- * Linux delivers the descriptors of one sendmsg() per recvmsg(), so one
- * message's worth would do; twice that leaves room for a kernel that merges
- * two, so a truncation really means the peer misbehaved.
+ * Linux delivers the descriptors of one sendmsg() per recvmsg(), at most
+ * SCM_MAX_FD (253) of them, and a batch (HANDOFF_BATCH_FDS) stays below
+ * that; so a truncation really means the peer misbehaved.
  */
-#define RECV_FDS_MAX (HANDOFF_MAX_FDS * 2)
+#define RECV_FDS_MAX HANDOFF_RECV_FDS
 
 int handoff_transport_pair(int fds[2])
 {
@@ -57,13 +57,18 @@ void handoff_transport_close(int h)
         (void)close(h);
 }
 
+unsigned handoff_transport_send_fds_max(void)
+{
+    return HANDOFF_BATCH_FDS;
+}
+
 /* Every kind of descriptor passes alike over SCM_RIGHTS: kinds is unused. */
 ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t len,
                                const int *fds, const uint8_t *kinds, unsigned nfds)
 {
     union {
         struct cmsghdr hdr;
-        char           buf[CMSG_SPACE(sizeof(int) * HANDOFF_MAX_FDS)];
+        char           buf[CMSG_SPACE(sizeof(int) * HANDOFF_BATCH_FDS)];
     } cbuf;
     struct msghdr msg;
     struct cmsghdr *cmsg;
@@ -72,7 +77,7 @@ ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t l
 
     (void)peer_pid;
     (void)kinds;
-    if (nfds > HANDOFF_MAX_FDS || (nfds > 0 && fds == NULL)) {
+    if (nfds > HANDOFF_BATCH_FDS || (nfds > 0 && fds == NULL)) {
         errno = EINVAL;
         return -1;
     }
@@ -90,7 +95,7 @@ ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t l
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     if (nfds > 0) {
-        memset(&cbuf, 0, sizeof(cbuf));
+        memset(cbuf.buf, 0, CMSG_SPACE(sizeof(int) * nfds));
         msg.msg_control = cbuf.buf;
         msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
         cmsg = CMSG_FIRSTHDR(&msg);
@@ -159,25 +164,23 @@ ssize_t handoff_transport_recv(int fd, void *buf, size_t len,
     }
     /*
      * Descriptors that do not fit the caller's queue would break the pairing
-     * of descriptors with messages: fail the read.  Descriptors the kernel
-     * could not install (the receiver is out of them: MSG_CTRUNC) belong to
-     * the one message whose descriptors rode on this read; they are all
-     * dropped and one HANDOFF_FD_LOST stands for them, so that message is
-     * refused and the stream goes on.
+     * of descriptors with messages: fail the read.  When the kernel could not
+     * install all that came (the receiver is out of them: MSG_CTRUNC), the
+     * ones it did install come first and one HANDOFF_FD_LOST stands for the
+     * rest: the channel refuses the messages whose descriptors were lost
+     * (those of one message, or of the rest of a batch) and the stream goes
+     * on.
      */
     if (*nfds > maxfds || ngot + (truncated ? 1u : 0u) > maxfds - *nfds) {
         close_fds(got, ngot);
         errno = EMSGSIZE;
         return -1;
     }
-    if (truncated) {
-        close_fds(got, ngot);
-        fds[(*nfds)++] = HANDOFF_FD_LOST;
-        return n;
-    }
     if (ngot > 0)
         memcpy(fds + *nfds, got, sizeof(int) * ngot);
     *nfds += ngot;
+    if (truncated)
+        fds[(*nfds)++] = HANDOFF_FD_LOST;
     return n;
 }
 

@@ -552,6 +552,12 @@ static ssize_t record_write(SOCKET s, const uint8_t *prefix, size_t plen, const 
     return n;
 }
 
+/* A record holds one message's handles (see the top of this file). */
+unsigned handoff_transport_send_fds_max(void)
+{
+    return HANDOFF_MAX_FDS;
+}
+
 ssize_t handoff_transport_send(int fd, pid_t peer_pid, const void *buf, size_t len,
                                const int *fds, const uint8_t *kinds, unsigned nfds)
 {

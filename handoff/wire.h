@@ -39,6 +39,13 @@
 #define HANDOFF_HDR_LEN      16u
 #define HANDOFF_MAX_PAYLOAD  (2u << 20)   /* 2 MiB: a whole config file fits */
 #define HANDOFF_MAX_FDS      16u
+/* The most handles one send carries to a peer that reads batches
+ * (HANDOFF_CAP_FD_BATCH, channel.h): the handles of several messages, each
+ * message still at most HANDOFF_MAX_FDS.  Below Linux's SCM_MAX_FD (253). */
+#define HANDOFF_BATCH_FDS    252u
+/* The most handles one receive may bring, whatever the peer sends: room the
+ * receiver keeps free before it reads. */
+#define HANDOFF_RECV_FDS     256u
 #define HANDOFF_STR_MAX      4096u        /* longest string field */
 
 /* Header flags. */
@@ -49,6 +56,12 @@
  * with HANDOFF_CAP_HANDLE_ACK: the sender holds its handles open until the
  * receiver answers with HANDLE_ACK. */
 #define HANDOFF_HDR_ACK_HANDLES     0x0002u
+/* Set by the channel only, to a peer with HANDOFF_CAP_FD_BATCH: this
+ * message's first byte carried the handles of one send, its own and those
+ * of the messages after it that declare some, up to the next message so
+ * flagged.  A receiver that could not take all of a send's handles thus
+ * refuses exactly the messages whose handles were in it. */
+#define HANDOFF_HDR_HANDLES_FIRST   0x0004u
 
 enum handoff_type {
     HANDOFF_HELLO = 1,       /* worker -> master: pid, version string */

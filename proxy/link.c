@@ -181,11 +181,17 @@ static void give_pump(struct proxy_link *k)
 
     k->polling = 0;
     while (!k->done_sent && k->credits > 0 && k->infl_span < PROXY_LINK_WINDOW &&
-           (c = give_next(k)) != NULL)
+           (c = give_next(k)) != NULL) {
         if (give_one(k, c) != 0) {
             give_take_back(k, "cannot queue a connection");
             break;
         }
+        /* The taker starts on this step while the next one freezes. */
+        if (k->infl_span % PROXY_LINK_STEP == 0 && handoff_channel_flush(&k->ch) < 0) {
+            k->failed = 1;
+            return;   /* link_settle ends the link: everything in flight comes back */
+        }
+    }
     if (!k->done_sent && c == NULL && k->ninflight == 0 && !give_waiting_arrivals(loop) &&
         give_waiting_handshakes(k)) {
         /* Looked at again shortly, until the grace ends. */
@@ -424,7 +430,7 @@ static void link_handle(struct proxy_link *k, struct handoff_in *in)
     }
 }
 
-#define LINK_READS_PER_WAKEUP 64   /* each read brings at most one CONN's sockets */
+#define LINK_READS_PER_WAKEUP 64   /* each read brings one send's sockets: one CONN or a batch */
 
 static void link_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -444,6 +450,14 @@ static void link_read_cb(evutil_socket_t fd, short what, void *arg)
         while (!k->failed && (rc = handoff_channel_next(&k->ch, &in, why, sizeof(why))) == 1) {
             link_handle(k, &in);
             handoff_in_free(&in);
+        }
+        /* A step's answer goes now: the giver forgets and freezes on
+         * while the next step is adopted here. */
+        if (rc >= 0 && k->role == HANDOFF_LINK_TAKE && k->ack->n >= PROXY_LINK_STEP) {
+            if (take_grant(k, k->received) != 0 || handoff_channel_flush(&k->ch) < 0) {
+                snprintf(why, sizeof(why), "cannot send an acknowledgement");
+                rc = -1;
+            }
         }
     }
     if (n == -2 && reads == 1)
@@ -534,6 +548,8 @@ int proxy_link_start(struct proxy_loop *loop, const struct handoff_link *hl)
     k->peer_gen = hl->peer_gen;
     k->index = hl->index;
     k->tls = (hl->peer_caps & HANDOFF_CAP_TLS) != 0;
+    /* CONN messages then go out in batches (HANDOFF_CAP_FD_BATCH). */
+    handoff_channel_set_peer_caps(&k->ch, hl->peer_caps);
     k->grace_until = proxy_now_ms() + PROXY_LINK_HANDSHAKE_GRACE_MS;
     event_assign(&k->rev, loop->base, k->ch.fd, EV_READ | EV_PERSIST, link_read_cb, k);
     event_assign(&k->wev, loop->base, k->ch.fd, EV_WRITE | EV_PERSIST, link_write_cb, k);

@@ -24,6 +24,11 @@ struct proxy_conn;
  * this long; the giver looks every PROXY_LINK_POLL_MS. */
 #define PROXY_LINK_HANDSHAKE_GRACE_MS 2000
 #define PROXY_LINK_POLL_MS    10
+/* The giver sends what it froze every PROXY_LINK_STEP connections, and
+ * the taker answers every PROXY_LINK_STEP it adopted, so both work at once
+ * on different steps of the window instead of taking turns over all of
+ * it.  About one batch of a channel's send (HANDOFF_BATCH_FDS / 2). */
+#define PROXY_LINK_STEP       120
 
 struct proxy_link {
     struct proxy_loop      *loop;

@@ -109,7 +109,7 @@ static int state_encode(struct master *m, struct handoff_msg *msg)
         sg->fd = g->ch_open ? g->ch.fd : -1;
         sg->started_ms = g->started_ms;
         snprintf(sg->version, sizeof(sg->version), "%s", g->version);
-        sg->pending = g->ch.rbuf;
+        sg->pending = g->ch.rbuf + g->ch.roff;
         sg->npending = (uint32_t)g->ch.rlen;
         sg->drain_deadline_ms = g->state == GEN_DRAINING ? g->drain_deadline_ms : 0;
         sg->caps = g->caps;

@@ -223,6 +223,116 @@ static void test_fds_interleaved(void)
     handoff_channel_close(&b);
 }
 
+#define BATCH_MSGS  150   /* 2 handles each: more than one batch */
+#define BATCH_LARGE 70    /* this one is too large for a batch */
+
+/* Message i of test_batches: its number, two handles of pair i (every
+ * tenth none), and for BATCH_LARGE more bytes than one batch holds. */
+static void batch_queue(struct handoff_channel *a, int (*pairs)[2], unsigned i)
+{
+    struct handoff_msg m;
+    size_t n = i == BATCH_LARGE ? (size_t)100 << 10 : 40 + i % 7;
+    uint8_t *body = calloc(1, n);
+
+    CHECK(body != NULL && handoff_msg_init(&m, HANDOFF_CONN, a->seq++) == 0);
+    handoff_msg_put_u32(&m, i);
+    handoff_msg_put_bytes(&m, body, n);
+    if (i % 10 != 9) {
+        handoff_msg_add_fd(&m, pairs[i][0]);
+        handoff_msg_add_fd(&m, pairs[i][0]);
+    }
+    CHECK(handoff_msg_finish(&m) == 0);
+    CHECK(handoff_channel_send_lent(a, &m) == 0);
+    handoff_msg_free(&m);
+    free(body);
+}
+
+/*
+ * To a peer that reads batches, queued messages go out with all their
+ * handles in one send where the transport can (Linux: up to
+ * HANDOFF_BATCH_FDS; a Windows record holds one message's); to a peer that
+ * does not (caps 0: an older release), one message's handles per send.
+ * Either way, through partial sends of a small socket buffer and a message
+ * too large for a batch among the others, every message arrives in order
+ * with its own handles, and none leaks.
+ */
+static void batch_round(uint32_t caps, int small)
+{
+    struct handoff_channel a, b;
+    struct handoff_in in;
+    int (*pairs)[2] = calloc(BATCH_MSGS, sizeof(*pairs));
+    char why[256] = "";
+    unsigned i, first_fds = 0, got = 0, in_order = 1, handles_ok = 1;
+    int before = tc_count_handles();
+    ssize_t n = -2;
+
+    CHECK(pairs != NULL && open_pair(&a, &b) == 0);
+    CHECK(socket_pairs(pairs, BATCH_MSGS) == 0);
+    handoff_channel_set_peer_caps(&a, caps);
+    CHECK_U64(a.batch_fds, (caps & HANDOFF_CAP_FD_BATCH) &&
+                           handoff_transport_send_fds_max() > HANDOFF_MAX_FDS
+                           ? HANDOFF_BATCH_FDS : 0);
+    if (small)
+        CHECK(tc_small_sndbuf(a.fd) == 0);
+    for (i = 0; i < BATCH_MSGS; i++)
+        batch_queue(&a, pairs, i);
+    if (!small) {
+        /* What the first read brings: a batch's handles, or one message's. */
+        CHECK(handoff_channel_flush(&a) >= 0);
+        for (int t = 0; t < 100 && (n = handoff_channel_read(&b)) == -2; t++)
+            handoff_transport_wait(b.fd, 0, 20);
+        CHECK(n > 0);
+        first_fds = b.nfdq;
+        if (a.batch_fds > 0)
+            CHECK(first_fds > HANDOFF_MAX_FDS);
+        else if (handoff_transport_send_fds_max() > HANDOFF_MAX_FDS)
+            CHECK_U64(first_fds, 2);   /* SCM_RIGHTS: one sendmsg's per recvmsg */
+    }
+    while (got < BATCH_MSGS) {
+        struct handoff_reader r;
+        uint32_t id = 0;
+
+        if (pump_next(&a, &b, &in, why, sizeof(why)) != 1) {
+            fprintf(stderr, "    batch_round(caps %u, small %d): message %u: %s\n",
+                    (unsigned)caps, small, got, why);
+            CHECK(0);
+            break;
+        }
+        handoff_reader_init(&r, in.payload, in.hdr.len);
+        CHECK(handoff_get_u32(&r, &id) == 0);
+        in_order &= id == got;
+        if (id < BATCH_MSGS && id % 10 != 9)
+            handles_ok &= in.nfds == 2 && same_pipe(in.fds[0], pairs[id][1]) &&
+                          same_pipe(in.fds[1], pairs[id][1]);
+        else
+            handles_ok &= in.nfds == 0;
+        handoff_in_free(&in);
+        got++;
+    }
+    CHECK(in_order);
+    CHECK(handles_ok);
+    CHECK(!handoff_channel_pending(&a));
+    CHECK_U64(b.nfdq, 0);
+    handoff_channel_close(&a);
+    handoff_channel_close(&b);
+    for (i = 0; i < BATCH_MSGS; i++) {
+        /* Lent: still the caller's. */
+        CHECK(tc_is_open_socket(pairs[i][0]));
+        handoff_transport_close(pairs[i][0]);
+        handoff_transport_close(pairs[i][1]);
+    }
+    free(pairs);
+    CHECK_U64(tc_count_handles(), before);
+}
+
+static void test_batches(void)
+{
+    batch_round(HANDOFF_CAP_FD_BATCH, 0);
+    batch_round(HANDOFF_CAP_FD_BATCH, 1);
+    batch_round(0, 0);
+    batch_round(0, 1);
+}
+
 static uint8_t *pattern(size_t len, unsigned seed)
 {
     uint8_t *p = malloc(len);
@@ -649,7 +759,8 @@ static void test_queue_bound(void)
 }
 
 /* A relaying CONN carrying client and server (here: two ends of a socket pair). */
-int tc_send_conn(struct handoff_channel *a, unsigned id, int client_fd, int server_fd)
+static int conn_queue(struct handoff_channel *a, unsigned id, int client_fd, int server_fd,
+                      int lend)
 {
     static struct handoff_conn v;
     struct handoff_msg m;
@@ -665,8 +776,20 @@ int tc_send_conn(struct handoff_channel *a, unsigned id, int client_fd, int serv
     v.server_fd = server_fd;
     if (handoff_encode_conn(&m, a->seq++, &v) != 0)
         return -1;
-    r = handoff_channel_send(a, &m);
+    r = lend ? handoff_channel_send_lent(a, &m) : handoff_channel_send(a, &m);
     handoff_msg_free(&m);
+    return r;
+}
+
+int tc_queue_conn(struct handoff_channel *a, unsigned id, int client_fd, int server_fd)
+{
+    return conn_queue(a, id, client_fd, server_fd, 1);
+}
+
+int tc_send_conn(struct handoff_channel *a, unsigned id, int client_fd, int server_fd)
+{
+    int r = conn_queue(a, id, client_fd, server_fd, 0);
+
     if (r == 0 && handoff_channel_flush(a) != 1)
         r = -1;   /* a small message leaves in one write */
     return r;
@@ -1035,6 +1158,7 @@ int main(int argc, char **argv)
     test_fds_interleaved();
     test_large();
     test_many_small();
+    test_batches();
     test_garbage();
     test_unknown_type();
     test_eof_truncated();

@@ -25,6 +25,9 @@ int  tc_inheritable(int h);
 int  tc_listen(unsigned *port);
 int  tc_connect(unsigned port);
 int  tc_accept(int l);
+/* Shrinks a socket's send buffer to the least the OS allows, so that
+ * sends are partial.  0 or -1. */
+int  tc_small_sndbuf(int h);
 /* Makes a received socket blocking (the child uses them plainly).  0 or -1. */
 int  tc_blocking(int h);
 /* Whole writes and reads on a blocking socket: 0 or -1. */
@@ -50,5 +53,8 @@ int  tc_pump_next(struct handoff_channel *from, struct handoff_channel *to,
                   struct handoff_in *in, char *why, size_t whylen);
 int  tc_same_pair(int wfd, int rfd);   /* two ends of one socket pair */
 int  tc_send_conn(struct handoff_channel *a, unsigned id, int client_fd, int server_fd);
+/* The same CONN queued with its descriptors lent, not flushed: queued ones
+ * go out together to a batching peer.  0 or -1. */
+int  tc_queue_conn(struct handoff_channel *a, unsigned id, int client_fd, int server_fd);
 
 #endif

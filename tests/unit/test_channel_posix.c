@@ -49,6 +49,13 @@ int tc_inheritable(int h)
     return fl != -1 && !(fl & FD_CLOEXEC);
 }
 
+int tc_small_sndbuf(int h)
+{
+    int v = 1;   /* the kernel raises it to its minimum */
+
+    return setsockopt(h, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
 static void loopback(struct sockaddr_in *sa, unsigned port)
 {
     memset(sa, 0, sizeof(*sa));
@@ -288,8 +295,83 @@ static void test_fds_lost(void)
     handoff_channel_close(&b);
 }
 
+/*
+ * The same out of descriptors with a batching peer: one send brings the
+ * descriptors of five connections and the receiver can install five of ten.
+ * The first two connections arrive whole; the third (one of its two
+ * installed, and closed), fourth and fifth are refused; a later send starts
+ * afresh, and nothing leaks.
+ */
+static void test_fds_lost_batch(void)
+{
+    struct handoff_channel a, b;
+    struct handoff_conn v;
+    struct handoff_in in;
+    char why[256] = "";
+    int p[7][2], before, r, lim;
+    unsigned i;
+
+    CHECK(tc_open_pair(&a, &b) == 0);
+    handoff_channel_set_peer_caps(&a, HANDOFF_CAP_FD_BATCH);
+    handoff_channel_set_peer_caps(&b, HANDOFF_CAP_FD_BATCH);
+    for (i = 0; i < 7; i++)
+        CHECK(handoff_transport_pair(p[i]) == 0);
+    before = test_count_fds();
+    for (i = 0; i < 5; i++)
+        CHECK(tc_queue_conn(&a, i + 1, p[i][0], p[i][1]) == 0);
+    lim = lowest_free_fd();
+    CHECK(lim > 0);
+    r = next_with_fd_limit(&a, &b, (rlim_t)lim + 5, &in, why, sizeof(why));
+    CHECK(r == 1);
+    if (r != 1)
+        fprintf(stderr, "    %s\n", why);
+    CHECK(!handoff_channel_pending(&a));   /* all five went in one send */
+    for (i = 0; i < 5 && r == 1; i++) {
+        if (i > 0)
+            CHECK(tc_pump_next(&a, &b, &in, why, sizeof(why)) == 1);
+        if (i < 2) {
+            CHECK(!in.fds_lost);
+            CHECK(handoff_decode_conn(&in, &v, why, sizeof(why)) == 0);
+            CHECK_U64(v.id, i + 1);
+            CHECK(v.client_fd >= 0 && tc_same_pair(p[i][1], v.client_fd));
+            CHECK(v.server_fd >= 0 && tc_same_pair(v.server_fd, p[i][0]));
+            close(v.client_fd);
+            close(v.server_fd);
+        } else {
+            CHECK(in.fds_lost);
+            CHECK(in.fds[0] == -1 && in.fds[1] == -1);
+            CHECK(handoff_decode_conn(&in, &v, why, sizeof(why)) == -1);
+        }
+        handoff_in_free(&in);
+    }
+    CHECK_U64(b.nfdq, 0);
+    CHECK_U64(test_count_fds(), before);
+
+    /* The limit lifted, the next send's connections have their own. */
+    CHECK(tc_queue_conn(&a, 6, p[5][0], p[5][1]) == 0 && tc_queue_conn(&a, 7, p[6][0], p[6][1]) == 0);
+    for (i = 5; i < 7; i++) {
+        CHECK(tc_pump_next(&a, &b, &in, why, sizeof(why)) == 1);
+        CHECK(!in.fds_lost);
+        CHECK(handoff_decode_conn(&in, &v, why, sizeof(why)) == 0);
+        CHECK_U64(v.id, i + 1);
+        CHECK(v.client_fd >= 0 && tc_same_pair(p[i][1], v.client_fd));
+        close(v.client_fd);
+        close(v.server_fd);
+        handoff_in_free(&in);
+    }
+    CHECK_U64(b.nfdq, 0);
+    CHECK_U64(test_count_fds(), before);
+    for (i = 0; i < 7; i++) {
+        close(p[i][0]);
+        close(p[i][1]);
+    }
+    handoff_channel_close(&a);
+    handoff_channel_close(&b);
+}
+
 void tc_os_tests(void)
 {
     test_transport_fd_limit();
+    test_fds_lost_batch();
     test_fds_lost();
 }

@@ -50,6 +50,14 @@ int tc_is_open_socket(int h)
     return getsockopt(sock_of(h), SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0;
 }
 
+int tc_small_sndbuf(int h)
+{
+    int v = 1;
+
+    return setsockopt(sock_of(h), SOL_SOCKET, SO_SNDBUF, (const char *)&v, sizeof(v)) == 0 ? 0
+                                                                                          : -1;
+}
+
 int tc_inheritable(int h)
 {
     DWORD fl;
