@@ -26,6 +26,11 @@ uint64_t proxy_now_ms(void)
     return proxy_now_us() / 1000u;
 }
 
+uint64_t proxy_thread_cpu_us(void)
+{
+    return clock_us(CLOCK_THREAD_CPUTIME_ID);
+}
+
 uint64_t proxy_coarse_now_ms(void)
 {
     uint64_t us = clock_us(PORT_CLOCK_MONOTONIC_COARSE);

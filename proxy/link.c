@@ -518,8 +518,9 @@ static void link_end(struct proxy_link *k)
             *pp = k->next;
             break;
         }
-    if (k->role == HANDOFF_LINK_GIVE)
-        proxy_worker_gave(loop->worker, k->moved);
+    proxy_worker_link_ended(loop->worker, k->role,
+                            k->role == HANDOFF_LINK_GIVE ? k->moved : k->adopted,
+                            proxy_thread_cpu_us() - k->cpu_start_us);
     free(k->ack);
     free(k->pend);
     free(k->st);
@@ -551,6 +552,7 @@ int proxy_link_start(struct proxy_loop *loop, const struct handoff_link *hl)
     /* CONN messages then go out in batches (HANDOFF_CAP_FD_BATCH). */
     handoff_channel_set_peer_caps(&k->ch, hl->peer_caps);
     k->grace_until = proxy_now_ms() + PROXY_LINK_HANDSHAKE_GRACE_MS;
+    k->cpu_start_us = proxy_thread_cpu_us();
     event_assign(&k->rev, loop->base, k->ch.fd, EV_READ | EV_PERSIST, link_read_cb, k);
     event_assign(&k->wev, loop->base, k->ch.fd, EV_WRITE | EV_PERSIST, link_write_cb, k);
     evtimer_assign(&k->timer, loop->base, link_timer_cb, k);

@@ -44,6 +44,7 @@ struct proxy_link {
     /* One connection's state at a time, frozen or decoded: allocated once
      * (a few KB) rather than per connection; cleansed after each use. */
     struct handoff_conn    *st;
+    uint64_t                cpu_start_us;   /* the loop's CPU time when it began */
     /* Giving. */
     int                     tls;        /* the taker takes TLS state (HANDOFF_CAP_TLS) */
     int                     polling;    /* the timer looks for finished handshakes */

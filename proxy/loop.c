@@ -177,8 +177,7 @@ static void loop_take_links(struct proxy_loop *loop, int stop)
     for (size_t i = 0; i < n; i++) {
         if (stop) {
             handoff_transport_close(links[i].fd);
-            if (links[i].role == HANDOFF_LINK_GIVE)
-                proxy_worker_gave(loop->worker, 0);
+            proxy_worker_link_ended(loop->worker, links[i].role, 0, 0);
             continue;
         }
         if (links[i].role == HANDOFF_LINK_GIVE) {
@@ -206,8 +205,7 @@ int proxy_loop_add_link(struct proxy_loop *loop, const struct handoff_link *hl)
     pthread_mutex_unlock(&loop->pending_mu);
     if (grown == NULL) {
         handoff_transport_close(hl->fd);
-        if (hl->role == HANDOFF_LINK_GIVE)
-            proxy_worker_gave(loop->worker, 0);
+        proxy_worker_link_ended(loop->worker, hl->role, 0, 0);
         return -1;
     }
     return proxy_loop_command(loop, PROXY_LOOP_LINKS);

@@ -284,16 +284,36 @@ static void worker_carry_servers(struct proxy_worker *w, struct handoff_in *in, 
         worker_apply_servers(w);
 }
 
-void proxy_worker_gave(struct proxy_worker *w, uint64_t moved)
+void proxy_worker_link_ended(struct proxy_worker *w, uint32_t role, uint64_t conns,
+                             uint64_t cpu_us)
 {
-    uint64_t all = atomic_fetch_add(&w->gave_moved, moved) + moved;
+    struct proxy_handoff_tally *t = role == HANDOFF_LINK_GIVE ? &w->give : &w->take;
+    uint64_t all = atomic_fetch_add(&t->conns, conns) + conns;
+    uint64_t cpu = atomic_fetch_add(&t->cpu_us, cpu_us) + cpu_us;
+    uint64_t ms = proxy_now_ms() - atomic_load(&t->started_ms);
 
-    if (atomic_fetch_add(&w->gave_links, 1) + 1 != atomic_load(&w->give_links))
+    if (atomic_fetch_add(&t->ended, 1) + 1 != atomic_load(&t->links))
         return;
-    proxy_log_info("worker generation %u: handoff: %" PRIu64 " connection(s) moved to "
-                   "generation %u, %" PRIu64 " left to drain, in %" PRIu64 " ms",
-                   w->generation, all, w->give_peer, (uint64_t)atomic_load(&w->active),
-                   proxy_now_ms() - atomic_load(&w->give_started_ms));
+    /* CPU: of the loops while their links were open, relaying included. */
+    if (role == HANDOFF_LINK_GIVE)
+        proxy_log_info("worker generation %u: handoff: %" PRIu64 " connection(s) moved to "
+                       "generation %u, %" PRIu64 " left to drain, in %" PRIu64 " ms, CPU %"
+                       PRIu64 " ms", w->generation, all, t->peer,
+                       (uint64_t)atomic_load(&w->active), ms, cpu / 1000);
+    else
+        proxy_log_info("worker generation %u: handoff: %" PRIu64 " connection(s) adopted from "
+                       "generation %u in %" PRIu64 " ms, CPU %" PRIu64 " ms", w->generation,
+                       all, t->peer, ms, cpu / 1000);
+}
+
+static void tally_start(struct proxy_handoff_tally *t, const struct handoff_link *hl)
+{
+    atomic_store(&t->links, hl->count);
+    atomic_store(&t->ended, 0);
+    atomic_store(&t->conns, 0);
+    atomic_store(&t->cpu_us, 0);
+    atomic_store(&t->started_ms, proxy_now_ms());
+    t->peer = hl->peer_gen;
 }
 
 /* A link of a live handoff: to the loop that runs it.  A giver's link i
@@ -308,20 +328,17 @@ static void worker_link(struct proxy_worker *w, struct handoff_in *in)
         proxy_log_warn("worker: bad LINK from master: %s", why);
         return;
     }
+    if (hl.index == 0)
+        tally_start(hl.role == HANDOFF_LINK_GIVE ? &w->give : &w->take, &hl);
     if (hl.role == HANDOFF_LINK_GIVE) {
         if (hl.index == 0) {
-            atomic_store(&w->give_links, hl.count);
-            atomic_store(&w->gave_links, 0);
-            atomic_store(&w->gave_moved, 0);
-            atomic_store(&w->give_started_ms, proxy_now_ms());
-            w->give_peer = hl.peer_gen;
             proxy_log_info("worker generation %u: handing %lu connection(s) over to "
                            "generation %u", w->generation, (unsigned long)atomic_load(&w->active),
                            hl.peer_gen);
         }
         if (hl.index >= w->nloops) {
             handoff_transport_close(hl.fd);
-            proxy_worker_gave(w, 0);
+            proxy_worker_link_ended(w, hl.role, 0, 0);
             return;
         }
     }

@@ -20,6 +20,15 @@
 
 struct proxy_health;
 
+/* One side of a live handoff in this worker: its links (one per loop of
+ * the giver), how many ended, the connections they moved and the CPU time
+ * of the loops while they were open. */
+struct proxy_handoff_tally {
+    _Atomic unsigned        links, ended;
+    _Atomic uint64_t        conns, cpu_us, started_ms;
+    unsigned                peer;        /* the other generation */
+};
+
 struct proxy_worker {
     struct conf             conf;
     unsigned                generation;
@@ -41,11 +50,9 @@ struct proxy_worker {
      * orphans: their listener, backend or server is gone) and given to the
      * next. */
     _Atomic uint64_t        adopted, orphans, handed_over;
-    /* Giving: links of the current handoff, and what they did. */
-    _Atomic unsigned        give_links, gave_links;
-    _Atomic uint64_t        gave_moved;
-    _Atomic uint64_t        give_started_ms;
-    unsigned                give_peer;
+    /* The links of the current handoff, giving to the next generation and
+     * taking from the previous one, and what they did. */
+    struct proxy_handoff_tally give, take;
 
     int                     access_fd;   /* -1 = access log off */
 
@@ -64,9 +71,11 @@ struct proxy_worker {
     struct handoff_server_state carried; /* health from the previous generation */
 };
 
-/* A giving link ended (any loop's thread) after moving `moved`
- * connections.  The last one logs the handoff's line. */
-void proxy_worker_gave(struct proxy_worker *w, uint64_t moved);
+/* A link ended (any loop's thread; role: enum handoff_link_role) after
+ * moving `conns` connections, its loop having used cpu_us meanwhile.  The
+ * last one of a side logs the handoff's line. */
+void proxy_worker_link_ended(struct proxy_worker *w, uint32_t role, uint64_t conns,
+                             uint64_t cpu_us);
 
 /* Entry point of `baton --worker FD`; returns the process exit status. */
 int proxy_worker_main(int channel_fd);

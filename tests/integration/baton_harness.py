@@ -2302,7 +2302,8 @@ def wait_status(b, pred, timeout=T_WAIT, what="status"):
 # names, live (the default) unless it says drain.
 HANDOFF_MODE = os.environ.get("BATON_TEST_HANDOFF", "") or "live"
 HANDOFF_RE = (r"^worker generation \d+: handoff: (?P<moved>\d+) connection\(s\) moved to "
-              r"generation (?P<gen>\d+), (?P<left>\d+) left to drain, in (?P<ms>\d+) ms$")
+              r"generation (?P<gen>\d+), (?P<left>\d+) left to drain, in (?P<ms>\d+) ms, "
+              r"CPU (?P<cpu>\d+) ms$")
 
 
 def handoff_global(mode=None):

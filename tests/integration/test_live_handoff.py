@@ -59,9 +59,15 @@ class LiveHandoffTest(BatonTestCase):
         mark = b.mark()
         gen, pid = self.reload(b)
         m = b.wait_for_log(r"^worker generation %d: handoff: (\d+) connection\(s\) moved to "
-                           r"generation %d, (\d+) left to drain, in (\d+) ms$" % (old_gen, gen),
-                           start=mark)
+                           r"generation %d, (\d+) left to drain, in (\d+) ms, CPU (\d+) ms$"
+                           % (old_gen, gen), start=mark)
         self.assertEqual((int(m.group(1)), int(m.group(2))), (moved, drain))
+        # The taker says what it adopted, and what that cost it.
+        t = b.wait_for_log(r"^worker generation %d: handoff: (\d+) connection\(s\) adopted from "
+                           r"generation %d in (\d+) ms, CPU (\d+) ms$" % (gen, old_gen),
+                           start=mark)
+        self.assertEqual(int(t.group(1)), moved)
+        self.assertLessEqual(int(t.group(3)), int(t.group(2)) * 4 + 10)
         if drain == 0:
             wait_until(lambda: not pid_alive(old_pid), 5, interval=0.01,
                        what="old worker %d to exit after the handoff" % old_pid)
