@@ -133,7 +133,7 @@ log "worker $OLD holds $held connections; reloading"
 # ---------------------------------------------------------------- the reload
 # One watcher process polls (a fork per poll would take the CPU the
 # workers need for the handoff itself).
-python3 "$HERE/handoff_watch.py" "$OLD" "$T/reload.out" 120 >"$T/watch.out" 2>"$T/watch.err" &
+python3 "$HERE/handoff_watch.py" "$OLD" 120 >"$T/watch.out" 2>"$T/watch.err" &
 WATCH=$!
 STARTED=("$WATCH" "${STARTED[@]}")
 if [ -n "$PERF" ]; then
@@ -143,12 +143,12 @@ if [ -n "$PERF" ]; then
     STARTED=("$PERFPID" "${STARTED[@]}")
     sleep 0.5                        # perf has opened its buffers
 fi
-sleep 0.2                            # the watcher has taken its first sample
+sleep 0.2                            # the watcher is polling
 t0=$(date +%s.%N)
 "$BATON" -s reload -c "$T/baton.ini" >"$T/reload.out" 2>&1 || die "reload failed: $(cat "$T/reload.out")"
 t1=$(date +%s.%N)
 wait "$WATCH" || die "$(cat "$T/watch.err")"
-read -r t2 old_cpu new_cpu <"$T/watch.out"
+read -r t2 <"$T/watch.out"
 if [ -n "$PERF" ]; then
     kill -INT "$PERFPID" 2>/dev/null || true
     wait "$PERFPID" 2>/dev/null || true
@@ -183,8 +183,31 @@ echo "settings: $CONNS ${kind}connections ($BUSY busy, a write of 1..$MSG bytes 
 printf '  reload command returned      %8.1f ms\n' "$(calc "($t1 - $t0) * 1000")"
 printf '  old worker %-7s exited     %8.1f ms after the reload command\n' "$OLD" "$(calc "($t2 - $t0) * 1000")"
 printf '  per connection               %8.1f us\n' "$(calc "($t2 - $t0) * 1000000 / $CONNS")"
-printf '  CPU: old worker %.1f ms, new worker %.1f ms (with its start-up): %.1f us per connection\n' \
-    "$old_cpu" "$new_cpu" "$(calc "($old_cpu + $new_cpu) * 1000 / $CONNS")"
+# baton's own figures: the master's log (reload received -> old worker
+# reaped) and each side's handoff line (wall time and loop CPU of its links).
+python3 - "$T/baton.log" "$OLD" "$CONNS" <<'PY' || true
+import datetime, re, sys
+log, old, conns = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = t1 = None
+cpu = {}
+def ts(line):
+    return datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+for line in open(log):
+    if t0 is None and "control socket: reload from" in line:
+        t0 = ts(line)
+    elif t0 is not None and t1 is None and re.search(r"worker %s generation \d+ exited" % old, line):
+        t1 = ts(line)
+    m = re.search(r"handoff: \d+ connection\(s\) (moved|adopted) .* in (\d+) ms, CPU (\d+) ms$", line)
+    if m:
+        cpu[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+if t0 is not None and t1 is not None:
+    print("  master: reload received -> old worker reaped %8.1f ms (%.1f us per connection)"
+          % ((t1 - t0) * 1000, (t1 - t0) * 1e6 / conns))
+if "moved" in cpu and "adopted" in cpu:
+    g, t = cpu["moved"][1], cpu["adopted"][1]
+    print("  CPU (baton): giver %d ms, taker %d ms: %.1f us per connection, both workers"
+          % (g, t, (g + t) * 1000.0 / conns))
+PY
 grep -h 'handoff: ' "$T/baton.log" | sed 's/^/  baton: /' || echo "  (no 'handoff:' line in baton's log)"
 echo "  busy streams intact: $((BUSY - bfail))/$BUSY ($(calc "$echo_bytes / 1048576") MiB echoed and checked); idle connections intact: $((CONNS - BUSY - ifail))/$((CONNS - BUSY))"
 for i in $(seq 0 $((PROCS - 1))); do
