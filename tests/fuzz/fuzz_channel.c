@@ -8,7 +8,12 @@
  *
  * Input: [split][descriptors][stream]
  *   split        chunk sizes the stream arrives in (see fuzz_splitter)
- *   descriptors  how many descriptors are queued (mod 41)
+ *   descriptors  how many descriptors are queued (mod 41); the rest of the
+ *                byte (/ 41, 0..6): bit 0, the peer sends batches
+ *                (HANDOFF_CAP_FD_BATCH: HANDOFF_HDR_HANDLES_FIRST counts);
+ *                above it, 1..3: a HANDOFF_FD_LOST stands in the queue a
+ *                quarter, a half or three quarters of the way (the
+ *                transport could not install the rest of a send's)
  *
  * Properties: what comes out (messages, decoder results, the error that
  * ends the stream and its reason) does not depend on how the stream was
@@ -21,6 +26,7 @@
 #include "channel.h"
 #include "fuzz.h"
 #include "fuzz_decode.h"
+#include "transport.h"
 
 #define FDS_MAX 40
 
@@ -61,8 +67,9 @@ static int drain(struct handoff_channel *ch, uint64_t *h, unsigned *count)
 
 /* Feeds stream in pieces and then EOF; returns a digest of what came out. */
 static uint64_t run(const uint8_t *stream, size_t len, uint8_t split, unsigned nfds,
-                    unsigned *count)
+                    unsigned mode, unsigned *count)
 {
+    unsigned lost = mode / 2 > 0 ? nfds * (mode / 2) / 4 : FDS_MAX + 1;
     struct handoff_channel ch;
     struct fuzz_splitter s;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -70,8 +77,9 @@ static uint64_t run(const uint8_t *stream, size_t len, uint8_t split, unsigned n
     int r = 0;
 
     FUZZ_ASSERT(handoff_channel_init(&ch, fuzz_fd(), 0) == 0);
+    handoff_channel_set_peer_caps(&ch, (mode & 1) ? HANDOFF_CAP_FD_BATCH : 0);
     for (unsigned i = 0; i < nfds; i++)
-        ch.fdq[ch.nfdq++] = fuzz_fd();
+        ch.fdq[ch.nfdq++] = i == lost ? HANDOFF_FD_LOST : fuzz_fd();
     fuzz_splitter_init(&s, split);
     *count = 0;
     while (off < len && r == 0) {
@@ -95,7 +103,7 @@ static uint64_t run(const uint8_t *stream, size_t len, uint8_t split, unsigned n
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    unsigned nfds, whole_count, split_count;
+    unsigned nfds, mode, whole_count, split_count;
     uint64_t whole, split;
     uint8_t *stream;
     int lowest;
@@ -103,12 +111,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     nfds = data[1] % (FDS_MAX + 1);
+    mode = data[1] / (FDS_MAX + 1);
     stream = fuzz_dup(data + 2, size - 2);
     lowest = fuzz_lowest_free_fd();
 
-    whole = run(stream, size - 2, 0, nfds, &whole_count);
+    whole = run(stream, size - 2, 0, nfds, mode, &whole_count);
     FUZZ_ASSERT(fuzz_lowest_free_fd() == lowest);
-    split = run(stream, size - 2, data[0], nfds, &split_count);
+    split = run(stream, size - 2, data[0], nfds, mode, &split_count);
     FUZZ_ASSERT(fuzz_lowest_free_fd() == lowest);
     FUZZ_ASSERT(split_count == whole_count);
     FUZZ_ASSERT(split == whole);
