@@ -705,6 +705,8 @@ int proxy_worker_main(int channel_fd)
     hello.has_caps = worker_offered_caps(&w->caps);
     hello.caps = HANDOFF_CAPS_OURS;
     w->caps &= HANDOFF_CAPS_OURS;
+    /* The master batches to us when it offered FD_BATCH: so we read. */
+    handoff_channel_set_peer_caps(&w->ch, w->caps);
     if (handoff_encode_hello(&m, w->ch.seq++, &hello) != 0 ||
         proxy_testpeer_hello(&m, hello.has_caps) != 0 ||
         handoff_channel_send_sync(&w->ch, &m, WORKER_STARTUP_TIMEOUT_MS, why, sizeof(why)) != 0) {
