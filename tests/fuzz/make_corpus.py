@@ -481,6 +481,14 @@ def channel_seeds():
     c.add("bad-nfds", b"\x0c\x00" + hdr(LISTENER, 0, nfds=17))
     c.add("bad-length", b"\x0d\x00" + hdr(CONFIG, 0x200001))
     c.add("decoder-refuses", b"\x0e\x00" + hdr(HELLO, 1) + b"\0" + framed("hello"))
+    # A batching peer (descriptor byte / 41, bit 0): three CONN of 2 handles,
+    # sends starting at the first and third (HANDLES_FIRST, 0x4); whole, and
+    # with the second handle lost (a quarter of the way: the first two CONN
+    # lose theirs, the third starts afresh).
+    batch = (hdr(CONN, 4, 2, seq=1, flags=4) + p32(1) + hdr(CONN, 4, 2, seq=2) + p32(2)
+             + hdr(CONN, 4, 2, seq=3, flags=4) + p32(3))
+    c.add("batch-whole", b"\x07" + bytes([1 * 41 + 6]) + batch)
+    c.add("batch-lost", b"\x00" + bytes([3 * 41 + 6]) + batch)
     return c
 
 
