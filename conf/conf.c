@@ -352,21 +352,19 @@ static int set_splice(struct loader *l, const char *v, char *why, size_t whylen)
  * other duration here means seconds without a unit). */
 static int set_busy_poll(struct loader *l, const char *v, char *why, size_t whylen)
 {
-    const char *end;
+    const char *end = v;
     uint64_t us = 0;
+    int nd;
 
     if (strcmp(v, "off") == 0) {
         l->c->global.busy_poll_us = 0;
         return 0;
     }
-    /* Past the maximum the value only has to stay out of range. */
-    for (end = v; *end >= '0' && *end <= '9'; end++)
-        if (us <= BUSY_POLL_MAX_US)
-            us = us * 10 + (uint64_t)(*end - '0');
-    if (end == v || strcmp(end, "us") != 0)
+    nd = conf_scan_digits(&end, &us);
+    if (nd == 0 || strcmp(end, "us") != 0)
         return fail(why, whylen, "invalid busy_poll '%.*s' (expected off, or microseconds "
                     "such as 50us)", 64, v);
-    if (us < 1 || us > BUSY_POLL_MAX_US)
+    if (nd < 0 || us < 1 || us > BUSY_POLL_MAX_US)
         return fail(why, whylen, "busy_poll '%.*s' is out of range (expected 1us to %uus, "
                     "or off)", 64, v, (unsigned)BUSY_POLL_MAX_US);
     l->c->global.busy_poll_us = us;

@@ -56,12 +56,7 @@ static const char *qmore(const char *s)
     return strlen(s) > QUOTE_MAX ? "..." : "";
 }
 
-/*
- * Consumes the decimal digits at *p.  Returns how many there were (0 if
- * none), or -1 if the number does not fit in 64 bits; *p is advanced past
- * the digits either way so callers can look at what follows.
- */
-static int scan_digits(const char **p, uint64_t *v)
+int conf_scan_digits(const char **p, uint64_t *v)
 {
     const char *s = *p;
     uint64_t n = 0;
@@ -96,7 +91,7 @@ int conf_parse_duration(const char *s, uint64_t *ms, char *why, size_t whylen)
 
     if (*s == '\0')
         return fail(why, whylen, "empty duration " DURATION_UNITS);
-    nd = scan_digits(&p, &n);
+    nd = conf_scan_digits(&p, &n);
     for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
         if (strcmp(p, units[i].unit) == 0)
             break;
@@ -118,7 +113,7 @@ int conf_parse_size(const char *s, uint64_t *bytes, char *why, size_t whylen)
 
     if (*s == '\0')
         return fail(why, whylen, "empty size " SIZE_UNITS);
-    nd = scan_digits(&p, &n);
+    nd = conf_scan_digits(&p, &n);
     if (*p != '\0') {
         switch (tolower((unsigned char)*p)) {
         case 'k': mult = 1ull << 10; break;
@@ -147,7 +142,7 @@ int conf_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
     if (*s == '\0')
         return fail(why, whylen, "empty number (expected an integer from %llu to %llu)",
                     (unsigned long long)min, (unsigned long long)max);
-    nd = scan_digits(&p, &n);
+    nd = conf_scan_digits(&p, &n);
     if (nd == 0 || *p != '\0')
         return fail(why, whylen, "invalid number '%.*s%s' (expected an integer from %llu to %llu)",
                     qlen(s), s, qmore(s), (unsigned long long)min, (unsigned long long)max);
@@ -170,7 +165,7 @@ static int parse_port(const char *s, const char *colon, uint16_t *port,
         return fail(why, whylen, "missing port in address '%.*s%s' " ADDRESS_FORMS,
                     qlen(s), s, qmore(s));
     p = colon + 1;
-    nd = scan_digits(&p, &n);
+    nd = conf_scan_digits(&p, &n);
     if (nd <= 0 || *p != '\0' || n > 65535)
         return fail(why, whylen, "invalid port '%.*s%s' in address '%.*s%s' (expected 0 to 65535)",
                     qlen(colon + 1), colon + 1, qmore(colon + 1), qlen(s), s, qmore(s));

@@ -19,6 +19,11 @@ int conf_parse_duration(const char *s, uint64_t *ms, char *why, size_t whylen);
 /* "512", "16k", "4m", "1g" (powers of 1024); bare number = bytes. */
 int conf_parse_size(const char *s, uint64_t *bytes, char *why, size_t whylen);
 
+/* Consumes the decimal digits at *p (advanced past them), for a value with
+ * a unit of its own after them.  How many there were (0: none), or -1 when
+ * the number does not fit in 64 bits. */
+int conf_scan_digits(const char **p, uint64_t *v);
+
 /* Unsigned decimal within [min, max]. */
 int conf_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
                     char *why, size_t whylen);
