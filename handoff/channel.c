@@ -32,6 +32,21 @@ struct handoff_outmsg {
     uint8_t  data[];
 };
 
+/* Sets a header flag of a queued message (big-endian at offset 6; every
+ * flag the channel sets is in the low byte). */
+static void out_flag(struct handoff_outmsg *o, uint16_t flag)
+{
+    o->data[7] |= (uint8_t)flag;
+}
+
+/* o's handles are the first of a send: a batching peer is told where each
+ * send's handles start (HANDOFF_HDR_HANDLES_FIRST). */
+static void out_first_handles(struct handoff_channel *ch, struct handoff_outmsg *o)
+{
+    if (ch->peer_batches && o->nfds > 0)
+        out_flag(o, HANDOFF_HDR_HANDLES_FIRST);
+}
+
 static void close_fds(int *fds, unsigned n)
 {
     unsigned i;
@@ -164,7 +179,7 @@ static int channel_queue(struct handoff_channel *ch, struct handoff_msg *m, int 
     }
     memcpy(o->data, m->buf, m->len);
     if (o->held != NULL)
-        o->data[7] |= HANDOFF_HDR_ACK_HANDLES;   /* flags, big-endian at offset 6 */
+        out_flag(o, HANDOFF_HDR_ACK_HANDLES);
     /* Dup now: the caller may close its descriptors before we flush. */
     memcpy(o->kinds, m->kinds, sizeof(o->kinds));
     for (i = 0; i < m->nfds && lend; i++)
@@ -270,8 +285,8 @@ static unsigned batch_gather(struct handoff_channel *ch, size_t *len, int *fds, 
         /* The head may be a message whose handles went with an earlier,
          * partial send: the first one with handles of its own starts this
          * send's. */
-        if (*nfds == 0 && o->nfds > 0)
-            o->data[7] |= HANDOFF_HDR_HANDLES_FIRST;   /* flags, big-endian at 6 */
+        if (*nfds == 0)
+            out_first_handles(ch, o);
         memcpy(ch->batch + *len, o->data, o->len);
         *len += o->len;
         memcpy(fds + *nfds, o->fds, sizeof(int) * o->nfds);
@@ -313,9 +328,8 @@ int handoff_channel_flush(struct handoff_channel *ch)
             /* Descriptors ride on a message's first byte only. */
             int first = ch->out_off == 0;
 
-            if (first && o->nfds > 0 && ch->peer_batches)
-                o->data[7] |= HANDOFF_HDR_HANDLES_FIRST;
-
+            if (first)
+                out_first_handles(ch, o);
             n = handoff_transport_send(ch->fd, ch->peer_pid, o->data + ch->out_off,
                                        o->len - ch->out_off, first ? o->fds : NULL,
                                        o->kinds, first ? o->nfds : 0);

@@ -14,13 +14,6 @@
 
 #include "wire.h"
 
-/*
- * Linux delivers the descriptors of one sendmsg() per recvmsg(), at most
- * SCM_MAX_FD (253) of them, and a batch (HANDOFF_BATCH_FDS) stays below
- * that; so a truncation really means the peer misbehaved.
- */
-#define RECV_FDS_MAX HANDOFF_RECV_FDS
-
 int handoff_transport_pair(int fds[2])
 {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
@@ -121,11 +114,15 @@ static void close_fds(const int *fds, unsigned n)
 ssize_t handoff_transport_recv(int fd, void *buf, size_t len,
                                int *fds, unsigned *nfds, unsigned maxfds)
 {
+    /* Linux delivers the descriptors of one sendmsg() per recvmsg(), at
+     * most SCM_MAX_FD (253); a batch (HANDOFF_BATCH_FDS) stays below that.
+     * So with room for HANDOFF_RECV_FDS a truncation means the peer
+     * misbehaved or this process is out of descriptors. */
     union {
         struct cmsghdr hdr;
-        char           buf[CMSG_SPACE(sizeof(int) * RECV_FDS_MAX)];
+        char           buf[CMSG_SPACE(sizeof(int) * HANDOFF_RECV_FDS)];
     } cbuf;
-    int got[RECV_FDS_MAX];
+    int got[HANDOFF_RECV_FDS];
     unsigned ngot = 0, k, i;
     struct msghdr msg;
     struct cmsghdr *cmsg;
@@ -156,7 +153,7 @@ ssize_t handoff_transport_recv(int fd, void *buf, size_t len,
 
             /* CMSG_DATA need not be int-aligned. */
             memcpy(&d, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-            if (ngot < RECV_FDS_MAX)
+            if (ngot < HANDOFF_RECV_FDS)
                 got[ngot++] = d;
             else
                 (void)close(d);
